@@ -1,0 +1,377 @@
+//! Node and source traits and the supervised actors that run them.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use crate::metrics::NodeMetrics;
+use crate::outbox::{Downstream, Outbox};
+use crate::pipeline::{Control, StopFlag};
+use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
+
+/// Number of records in a batch, for the metrics.
+pub trait BatchLen {
+    fn batch_len(&self) -> usize;
+}
+
+impl<T> BatchLen for Vec<T> {
+    fn batch_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T> BatchLen for Arc<Vec<T>> {
+    fn batch_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl BatchLen for () {
+    fn batch_len(&self) -> usize {
+        0
+    }
+}
+
+/// What travels on an edge: a batch, or the end-of-stream marker of one producer.
+pub enum Envelope<T> {
+    Batch(T),
+    End,
+}
+
+impl<T> Message for Envelope<T> {
+    type Result = ();
+}
+
+/// A failure of one batch that the node handled itself (no restart). Whatever the node put in
+/// `out` before returning it is still forwarded; the error is counted and logged.
+#[derive(Debug, Clone)]
+pub struct NodeError {
+    pub reason: String,
+}
+
+impl NodeError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        NodeError {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// A pipeline stage in plain Rust: batches in, batches out.
+pub trait Node: Send + Unpin + 'static {
+    type In: BatchLen + Send + 'static;
+    type Out: BatchLen + Clone + Send + 'static;
+
+    /// Processes one batch, pushing output batches to `out`.
+    fn process(&mut self, input: Self::In, out: &mut Vec<Self::Out>) -> Result<(), NodeError>;
+
+    /// Called once every producer has ended: flush buffered state.
+    fn finish(&mut self, _out: &mut Vec<Self::Out>) -> Result<(), NodeError> {
+        Ok(())
+    }
+
+    /// Called when the node is restarted after a panic; drop state that may be inconsistent.
+    fn reset(&mut self) {}
+}
+
+/// What a source produced on one step.
+pub enum SourceStep<T> {
+    Batch(T),
+    /// No more input.
+    End,
+}
+
+/// The head of a pipeline (a driver). `next` may block its own arbiter thread (file reads).
+pub trait Source: Send + Unpin + 'static {
+    type Out: BatchLen + Clone + Send + 'static;
+    fn next(&mut self) -> SourceStep<Self::Out>;
+}
+
+fn panic_message(p: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
+/// Runs a [`Node`] under an actix `Supervisor`.
+pub struct NodeActor<N: Node> {
+    node: N,
+    metrics: Arc<NodeMetrics>,
+    outbox: Option<Outbox<N::Out>>,
+    upstreams: usize,
+    ended: usize,
+    policy: RestartPolicy,
+    tracker: RestartTracker,
+    control: Control,
+    escalated: bool,
+}
+
+/// Everything needed to start a node actor.
+pub struct NodeSpec<N: Node> {
+    pub node: N,
+    pub metrics: Arc<NodeMetrics>,
+    pub downstream: Vec<Downstream<N::Out>>,
+    /// Number of producers feeding this node; it finishes after that many end markers.
+    pub upstreams: usize,
+    /// Batches in flight per outgoing edge.
+    pub window: usize,
+    pub policy: RestartPolicy,
+    pub control: Control,
+}
+
+impl<N: Node> NodeActor<N> {
+    /// Starts the node on `arbiter` under a supervisor. The mailbox holds
+    /// `window * upstreams + 1` batches: every producer's window fits, so a producer never
+    /// parks and order is kept.
+    pub fn start(
+        arbiter: &ArbiterHandle,
+        spec: NodeSpec<N>,
+        producer_window: usize,
+    ) -> Addr<NodeActor<N>> {
+        let capacity = producer_window.max(1) * spec.upstreams.max(1) + 1;
+        Supervisor::start_in_arbiter(arbiter, move |ctx: &mut Context<NodeActor<N>>| {
+            ctx.set_mailbox_capacity(capacity);
+            NodeActor {
+                outbox: Some(Outbox::new(
+                    spec.downstream,
+                    spec.window,
+                    spec.metrics.clone(),
+                )),
+                node: spec.node,
+                metrics: spec.metrics,
+                upstreams: spec.upstreams.max(1),
+                ended: 0,
+                policy: spec.policy,
+                tracker: RestartTracker::default(),
+                control: spec.control,
+                escalated: false,
+            }
+        })
+    }
+
+    /// Sends `out` downstream in order, then (if `end`) flushes and reports completion.
+    fn forward(&mut self, out: Vec<N::Out>, end: bool) -> AtomicResponse<Self, ()> {
+        let Some(mut outbox) = self.outbox.take() else {
+            // Only possible if a previous forward never returned the outbox (it always does).
+            return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+        };
+        let name = self.metrics.name().to_string();
+        let fut = async move {
+            let mut result = Ok(());
+            for batch in out {
+                if let Err(e) = outbox.push(batch).await {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if end && result.is_ok() {
+                result = outbox.finish().await;
+            }
+            (outbox, result)
+        };
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(
+            move |(outbox, result), act, _ctx| {
+                act.outbox = Some(outbox);
+                match result {
+                    Ok(()) => {
+                        if end {
+                            act.control.finished(&name);
+                        }
+                    }
+                    Err(e) => {
+                        act.metrics.add_error();
+                        act.control
+                            .failed(&name, format!("downstream mailbox closed: {e}"));
+                    }
+                }
+            },
+        )))
+    }
+}
+
+impl<N: Node> Actor for NodeActor<N> {
+    type Context = Context<Self>;
+}
+
+/// Panics are restarted in place (see the handler); this covers the context being stopped by
+/// anything else: actix restarts it with the same mailbox and the node drops its state.
+impl<N: Node> Supervised for NodeActor<N> {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.add_restart();
+        self.node.reset();
+    }
+}
+
+impl<N: Node> Handler<Envelope<N::In>> for NodeActor<N> {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, env: Envelope<N::In>, _ctx: &mut Context<Self>) -> Self::Result {
+        self.metrics.dec_queued();
+        match env {
+            Envelope::Batch(batch) => {
+                let n = batch.batch_len() as u64;
+                self.metrics.add_received(n);
+                if self.escalated {
+                    self.metrics.add_dropped(n);
+                    return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+                }
+                let mut out = Vec::new();
+                let node = &mut self.node;
+                match catch_unwind(AssertUnwindSafe(|| node.process(batch, &mut out))) {
+                    Ok(Ok(())) => self.forward(out, false),
+                    Ok(Err(e)) => {
+                        self.metrics.add_error();
+                        tracing::warn!(node = self.metrics.name(), error = %e, "batch failed");
+                        self.forward(out, false)
+                    }
+                    Err(p) => {
+                        let msg = panic_message(&p);
+                        self.metrics.add_dead_letter();
+                        self.metrics.add_dropped(n);
+                        tracing::error!(
+                            node = self.metrics.name(),
+                            records = n,
+                            "node panicked: {msg}; the batch is a dead letter"
+                        );
+                        match self.tracker.on_failure(&self.policy, Instant::now()) {
+                            RestartDecision::Restart { backoff } => {
+                                // Restart in place: the node drops its state and the handler
+                                // holds the mailbox for the backoff. Stopping the actix context
+                                // instead would drop the pending response futures (the
+                                // producer would see a closed mailbox).
+                                self.metrics.add_restart();
+                                self.node.reset();
+                                return AtomicResponse::new(Box::pin(actix::fut::wrap_future(
+                                    tokio::time::sleep(backoff),
+                                )));
+                            }
+                            RestartDecision::Escalate { restarts_in_window } => {
+                                self.escalated = true;
+                                self.control.failed(
+                                    self.metrics.name(),
+                                    format!(
+                                        "panicked again after {restarts_in_window} restarts within {:?} (last panic: {msg})",
+                                        self.policy.window
+                                    ),
+                                );
+                            }
+                        }
+                        AtomicResponse::new(Box::pin(actix::fut::ready(())))
+                    }
+                }
+            }
+            Envelope::End => {
+                self.ended += 1;
+                if self.ended < self.upstreams {
+                    return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+                }
+                let mut out = Vec::new();
+                let node = &mut self.node;
+                match catch_unwind(AssertUnwindSafe(|| node.finish(&mut out))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        self.metrics.add_error();
+                        tracing::warn!(node = self.metrics.name(), error = %e, "flush failed");
+                    }
+                    Err(p) => {
+                        self.metrics.add_dead_letter();
+                        self.control.failed(
+                            self.metrics.name(),
+                            format!("panicked while flushing: {}", panic_message(&p)),
+                        );
+                        out.clear();
+                    }
+                }
+                self.forward(out, true)
+            }
+        }
+    }
+}
+
+/// Runs a [`Source`]: pulls batches until the source ends or the stop flag is set, then sends
+/// the end marker downstream and reports completion.
+pub struct SourceActor<S: Source> {
+    parts: Option<(S, Outbox<S::Out>)>,
+    metrics: Arc<NodeMetrics>,
+    control: Control,
+    stop: StopFlag,
+}
+
+impl<S: Source> SourceActor<S> {
+    pub fn start(
+        arbiter: &ArbiterHandle,
+        source: S,
+        metrics: Arc<NodeMetrics>,
+        downstream: Vec<Downstream<S::Out>>,
+        window: usize,
+        control: Control,
+        stop: StopFlag,
+    ) -> Addr<SourceActor<S>> {
+        Actor::start_in_arbiter(arbiter, move |_ctx| SourceActor {
+            parts: Some((
+                source,
+                Outbox::new(downstream, window, metrics.clone()),
+            )),
+            metrics,
+            control,
+            stop,
+        })
+    }
+}
+
+impl<S: Source> Actor for SourceActor<S> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some((mut source, mut outbox)) = self.parts.take() else {
+            return;
+        };
+        let stop = self.stop.clone();
+        let metrics = self.metrics.clone();
+        let control = self.control.clone();
+        let fut = async move {
+            let name = metrics.name().to_string();
+            loop {
+                if stop.is_stopped() {
+                    tracing::info!(node = %name, "stop requested: draining the pipeline");
+                    break;
+                }
+                match catch_unwind(AssertUnwindSafe(|| source.next())) {
+                    Ok(SourceStep::Batch(b)) => {
+                        metrics.add_received(b.batch_len() as u64);
+                        if let Err(e) = outbox.push(b).await {
+                            control.failed(&name, format!("downstream mailbox closed: {e}"));
+                            return;
+                        }
+                        // Let other tasks on this arbiter (and signal handling) run.
+                        tokio::task::yield_now().await;
+                    }
+                    Ok(SourceStep::End) => break,
+                    Err(p) => {
+                        metrics.add_dead_letter();
+                        tracing::error!(node = %name, "source panicked: {}", panic_message(&p));
+                        break;
+                    }
+                }
+            }
+            match outbox.finish().await {
+                Ok(()) => control.finished(&name),
+                Err(e) => control.failed(&name, format!("downstream mailbox closed: {e}")),
+            }
+        };
+        ctx.spawn(actix::fut::wrap_future(fut));
+    }
+}

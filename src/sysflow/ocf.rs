@@ -1,0 +1,383 @@
+//! Avro object container file framing: header, blocks, sync markers, codecs.
+//!
+//! Why our own reader: apache-avro's `Reader` yields generic `Value`s and stops at the first
+//! damaged block. A trace reader must stream (flat memory on multi-GB files), hand compressed
+//! blocks to another thread, and resynchronise on the next sync marker after damage, naming the
+//! file and block. apache-avro is still used to parse the embedded schema and to write traces.
+
+use std::io::Read;
+
+use super::cursor::Cursor;
+use super::{DecodeError, FrameError};
+
+/// Avro file magic.
+pub const MAGIC: [u8; 4] = [b'O', b'b', b'j', 1];
+/// Largest compressed block we accept; a larger declared size is treated as damage.
+pub const MAX_BLOCK_BYTES: u64 = 256 << 20;
+/// Largest number of records a block may declare.
+pub const MAX_BLOCK_RECORDS: u64 = 64 << 20;
+
+/// Block compression codecs of the Avro spec that SysFlow traces use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Null,
+    Deflate,
+    Snappy,
+    Zstandard,
+}
+
+impl Codec {
+    pub fn parse(name: &str) -> Option<Codec> {
+        match name {
+            "null" | "" => Some(Codec::Null),
+            "deflate" => Some(Codec::Deflate),
+            "snappy" => Some(Codec::Snappy),
+            "zstandard" => Some(Codec::Zstandard),
+            _ => None,
+        }
+    }
+
+    /// Decompresses one block into `out` (cleared first).
+    pub fn decompress(self, data: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        out.clear();
+        match self {
+            Codec::Null => {
+                out.extend_from_slice(data);
+                Ok(())
+            }
+            Codec::Deflate => {
+                let mut d = flate2::read::DeflateDecoder::new(data);
+                d.read_to_end(out)
+                    .map(|_| ())
+                    .map_err(|e| DecodeError::Codec(format!("deflate: {e}")))
+            }
+            Codec::Snappy => {
+                if data.len() < 4 {
+                    return Err(DecodeError::Codec("snappy: block shorter than its CRC".into()));
+                }
+                let (body, crc) = data.split_at(data.len() - 4);
+                let n = snap::raw::decompress_len(body)
+                    .map_err(|e| DecodeError::Codec(format!("snappy: {e}")))?;
+                if n as u64 > MAX_BLOCK_BYTES * 8 {
+                    return Err(DecodeError::Codec(format!("snappy: block expands to {n} bytes")));
+                }
+                out.resize(n, 0);
+                snap::raw::Decoder::new()
+                    .decompress(body, out)
+                    .map_err(|e| DecodeError::Codec(format!("snappy: {e}")))?;
+                let expected = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+                if crc32fast::hash(out) != expected {
+                    return Err(DecodeError::Codec("snappy: CRC mismatch".into()));
+                }
+                Ok(())
+            }
+            Codec::Zstandard => {
+                let mut d = zstd::stream::read::Decoder::new(data)
+                    .map_err(|e| DecodeError::Codec(format!("zstandard: {e}")))?;
+                d.read_to_end(out)
+                    .map(|_| ())
+                    .map_err(|e| DecodeError::Codec(format!("zstandard: {e}")))
+            }
+        }
+    }
+}
+
+/// One compressed block as framed in the file.
+#[derive(Debug, Clone)]
+pub struct RawBlock {
+    /// 0-based position of the block in the file.
+    pub index: u64,
+    /// Byte offset of the block in the file.
+    pub offset: u64,
+    /// Number of records the block declares.
+    pub count: u64,
+    pub data: Vec<u8>,
+}
+
+/// What the next framing step found.
+#[derive(Debug)]
+pub enum Frame {
+    Block(RawBlock),
+    /// Damage at block `index` (byte `offset`); `resumed_at` is where reading continues after
+    /// the next sync marker, or `None` if none was found (end of file).
+    Damaged {
+        index: u64,
+        offset: u64,
+        reason: String,
+        resumed_at: Option<u64>,
+    },
+    End,
+}
+
+/// Streaming reader of an Avro object container file.
+pub struct OcfReader<R: Read> {
+    src: R,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+    /// File offset of `buf[start]`.
+    offset: u64,
+    sync: [u8; 16],
+    codec: Codec,
+    schema: String,
+    next_index: u64,
+    done: bool,
+}
+
+const READ_CHUNK: usize = 256 << 10;
+
+impl<R: Read> OcfReader<R> {
+    /// Reads the file header: magic, metadata (`avro.schema`, `avro.codec`), sync marker.
+    pub fn open(src: R) -> Result<Self, FrameError> {
+        let mut r = OcfReader {
+            src,
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            eof: false,
+            offset: 0,
+            sync: [0; 16],
+            codec: Codec::Null,
+            schema: String::new(),
+            next_index: 0,
+            done: false,
+        };
+        r.fill(4)?;
+        if r.available() < 4 || r.buf[r.start..r.start + 4] != MAGIC {
+            return Err(FrameError::Header(
+                "not an Avro object container file (wrong magic)".into(),
+            ));
+        }
+        r.consume(4);
+        let mut schema = None;
+        let mut codec = None;
+        loop {
+            let n = r.read_long().map_err(|e| FrameError::Header(format!("metadata: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            let n = if n < 0 {
+                r.read_long()
+                    .map_err(|e| FrameError::Header(format!("metadata: {e}")))?;
+                n.unsigned_abs()
+            } else {
+                n as u64
+            };
+            if n > 1024 {
+                return Err(FrameError::Header(format!(
+                    "metadata block declares {n} entries"
+                )));
+            }
+            for _ in 0..n {
+                let k = r.read_bytes(1 << 10)?;
+                let v = r.read_bytes(16 << 20)?;
+                match k.as_slice() {
+                    b"avro.schema" => {
+                        schema = Some(String::from_utf8(v).map_err(|_| {
+                            FrameError::Header("avro.schema is not UTF-8".into())
+                        })?)
+                    }
+                    b"avro.codec" => {
+                        let name = String::from_utf8_lossy(&v).into_owned();
+                        codec = Some(Codec::parse(&name).ok_or_else(|| {
+                            FrameError::Header(format!("unsupported codec `{name}`"))
+                        })?);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        r.fill(16)?;
+        if r.available() < 16 {
+            return Err(FrameError::Header("truncated before the sync marker".into()));
+        }
+        r.sync.copy_from_slice(&r.buf[r.start..r.start + 16]);
+        r.consume(16);
+        r.schema = schema.ok_or_else(|| FrameError::Header("no avro.schema in metadata".into()))?;
+        r.codec = codec.unwrap_or(Codec::Null);
+        Ok(r)
+    }
+
+    pub fn schema_json(&self) -> &str {
+        &self.schema
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    fn available(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    /// Ensures at least `n` bytes are buffered unless the file ends first.
+    fn fill(&mut self, n: usize) -> Result<(), FrameError> {
+        if self.available() >= n || self.eof {
+            return Ok(());
+        }
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        while self.buf.len() < n && !self.eof {
+            let want = (n - self.buf.len()).max(READ_CHUNK);
+            let old = self.buf.len();
+            self.buf.resize(old + want, 0);
+            let got = loop {
+                match self.src.read(&mut self.buf[old..]) {
+                    Ok(g) => break g,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.buf.truncate(old);
+                        return Err(FrameError::Io(e.to_string()));
+                    }
+                }
+            };
+            self.buf.truncate(old + got);
+            if got == 0 {
+                self.eof = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_long(&mut self) -> Result<i64, FrameError> {
+        self.fill(10)?;
+        let avail = &self.buf[self.start..];
+        let mut c = Cursor::new(avail);
+        let v = c.long().map_err(|e| match e {
+            DecodeError::Eof { .. } => FrameError::Truncated,
+            other => FrameError::Corrupt(other.to_string()),
+        })?;
+        let used = c.pos();
+        self.consume(used);
+        Ok(v)
+    }
+
+    fn read_bytes(&mut self, max: usize) -> Result<Vec<u8>, FrameError> {
+        let n = self.read_long()?;
+        if n < 0 || n as u64 > max as u64 {
+            return Err(FrameError::Header(format!("metadata value of {n} bytes")));
+        }
+        let n = n as usize;
+        self.fill(n)?;
+        if self.available() < n {
+            return Err(FrameError::Truncated);
+        }
+        let v = self.buf[self.start..self.start + n].to_vec();
+        self.consume(n);
+        Ok(v)
+    }
+
+    /// Reads the next block, or reports damage and resynchronises on the next sync marker.
+    pub fn next_frame(&mut self) -> Frame {
+        if self.done {
+            return Frame::End;
+        }
+        let index = self.next_index;
+        let offset = self.offset;
+        match self.try_block(index, offset) {
+            Ok(Some(b)) => {
+                self.next_index += 1;
+                Frame::Block(b)
+            }
+            Ok(None) => {
+                self.done = true;
+                Frame::End
+            }
+            Err(reason) => {
+                self.next_index += 1;
+                // Search for the next sync marker after the start of the damaged block.
+                let resumed_at = self.resync(offset);
+                if resumed_at.is_none() {
+                    self.done = true;
+                }
+                Frame::Damaged {
+                    index,
+                    offset,
+                    reason,
+                    resumed_at,
+                }
+            }
+        }
+    }
+
+    fn try_block(&mut self, index: u64, offset: u64) -> Result<Option<RawBlock>, String> {
+        self.fill(1).map_err(|e| e.to_string())?;
+        if self.available() == 0 {
+            return Ok(None);
+        }
+        let count = self.read_long().map_err(|e| format!("block header: {e}"))?;
+        let size = self.read_long().map_err(|e| format!("block header: {e}"))?;
+        if count < 0 || count as u64 > MAX_BLOCK_RECORDS {
+            return Err(format!("block declares {count} records"));
+        }
+        if size < 0 || size as u64 > MAX_BLOCK_BYTES {
+            return Err(format!("block declares {size} bytes"));
+        }
+        let size = size as usize;
+        self.fill(size + 16).map_err(|e| e.to_string())?;
+        if self.available() < size + 16 {
+            return Err(format!(
+                "truncated: block declares {size} bytes plus the sync marker, {} left in the file",
+                self.available()
+            ));
+        }
+        let data = self.buf[self.start..self.start + size].to_vec();
+        let sync_ok = self.buf[self.start + size..self.start + size + 16] == self.sync;
+        if !sync_ok {
+            return Err("sync marker mismatch after the block (block is damaged)".into());
+        }
+        self.consume(size + 16);
+        Ok(Some(RawBlock {
+            index,
+            offset,
+            count: count as u64,
+            data,
+        }))
+    }
+
+    /// Moves to just after the next sync marker found after file offset `after`; returns the new
+    /// offset or `None` at end of file.
+    fn resync(&mut self, after: u64) -> Option<u64> {
+        // Rewind is impossible on a stream; we search from the current position, which is at
+        // or after `after` (only the block header was consumed).
+        let _ = after;
+        loop {
+            if self.fill(16 + READ_CHUNK).is_err() {
+                return None;
+            }
+            let hay = &self.buf[self.start..];
+            if let Some(p) = hay.windows(16).position(|w| w == self.sync) {
+                self.consume(p + 16);
+                return Some(self.offset);
+            }
+            if self.eof {
+                let n = self.available();
+                self.consume(n);
+                return None;
+            }
+            // Keep the last 15 bytes: a marker may straddle the chunk boundary.
+            let keep = 15.min(hay.len());
+            let n = hay.len() - keep;
+            self.consume(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_magic_is_a_header_error() {
+        let e = OcfReader::open(&b"NOPE...."[..]).err().expect("must fail");
+        assert!(e.to_string().contains("wrong magic"), "{e}");
+        let e = OcfReader::open(&b""[..]).err().expect("must fail");
+        assert!(e.to_string().contains("wrong magic"), "{e}");
+    }
+}

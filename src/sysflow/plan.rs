@@ -1,0 +1,1166 @@
+//! Schema-compiled decoding: a writer schema is compiled once into a plan that reads Avro
+//! binary straight into the v5 structs (no generic Avro value per record).
+//!
+//! Resolution follows Avro's rules where they apply (fields matched by name, missing fields
+//! take the v5 defaults, enums mapped by symbol name, int promoted to long, logical types read
+//! as their underlying long) plus the SysFlow-specific mappings for the legacy pre-v1 files
+//! (see `docs/compatibility.md`):
+//! * a legacy `ProcessFlow` that carries `args`/`ret`/`tid` is what v1 renamed `ProcessEvent`,
+//!   so it decodes as a `ProcessEvent`;
+//! * legacy `Process.type` (enum `ActionType`) is the v1 `state`;
+//! * legacy `ProcessFlow.type` (enum `EventType` CLONE/EXEC/EXIT) becomes the op flag bit.
+
+use std::collections::HashMap;
+
+use apache_avro::schema::{Name, RecordSchema, Schema};
+
+use super::cursor::Cursor;
+use super::model::*;
+use super::{DecodeError, SchemaError};
+
+/// How to step over a writer value we do not keep.
+#[derive(Debug, Clone)]
+enum Skip {
+    Null,
+    Bool,
+    Varint,
+    Float,
+    Double,
+    Bytes,
+    Fixed(usize),
+    Array(Box<Skip>),
+    Map(Box<Skip>),
+    Union(Vec<Skip>),
+    Record(Vec<Skip>),
+}
+
+impl Skip {
+    fn run(&self, c: &mut Cursor) -> Result<(), DecodeError> {
+        match self {
+            Skip::Null => Ok(()),
+            Skip::Bool => c.boolean().map(|_| ()),
+            Skip::Varint => c.long().map(|_| ()),
+            Skip::Float => c.skip(4),
+            Skip::Double => c.skip(8),
+            Skip::Bytes => c.bytes().map(|_| ()),
+            Skip::Fixed(n) => c.skip(*n),
+            Skip::Array(item) => loop {
+                let n = c.block_count()?;
+                if n == 0 {
+                    return Ok(());
+                }
+                for _ in 0..n {
+                    item.run(c)?;
+                }
+            },
+            Skip::Map(v) => loop {
+                let n = c.block_count()?;
+                if n == 0 {
+                    return Ok(());
+                }
+                for _ in 0..n {
+                    c.bytes()?;
+                    v.run(c)?;
+                }
+            },
+            Skip::Union(branches) => {
+                let pos = c.pos();
+                let b = c.long()?;
+                let s = usize::try_from(b)
+                    .ok()
+                    .and_then(|i| branches.get(i))
+                    .ok_or(DecodeError::Union { pos, branch: b })?;
+                s.run(c)
+            }
+            Skip::Record(fields) => {
+                for f in fields {
+                    f.run(c)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Target types of v5 fields.
+#[derive(Debug, Clone, Copy)]
+enum Ty {
+    Long,
+    Int,
+    Bool,
+    Str,
+    OptStr,
+    Oid,
+    OptOid,
+    Foid,
+    OptFoid,
+    Enum(&'static [&'static str]),
+    StrArray,
+    LongArray,
+    StrMap,
+    Services,
+    Ports,
+}
+
+/// A compiled conversion from a writer value to a target field.
+#[derive(Debug, Clone)]
+enum Conv {
+    Long,
+    Bool,
+    Str,
+    /// Union: per branch, `None` for null or the conversion of the value.
+    Opt(Vec<Option<Conv>>),
+    /// OID record: per writer field, 0 = createTS, 1 = hpid, or skip.
+    Oid(Vec<Result<u8, Skip>>),
+    Fixed(usize),
+    /// Writer enum index -> target value; `None` for a symbol the target does not know.
+    Enum(Vec<Option<i32>>),
+    Array(Box<Conv>),
+    StrMap,
+    Record(Box<RecordPlan>),
+    Skip(Skip),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nested {
+    Service,
+    Port,
+}
+
+#[derive(Debug, Clone)]
+struct RecordPlan {
+    nested: Nested,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    slot: u8,
+    conv: Conv,
+}
+
+const SKIP_SLOT: u8 = u8::MAX;
+
+// Field tables of the v5 reader model: (name, type); the slot is the index.
+const HEADER_FIELDS: &[(&str, Ty)] = &[
+    ("version", Ty::Long),
+    ("exporter", Ty::Str),
+    ("ip", Ty::Str),
+    ("filename", Ty::Str),
+];
+const CONTAINER_FIELDS: &[(&str, Ty)] = &[
+    ("id", Ty::Str),
+    ("name", Ty::Str),
+    ("image", Ty::Str),
+    ("imageid", Ty::Str),
+    ("type", Ty::Enum(&CONTAINER_TYPES)),
+    ("privileged", Ty::Bool),
+    ("podId", Ty::OptStr),
+];
+const PROCESS_FIELDS: &[(&str, Ty)] = &[
+    ("state", Ty::Enum(&OBJECT_STATES)),
+    ("oid", Ty::Oid),
+    ("poid", Ty::OptOid),
+    ("ts", Ty::Long),
+    ("exe", Ty::Str),
+    ("exeArgs", Ty::Str),
+    ("uid", Ty::Int),
+    ("userName", Ty::Str),
+    ("gid", Ty::Int),
+    ("groupName", Ty::Str),
+    ("tty", Ty::Bool),
+    ("containerId", Ty::OptStr),
+    ("entry", Ty::Bool),
+    ("cwd", Ty::Str),
+    ("env", Ty::StrArray),
+];
+const FILE_FIELDS: &[(&str, Ty)] = &[
+    ("state", Ty::Enum(&OBJECT_STATES)),
+    ("oid", Ty::Foid),
+    ("ts", Ty::Long),
+    ("restype", Ty::Int),
+    ("path", Ty::Str),
+    ("containerId", Ty::OptStr),
+];
+const PE_FIELDS: &[(&str, Ty)] = &[
+    ("procOID", Ty::Oid),
+    ("ts", Ty::Long),
+    ("tid", Ty::Long),
+    ("opFlags", Ty::Int),
+    ("args", Ty::StrArray),
+    ("ret", Ty::Int),
+];
+const NF_FIELDS: &[(&str, Ty)] = &[
+    ("procOID", Ty::Oid),
+    ("ts", Ty::Long),
+    ("tid", Ty::Long),
+    ("opFlags", Ty::Int),
+    ("endTs", Ty::Long),
+    ("sip", Ty::Int),
+    ("sport", Ty::Int),
+    ("dip", Ty::Int),
+    ("dport", Ty::Int),
+    ("proto", Ty::Int),
+    ("fd", Ty::Int),
+    ("numRRecvOps", Ty::Long),
+    ("numWSendOps", Ty::Long),
+    ("numRRecvBytes", Ty::Long),
+    ("numWSendBytes", Ty::Long),
+];
+const FF_FIELDS: &[(&str, Ty)] = &[
+    ("procOID", Ty::Oid),
+    ("ts", Ty::Long),
+    ("tid", Ty::Long),
+    ("opFlags", Ty::Int),
+    ("openFlags", Ty::Int),
+    ("endTs", Ty::Long),
+    ("fileOID", Ty::Foid),
+    ("fd", Ty::Int),
+    ("numRRecvOps", Ty::Long),
+    ("numWSendOps", Ty::Long),
+    ("numRRecvBytes", Ty::Long),
+    ("numWSendBytes", Ty::Long),
+];
+const FE_FIELDS: &[(&str, Ty)] = &[
+    ("procOID", Ty::Oid),
+    ("ts", Ty::Long),
+    ("tid", Ty::Long),
+    ("opFlags", Ty::Int),
+    ("fileOID", Ty::Foid),
+    ("ret", Ty::Int),
+    ("newFileOID", Ty::OptFoid),
+];
+const NE_FIELDS: &[(&str, Ty)] = &[
+    ("procOID", Ty::Oid),
+    ("ts", Ty::Long),
+    ("tid", Ty::Long),
+    ("opFlags", Ty::Int),
+    ("sip", Ty::Int),
+    ("sport", Ty::Int),
+    ("dip", Ty::Int),
+    ("dport", Ty::Int),
+    ("proto", Ty::Int),
+    ("ret", Ty::Int),
+];
+const PF_FIELDS: &[(&str, Ty)] = &[
+    ("procOID", Ty::Oid),
+    ("ts", Ty::Long),
+    ("numThreadsCloned", Ty::Long),
+    ("opFlags", Ty::Int),
+    ("endTs", Ty::Long),
+    ("numThreadsExited", Ty::Long),
+    ("numCloneErrors", Ty::Long),
+];
+const POD_FIELDS: &[(&str, Ty)] = &[
+    ("ts", Ty::Long),
+    ("id", Ty::Str),
+    ("name", Ty::Str),
+    ("nodeName", Ty::Str),
+    ("hostIP", Ty::LongArray),
+    ("internalIP", Ty::LongArray),
+    ("namespace", Ty::Str),
+    ("restartCount", Ty::Long),
+    ("labels", Ty::StrMap),
+    ("selectors", Ty::StrMap),
+    ("services", Ty::Services),
+];
+const KE_FIELDS: &[(&str, Ty)] = &[
+    ("kind", Ty::Enum(&K8S_COMPONENTS)),
+    ("action", Ty::Enum(&K8S_ACTIONS)),
+    ("ts", Ty::Long),
+    ("message", Ty::Str),
+];
+const SERVICE_FIELDS: &[(&str, Ty)] = &[
+    ("name", Ty::Str),
+    ("id", Ty::Str),
+    ("namespace", Ty::Str),
+    ("portList", Ty::Ports),
+    ("clusterIP", Ty::LongArray),
+];
+const PORT_FIELDS: &[(&str, Ty)] = &[
+    ("port", Ty::Int),
+    ("targetPort", Ty::Int),
+    ("nodePort", Ty::Int),
+    ("proto", Ty::Str),
+];
+
+fn fields_of(kind: Kind) -> &'static [(&'static str, Ty)] {
+    match kind {
+        Kind::Header => HEADER_FIELDS,
+        Kind::Container => CONTAINER_FIELDS,
+        Kind::Process => PROCESS_FIELDS,
+        Kind::File => FILE_FIELDS,
+        Kind::ProcessEvent => PE_FIELDS,
+        Kind::NetworkFlow => NF_FIELDS,
+        Kind::FileFlow => FF_FIELDS,
+        Kind::FileEvent => FE_FIELDS,
+        Kind::NetworkEvent => NE_FIELDS,
+        Kind::ProcessFlow => PF_FIELDS,
+        Kind::Pod => POD_FIELDS,
+        Kind::K8sEvent => KE_FIELDS,
+    }
+}
+
+/// One branch of the writer's `rec` union.
+#[derive(Debug, Clone)]
+enum Branch {
+    Known { kind: Kind, steps: Vec<Step> },
+    /// A record type the v5 model does not know: skipped and counted by the caller.
+    Unknown { name: String, skip: Skip },
+    /// A non-record branch (e.g. `null`): skipped.
+    Other(Skip),
+}
+
+#[derive(Debug, Clone)]
+enum TopField {
+    Rec(Vec<Branch>),
+    Skip(Skip),
+}
+
+/// A writer schema compiled against the v5 model.
+#[derive(Debug, Clone)]
+pub struct DatumPlan {
+    top: Vec<TopField>,
+    /// Writer record names of the union branches, in order.
+    branch_names: Vec<String>,
+}
+
+/// The result of decoding one datum.
+#[derive(Debug)]
+pub enum Decoded {
+    Record(SysFlow),
+    /// A union branch of a type the model does not know (its writer name).
+    Unknown(String),
+}
+
+struct Compiler<'s> {
+    names: HashMap<String, &'s Schema>,
+}
+
+fn fullname(n: &Name) -> String {
+    n.fullname(None)
+}
+
+fn collect_names<'s>(s: &'s Schema, out: &mut HashMap<String, &'s Schema>) {
+    match s {
+        Schema::Record(r) => {
+            out.insert(fullname(&r.name), s);
+            for f in &r.fields {
+                collect_names(&f.schema, out);
+            }
+        }
+        Schema::Enum(e) => {
+            out.insert(fullname(&e.name), s);
+        }
+        Schema::Fixed(f) => {
+            out.insert(fullname(&f.name), s);
+        }
+        Schema::Array(a) => collect_names(&a.items, out),
+        Schema::Map(m) => collect_names(&m.types, out),
+        Schema::Union(u) => {
+            for v in u.variants() {
+                collect_names(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn kind_by_record_name(short: &str) -> Option<Kind> {
+    Some(match short {
+        "SFHeader" => Kind::Header,
+        "Container" => Kind::Container,
+        "Process" => Kind::Process,
+        "File" => Kind::File,
+        "ProcessEvent" => Kind::ProcessEvent,
+        "NetworkFlow" => Kind::NetworkFlow,
+        "FileFlow" => Kind::FileFlow,
+        "FileEvent" => Kind::FileEvent,
+        "NetworkEvent" => Kind::NetworkEvent,
+        "ProcessFlow" => Kind::ProcessFlow,
+        "Pod" => Kind::Pod,
+        "K8sEvent" => Kind::K8sEvent,
+        _ => return None,
+    })
+}
+
+/// Op flag bits of the legacy `EventType` enum (CLONE, EXEC, EXIT).
+const LEGACY_EVENT_TYPE_FLAGS: [(&str, i32); 3] = [("CLONE", 1), ("EXEC", 2), ("EXIT", 4)];
+
+impl<'s> Compiler<'s> {
+    fn deref(&self, s: &'s Schema) -> Result<&'s Schema, SchemaError> {
+        match s {
+            Schema::Ref { name } => {
+                let n = fullname(name);
+                self.names
+                    .get(&n)
+                    .copied()
+                    .ok_or_else(|| SchemaError::new(format!("unresolved type reference `{n}`")))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn skip(&self, s: &'s Schema) -> Result<Skip, SchemaError> {
+        let s = self.deref(s)?;
+        Ok(match s {
+            Schema::Null => Skip::Null,
+            Schema::Boolean => Skip::Bool,
+            Schema::Int
+            | Schema::Long
+            | Schema::Enum(_)
+            | Schema::Date
+            | Schema::TimeMillis
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos => Skip::Varint,
+            Schema::Float => Skip::Float,
+            Schema::Double => Skip::Double,
+            Schema::Bytes | Schema::String | Schema::Uuid | Schema::BigDecimal => Skip::Bytes,
+            Schema::Fixed(f) => Skip::Fixed(f.size),
+            Schema::Duration => Skip::Fixed(12),
+            Schema::Decimal(d) => self.skip(&d.inner)?,
+            Schema::Array(a) => Skip::Array(Box::new(self.skip(&a.items)?)),
+            Schema::Map(m) => Skip::Map(Box::new(self.skip(&m.types)?)),
+            Schema::Union(u) => Skip::Union(
+                u.variants()
+                    .iter()
+                    .map(|v| self.skip(v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Schema::Record(r) => Skip::Record(
+                r.fields
+                    .iter()
+                    .map(|f| self.skip(&f.schema))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Schema::Ref { .. } => {
+                return Err(SchemaError::new("nested type reference".to_string()));
+            }
+        })
+    }
+
+    fn is_long_like(s: &Schema) -> bool {
+        matches!(
+            s,
+            Schema::Int
+                | Schema::Long
+                | Schema::TimestampMillis
+                | Schema::TimestampMicros
+                | Schema::TimestampNanos
+                | Schema::LocalTimestampMillis
+                | Schema::LocalTimestampMicros
+                | Schema::LocalTimestampNanos
+                | Schema::Date
+                | Schema::TimeMillis
+                | Schema::TimeMicros
+        )
+    }
+
+    /// Compiles the conversion of writer schema `w` into target type `ty`.
+    fn conv(&self, w: &'s Schema, ty: Ty, at: &str) -> Result<Conv, SchemaError> {
+        let w = self.deref(w)?;
+        let mismatch = || {
+            SchemaError::new(format!(
+                "field `{at}`: writer type {w:?} cannot be read as {ty:?}"
+            ))
+        };
+        match ty {
+            Ty::Long => {
+                if Self::is_long_like(w) {
+                    Ok(Conv::Long)
+                } else {
+                    Err(mismatch())
+                }
+            }
+            Ty::Int => {
+                if matches!(w, Schema::Int) {
+                    Ok(Conv::Long)
+                } else {
+                    Err(mismatch())
+                }
+            }
+            Ty::Bool => match w {
+                Schema::Boolean => Ok(Conv::Bool),
+                _ => Err(mismatch()),
+            },
+            Ty::Str => match w {
+                Schema::String | Schema::Bytes | Schema::Uuid => Ok(Conv::Str),
+                _ => Err(mismatch()),
+            },
+            Ty::Enum(symbols) => match w {
+                Schema::Enum(e) => Ok(Conv::Enum(
+                    e.symbols
+                        .iter()
+                        .map(|s| symbols.iter().position(|t| t == s).map(|i| i as i32))
+                        .collect(),
+                )),
+                Schema::Int | Schema::Long => Ok(Conv::Long),
+                _ => Err(mismatch()),
+            },
+            Ty::Oid => match w {
+                Schema::Record(r) => self.oid(r, at),
+                _ => Err(mismatch()),
+            },
+            Ty::Foid => match w {
+                Schema::Fixed(f) if f.size == 20 => Ok(Conv::Fixed(20)),
+                _ => Err(mismatch()),
+            },
+            Ty::OptStr | Ty::OptOid | Ty::OptFoid => {
+                let inner = match ty {
+                    Ty::OptStr => Ty::Str,
+                    Ty::OptOid => Ty::Oid,
+                    _ => Ty::Foid,
+                };
+                match w {
+                    Schema::Union(u) => Ok(Conv::Opt(
+                        u.variants()
+                            .iter()
+                            .map(|v| match self.deref(v)? {
+                                Schema::Null => Ok(None),
+                                other => self.conv(other, inner, at).map(Some),
+                            })
+                            .collect::<Result<_, _>>()?,
+                    )),
+                    Schema::Null => Ok(Conv::Opt(vec![None])),
+                    // A plain (non-union) writer value is read as always present.
+                    other => self.conv(other, inner, at),
+                }
+            }
+            Ty::StrArray | Ty::LongArray | Ty::Services | Ty::Ports => match w {
+                Schema::Array(a) => {
+                    let item = match ty {
+                        Ty::StrArray => self.conv(&a.items, Ty::Str, at)?,
+                        Ty::LongArray => self.conv(&a.items, Ty::Long, at)?,
+                        Ty::Services => self.nested(&a.items, Nested::Service, at)?,
+                        _ => self.nested(&a.items, Nested::Port, at)?,
+                    };
+                    Ok(Conv::Array(Box::new(item)))
+                }
+                _ => Err(mismatch()),
+            },
+            Ty::StrMap => match w {
+                Schema::Map(m) if matches!(self.deref(&m.types)?, Schema::String) => {
+                    Ok(Conv::StrMap)
+                }
+                _ => Err(mismatch()),
+            },
+        }
+    }
+
+    fn oid(&self, r: &'s RecordSchema, at: &str) -> Result<Conv, SchemaError> {
+        let mut fields = Vec::with_capacity(r.fields.len());
+        for f in &r.fields {
+            let d = self.deref(&f.schema)?;
+            let slot = match f.name.as_str() {
+                "createTS" => 0,
+                "hpid" => 1,
+                _ => {
+                    fields.push(Err(self.skip(&f.schema)?));
+                    continue;
+                }
+            };
+            if !Self::is_long_like(d) {
+                return Err(SchemaError::new(format!(
+                    "field `{at}.{}` must be a long",
+                    f.name
+                )));
+            }
+            fields.push(Ok(slot));
+        }
+        Ok(Conv::Oid(fields))
+    }
+
+    fn nested(&self, w: &'s Schema, nested: Nested, at: &str) -> Result<Conv, SchemaError> {
+        let Schema::Record(r) = self.deref(w)? else {
+            return Err(SchemaError::new(format!("field `{at}`: expected a record")));
+        };
+        let table = match nested {
+            Nested::Service => SERVICE_FIELDS,
+            Nested::Port => PORT_FIELDS,
+        };
+        let steps = self.steps(r, table, &|_| None)?;
+        Ok(Conv::Record(Box::new(RecordPlan { nested, steps })))
+    }
+
+    /// Compiles the field steps of writer record `r` against `table`. `special` may map a
+    /// writer field to a (slot, conversion) of its own (legacy renames).
+    fn steps(
+        &self,
+        r: &'s RecordSchema,
+        table: &[(&str, Ty)],
+        special: &dyn Fn(&str) -> Option<(u8, Conv)>,
+    ) -> Result<Vec<Step>, SchemaError> {
+        let rec = r.name.name.as_str();
+        let mut steps = Vec::with_capacity(r.fields.len());
+        for f in &r.fields {
+            if let Some((slot, conv)) = special(&f.name) {
+                steps.push(Step { slot, conv });
+                continue;
+            }
+            match table.iter().position(|(n, _)| *n == f.name) {
+                Some(slot) => {
+                    let at = format!("{rec}.{}", f.name);
+                    let conv = self.conv(&f.schema, table[slot].1, &at)?;
+                    steps.push(Step {
+                        slot: slot as u8,
+                        conv,
+                    });
+                }
+                None => steps.push(Step {
+                    slot: SKIP_SLOT,
+                    conv: Conv::Skip(self.skip(&f.schema)?),
+                }),
+            }
+        }
+        Ok(steps)
+    }
+
+    fn branch(&self, v: &'s Schema) -> Result<(Branch, String), SchemaError> {
+        let v = self.deref(v)?;
+        let Schema::Record(r) = v else {
+            return Ok((Branch::Other(self.skip(v)?), format!("{v:?}")));
+        };
+        let name = fullname(&r.name);
+        let short = r.name.name.as_str();
+        let Some(mut kind) = kind_by_record_name(short) else {
+            return Ok((
+                Branch::Unknown {
+                    name: name.clone(),
+                    skip: self.skip(v)?,
+                },
+                name,
+            ));
+        };
+        let has = |f: &str| r.lookup.contains_key(f);
+        // Legacy pre-v1 files call the process event `ProcessFlow`.
+        if kind == Kind::ProcessFlow && (has("args") || has("ret") || has("tid")) {
+            kind = Kind::ProcessEvent;
+        }
+        let table = fields_of(kind);
+        let steps = match kind {
+            Kind::Process => self.steps(r, table, &|f| {
+                (f == "type" && !has("state")).then(|| {
+                    // legacy ActionType<CREATED,MODIFIED,REUP> is the object state
+                    let e = r
+                        .fields
+                        .iter()
+                        .find(|x| x.name == "type")
+                        .map(|x| self.conv(&x.schema, Ty::Enum(&OBJECT_STATES), "Process.type"));
+                    (0u8, e.and_then(|r| r.ok()).unwrap_or(Conv::Long))
+                })
+            })?,
+            Kind::ProcessEvent => self.steps(r, table, &|f| {
+                if f != "type" || has("opFlags") {
+                    return None;
+                }
+                let field = r.fields.iter().find(|x| x.name == "type")?;
+                let Ok(Schema::Enum(e)) = self.deref(&field.schema) else {
+                    return None;
+                };
+                let map = e
+                    .symbols
+                    .iter()
+                    .map(|s| {
+                        LEGACY_EVENT_TYPE_FLAGS
+                            .iter()
+                            .find(|(n, _)| n == s)
+                            .map(|(_, bit)| *bit)
+                    })
+                    .collect();
+                Some((3u8, Conv::Enum(map)))
+            })?,
+            _ => self.steps(r, table, &|_| None)?,
+        };
+        Ok((Branch::Known { kind, steps }, name))
+    }
+}
+
+impl DatumPlan {
+    /// Compiles a writer schema (JSON text, as embedded in a trace) against the v5 model.
+    pub fn compile(schema_json: &str) -> Result<DatumPlan, SchemaError> {
+        let schema = Schema::parse_str(schema_json)
+            .map_err(|e| SchemaError::new(format!("invalid Avro schema: {e}")))?;
+        Self::compile_schema(&schema)
+    }
+
+    pub fn compile_schema(schema: &Schema) -> Result<DatumPlan, SchemaError> {
+        let mut names = HashMap::new();
+        collect_names(schema, &mut names);
+        let c = Compiler { names };
+        let mut branch_names = Vec::new();
+        let compile_union =
+            |u: &apache_avro::schema::UnionSchema, names_out: &mut Vec<String>| -> Result<Vec<Branch>, SchemaError> {
+                let mut out = Vec::new();
+                for v in u.variants() {
+                    let (b, n) = c.branch(v)?;
+                    names_out.push(n);
+                    out.push(b);
+                }
+                Ok(out)
+            };
+        let top = match c.deref(schema)? {
+            Schema::Record(r) => {
+                let mut top = Vec::new();
+                let mut found = false;
+                for f in &r.fields {
+                    let fs = c.deref(&f.schema)?;
+                    if let (false, Schema::Union(u)) = (found, fs) {
+                        found = true;
+                        top.push(TopField::Rec(compile_union(u, &mut branch_names)?));
+                    } else {
+                        top.push(TopField::Skip(c.skip(&f.schema)?));
+                    }
+                }
+                if !found {
+                    return Err(SchemaError::new(format!(
+                        "record `{}` has no union field of SysFlow records",
+                        fullname(&r.name)
+                    )));
+                }
+                top
+            }
+            Schema::Union(u) => vec![TopField::Rec(compile_union(u, &mut branch_names)?)],
+            other => {
+                return Err(SchemaError::new(format!(
+                    "top-level schema must be the SysFlow record, found {other:?}"
+                )))
+            }
+        };
+        Ok(DatumPlan { top, branch_names })
+    }
+
+    /// Writer record names of the union branches.
+    pub fn branch_names(&self) -> &[String] {
+        &self.branch_names
+    }
+
+    /// Decodes one datum. On error nothing is returned (never a half-decoded record).
+    pub fn decode(&self, c: &mut Cursor) -> Result<Decoded, DecodeError> {
+        let mut result = None;
+        for f in &self.top {
+            match f {
+                TopField::Skip(s) => s.run(c)?,
+                TopField::Rec(branches) => {
+                    let pos = c.pos();
+                    let b = c.long()?;
+                    let branch = usize::try_from(b)
+                        .ok()
+                        .and_then(|i| branches.get(i))
+                        .ok_or(DecodeError::Union { pos, branch: b })?;
+                    result = Some(match branch {
+                        Branch::Known { kind, steps } => Decoded::Record(decode_kind(*kind, steps, c)?),
+                        Branch::Unknown { name, skip } => {
+                            skip.run(c)?;
+                            Decoded::Unknown(name.clone())
+                        }
+                        Branch::Other(skip) => {
+                            skip.run(c)?;
+                            Decoded::Unknown("non-record branch".to_string())
+                        }
+                    });
+                }
+            }
+        }
+        result.ok_or(DecodeError::Union {
+            pos: c.pos(),
+            branch: -1,
+        })
+    }
+}
+
+// ---- value readers -------------------------------------------------------------------------
+
+fn mismatch(c: &Cursor) -> DecodeError {
+    DecodeError::Plan { pos: c.pos() }
+}
+
+impl Conv {
+    #[inline]
+    fn long(&self, c: &mut Cursor) -> Result<i64, DecodeError> {
+        match self {
+            Conv::Long => c.long(),
+            Conv::Enum(map) => {
+                let pos = c.pos();
+                let i = c.long()?;
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| map.get(i).copied().flatten())
+                    .map(i64::from)
+                    .ok_or(DecodeError::Enum { pos, index: i })
+            }
+            _ => Err(mismatch(c)),
+        }
+    }
+    #[inline]
+    fn int(&self, c: &mut Cursor) -> Result<i32, DecodeError> {
+        let pos = c.pos();
+        let v = self.long(c)?;
+        i32::try_from(v).map_err(|_| DecodeError::IntRange { pos, value: v })
+    }
+    #[inline]
+    fn boolean(&self, c: &mut Cursor) -> Result<bool, DecodeError> {
+        match self {
+            Conv::Bool => c.boolean(),
+            _ => Err(mismatch(c)),
+        }
+    }
+    #[inline]
+    fn string(&self, c: &mut Cursor) -> Result<String, DecodeError> {
+        match self {
+            Conv::Str => c.string(),
+            _ => Err(mismatch(c)),
+        }
+    }
+    /// Reads an optional value: a union (with branch index) or a plain value.
+    #[inline]
+    fn opt<'c, T>(
+        &self,
+        c: &mut Cursor<'c>,
+        read: impl FnOnce(&Conv, &mut Cursor<'c>) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        match self {
+            Conv::Opt(branches) => {
+                let pos = c.pos();
+                let b = c.long()?;
+                match usize::try_from(b).ok().and_then(|i| branches.get(i)) {
+                    Some(None) => Ok(None),
+                    Some(Some(inner)) => read(inner, c).map(Some),
+                    None => Err(DecodeError::Union { pos, branch: b }),
+                }
+            }
+            plain => read(plain, c).map(Some),
+        }
+    }
+    #[inline]
+    fn oid(&self, c: &mut Cursor) -> Result<Oid, DecodeError> {
+        match self {
+            Conv::Oid(fields) => {
+                let mut oid = Oid::default();
+                for f in fields {
+                    match f {
+                        Ok(0) => oid.create_ts = c.long()?,
+                        Ok(_) => oid.hpid = c.long()?,
+                        Err(skip) => skip.run(c)?,
+                    }
+                }
+                Ok(oid)
+            }
+            _ => Err(mismatch(c)),
+        }
+    }
+    #[inline]
+    fn foid(&self, c: &mut Cursor) -> Result<Foid, DecodeError> {
+        match self {
+            Conv::Fixed(20) => {
+                let mut f = [0u8; 20];
+                f.copy_from_slice(c.take(20)?);
+                Ok(f)
+            }
+            _ => Err(mismatch(c)),
+        }
+    }
+    fn array<'c, T>(
+        &self,
+        c: &mut Cursor<'c>,
+        read: impl Fn(&Conv, &mut Cursor<'c>) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let Conv::Array(item) = self else {
+            return Err(mismatch(c));
+        };
+        let mut out = Vec::new();
+        loop {
+            let n = c.block_count()?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.reserve(n.min(4096));
+            for _ in 0..n {
+                out.push(read(item, c)?);
+            }
+        }
+    }
+    fn str_map(&self, c: &mut Cursor) -> Result<Vec<(String, String)>, DecodeError> {
+        if !matches!(self, Conv::StrMap) {
+            return Err(mismatch(c));
+        }
+        let mut out = Vec::new();
+        loop {
+            let n = c.block_count()?;
+            if n == 0 {
+                return Ok(out);
+            }
+            for _ in 0..n {
+                let k = c.string()?;
+                let v = c.string()?;
+                out.push((k, v));
+            }
+        }
+    }
+    fn skip(&self, c: &mut Cursor) -> Result<(), DecodeError> {
+        match self {
+            Conv::Skip(s) => s.run(c),
+            _ => Err(mismatch(c)),
+        }
+    }
+    fn service(&self, c: &mut Cursor) -> Result<Service, DecodeError> {
+        let Conv::Record(plan) = self else {
+            return Err(mismatch(c));
+        };
+        if plan.nested != Nested::Service {
+            return Err(mismatch(c));
+        }
+        let mut s = Service::default();
+        for st in &plan.steps {
+            match st.slot {
+                0 => s.name = st.conv.string(c)?,
+                1 => s.id = st.conv.string(c)?,
+                2 => s.namespace = st.conv.string(c)?,
+                3 => s.port_list = st.conv.array(c, |cv, c| cv.port(c))?,
+                4 => s.cluster_ip = st.conv.array(c, |cv, c| cv.long(c))?,
+                _ => st.conv.skip(c)?,
+            }
+        }
+        Ok(s)
+    }
+    fn port(&self, c: &mut Cursor) -> Result<Port, DecodeError> {
+        let Conv::Record(plan) = self else {
+            return Err(mismatch(c));
+        };
+        if plan.nested != Nested::Port {
+            return Err(mismatch(c));
+        }
+        let mut p = Port::default();
+        for st in &plan.steps {
+            match st.slot {
+                0 => p.port = st.conv.int(c)?,
+                1 => p.target_port = st.conv.int(c)?,
+                2 => p.node_port = st.conv.int(c)?,
+                3 => p.proto = st.conv.string(c)?,
+                _ => st.conv.skip(c)?,
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, DecodeError> {
+    Ok(match kind {
+        Kind::Header => {
+            let mut h = Header::default();
+            for s in steps {
+                match s.slot {
+                    0 => h.version = s.conv.long(c)?,
+                    1 => h.exporter = s.conv.string(c)?,
+                    2 => h.ip = s.conv.string(c)?,
+                    3 => h.filename = s.conv.string(c)?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::Header(h)
+        }
+        Kind::Container => {
+            let mut v = Container::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.id = s.conv.string(c)?,
+                    1 => v.name = s.conv.string(c)?,
+                    2 => v.image = s.conv.string(c)?,
+                    3 => v.imageid = s.conv.string(c)?,
+                    4 => v.ctype = s.conv.int(c)?,
+                    5 => v.privileged = s.conv.boolean(c)?,
+                    6 => v.pod_id = s.conv.opt(c, |cv, c| cv.string(c))?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::Container(v)
+        }
+        Kind::Process => {
+            let mut v = Process::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.state = ObjectState::from_index(s.conv.int(c)?),
+                    1 => v.oid = s.conv.oid(c)?,
+                    2 => v.poid = s.conv.opt(c, |cv, c| cv.oid(c))?,
+                    3 => v.ts = s.conv.long(c)?,
+                    4 => v.exe = s.conv.string(c)?,
+                    5 => v.exe_args = s.conv.string(c)?,
+                    6 => v.uid = s.conv.int(c)?,
+                    7 => v.user_name = s.conv.string(c)?,
+                    8 => v.gid = s.conv.int(c)?,
+                    9 => v.group_name = s.conv.string(c)?,
+                    10 => v.tty = s.conv.boolean(c)?,
+                    11 => v.container_id = s.conv.opt(c, |cv, c| cv.string(c))?,
+                    12 => v.entry = s.conv.boolean(c)?,
+                    13 => v.cwd = s.conv.string(c)?,
+                    14 => v.env = s.conv.array(c, |cv, c| cv.string(c))?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::Process(v)
+        }
+        Kind::File => {
+            let mut v = File::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.state = ObjectState::from_index(s.conv.int(c)?),
+                    1 => v.oid = s.conv.foid(c)?,
+                    2 => v.ts = s.conv.long(c)?,
+                    3 => v.restype = s.conv.int(c)?,
+                    4 => v.path = s.conv.string(c)?,
+                    5 => v.container_id = s.conv.opt(c, |cv, c| cv.string(c))?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::File(v)
+        }
+        Kind::ProcessEvent => {
+            let mut v = ProcessEvent::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.proc_oid = s.conv.oid(c)?,
+                    1 => v.ts = s.conv.long(c)?,
+                    2 => v.tid = s.conv.long(c)?,
+                    3 => v.op_flags = s.conv.int(c)?,
+                    4 => v.args = s.conv.array(c, |cv, c| cv.string(c))?,
+                    5 => v.ret = s.conv.int(c)?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::ProcessEvent(v)
+        }
+        Kind::NetworkFlow => {
+            let mut v = NetworkFlow::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.proc_oid = s.conv.oid(c)?,
+                    1 => v.ts = s.conv.long(c)?,
+                    2 => v.tid = s.conv.long(c)?,
+                    3 => v.op_flags = s.conv.int(c)?,
+                    4 => v.end_ts = s.conv.long(c)?,
+                    5 => v.sip = s.conv.int(c)?,
+                    6 => v.sport = s.conv.int(c)?,
+                    7 => v.dip = s.conv.int(c)?,
+                    8 => v.dport = s.conv.int(c)?,
+                    9 => v.proto = s.conv.int(c)?,
+                    10 => v.fd = s.conv.int(c)?,
+                    11 => v.num_rrecv_ops = s.conv.long(c)?,
+                    12 => v.num_wsend_ops = s.conv.long(c)?,
+                    13 => v.num_rrecv_bytes = s.conv.long(c)?,
+                    14 => v.num_wsend_bytes = s.conv.long(c)?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::NetworkFlow(v)
+        }
+        Kind::FileFlow => {
+            let mut v = FileFlow::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.proc_oid = s.conv.oid(c)?,
+                    1 => v.ts = s.conv.long(c)?,
+                    2 => v.tid = s.conv.long(c)?,
+                    3 => v.op_flags = s.conv.int(c)?,
+                    4 => v.open_flags = s.conv.int(c)?,
+                    5 => v.end_ts = s.conv.long(c)?,
+                    6 => v.file_oid = s.conv.foid(c)?,
+                    7 => v.fd = s.conv.int(c)?,
+                    8 => v.num_rrecv_ops = s.conv.long(c)?,
+                    9 => v.num_wsend_ops = s.conv.long(c)?,
+                    10 => v.num_rrecv_bytes = s.conv.long(c)?,
+                    11 => v.num_wsend_bytes = s.conv.long(c)?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::FileFlow(v)
+        }
+        Kind::FileEvent => {
+            let mut v = FileEvent::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.proc_oid = s.conv.oid(c)?,
+                    1 => v.ts = s.conv.long(c)?,
+                    2 => v.tid = s.conv.long(c)?,
+                    3 => v.op_flags = s.conv.int(c)?,
+                    4 => v.file_oid = s.conv.foid(c)?,
+                    5 => v.ret = s.conv.int(c)?,
+                    6 => v.new_file_oid = s.conv.opt(c, |cv, c| cv.foid(c))?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::FileEvent(v)
+        }
+        Kind::NetworkEvent => {
+            let mut v = NetworkEvent::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.proc_oid = s.conv.oid(c)?,
+                    1 => v.ts = s.conv.long(c)?,
+                    2 => v.tid = s.conv.long(c)?,
+                    3 => v.op_flags = s.conv.int(c)?,
+                    4 => v.sip = s.conv.int(c)?,
+                    5 => v.sport = s.conv.int(c)?,
+                    6 => v.dip = s.conv.int(c)?,
+                    7 => v.dport = s.conv.int(c)?,
+                    8 => v.proto = s.conv.int(c)?,
+                    9 => v.ret = s.conv.int(c)?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::NetworkEvent(v)
+        }
+        Kind::ProcessFlow => {
+            let mut v = ProcessFlow::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.proc_oid = s.conv.oid(c)?,
+                    1 => v.ts = s.conv.long(c)?,
+                    2 => v.num_threads_cloned = s.conv.long(c)?,
+                    3 => v.op_flags = s.conv.int(c)?,
+                    4 => v.end_ts = s.conv.long(c)?,
+                    5 => v.num_threads_exited = s.conv.long(c)?,
+                    6 => v.num_clone_errors = s.conv.long(c)?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::ProcessFlow(v)
+        }
+        Kind::Pod => {
+            let mut v = Pod::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.ts = s.conv.long(c)?,
+                    1 => v.id = s.conv.string(c)?,
+                    2 => v.name = s.conv.string(c)?,
+                    3 => v.node_name = s.conv.string(c)?,
+                    4 => v.host_ip = s.conv.array(c, |cv, c| cv.long(c))?,
+                    5 => v.internal_ip = s.conv.array(c, |cv, c| cv.long(c))?,
+                    6 => v.namespace = s.conv.string(c)?,
+                    7 => v.restart_count = s.conv.long(c)?,
+                    8 => v.labels = s.conv.str_map(c)?,
+                    9 => v.selectors = s.conv.str_map(c)?,
+                    10 => v.services = s.conv.array(c, |cv, c| cv.service(c))?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::Pod(v)
+        }
+        Kind::K8sEvent => {
+            let mut v = K8sEvent::default();
+            for s in steps {
+                match s.slot {
+                    0 => v.kind = s.conv.int(c)?,
+                    1 => v.action = s.conv.int(c)?,
+                    2 => v.ts = s.conv.long(c)?,
+                    3 => v.message = s.conv.string(c)?,
+                    _ => s.conv.skip(c)?,
+                }
+            }
+            SysFlow::K8sEvent(v)
+        }
+    })
+}

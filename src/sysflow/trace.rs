@@ -1,0 +1,148 @@
+//! Decoding of whole blocks and whole trace files, with damage accounting.
+
+use std::path::Path;
+
+use super::cursor::Cursor;
+use super::model::{Kind, SysFlow};
+use super::ocf::{Codec, Frame, OcfReader, RawBlock};
+use super::plan::{DatumPlan, Decoded};
+use super::DecodeError;
+
+/// The result of decoding one block: the records before any damage, and the damage.
+#[derive(Debug, Default)]
+pub struct BlockOutcome {
+    pub records: Vec<SysFlow>,
+    /// Union branches of types the v5 model does not know (skipped).
+    pub unknown: u64,
+    /// Damage inside the block; `records` holds what was decoded before it.
+    pub error: Option<DecodeError>,
+    /// Records the block declared but that could not be decoded.
+    pub lost: u64,
+}
+
+/// Decompresses and decodes one block. Stops at the first bad datum: the records before it are
+/// kept, the rest of the block is counted as lost (a datum boundary cannot be found again
+/// inside an Avro block).
+pub fn decode_block(
+    plan: &DatumPlan,
+    codec: Codec,
+    block: &RawBlock,
+    scratch: &mut Vec<u8>,
+) -> BlockOutcome {
+    let mut out = BlockOutcome {
+        records: Vec::with_capacity(block.count.min(1 << 16) as usize),
+        ..Default::default()
+    };
+    if let Err(e) = codec.decompress(&block.data, scratch) {
+        out.error = Some(e);
+        out.lost = block.count;
+        return out;
+    }
+    let mut c = Cursor::new(scratch);
+    let mut done = 0u64;
+    while done < block.count {
+        match plan.decode(&mut c) {
+            Ok(Decoded::Record(r)) => out.records.push(r),
+            Ok(Decoded::Unknown(_)) => out.unknown += 1,
+            Err(e) => {
+                out.error = Some(e);
+                out.lost = block.count - done;
+                return out;
+            }
+        }
+        done += 1;
+    }
+    if !c.is_empty() {
+        out.error = Some(DecodeError::Trailing(c.remaining()));
+    }
+    out
+}
+
+/// Per-kind record counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KindCounts(pub [u64; 12]);
+
+impl KindCounts {
+    pub fn add(&mut self, k: Kind) {
+        self.0[k as usize] += 1;
+    }
+    pub fn get(&self, k: Kind) -> u64 {
+        self.0[k as usize]
+    }
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+/// One piece of damage found in a trace.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    pub block: u64,
+    pub offset: u64,
+    pub reason: String,
+    /// Records lost, when the block header was readable.
+    pub lost: Option<u64>,
+}
+
+/// Everything read from one trace file (used by tests, the bench and `-test`).
+#[derive(Debug, Default)]
+pub struct TraceSummary {
+    pub counts: KindCounts,
+    pub blocks: u64,
+    pub unknown: u64,
+    pub damage: Vec<Damage>,
+    pub branch_names: Vec<String>,
+}
+
+/// Reads a whole trace, calling `each` for every decoded record, and reports damage instead of
+/// stopping at it.
+pub fn read_trace(
+    path: &Path,
+    mut each: impl FnMut(SysFlow),
+) -> Result<TraceSummary, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut r = OcfReader::open(std::io::BufReader::new(f))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let plan = DatumPlan::compile(r.schema_json())
+        .map_err(|e| format!("{}: writer schema: {e}", path.display()))?;
+    let mut s = TraceSummary {
+        branch_names: plan.branch_names().to_vec(),
+        ..Default::default()
+    };
+    let codec = r.codec();
+    let mut scratch = Vec::new();
+    loop {
+        match r.next_frame() {
+            Frame::Block(b) => {
+                s.blocks += 1;
+                let o = decode_block(&plan, codec, &b, &mut scratch);
+                s.unknown += o.unknown;
+                for rec in o.records {
+                    s.counts.add(rec.kind());
+                    each(rec);
+                }
+                if let Some(e) = o.error {
+                    s.damage.push(Damage {
+                        block: b.index,
+                        offset: b.offset,
+                        reason: e.to_string(),
+                        lost: Some(o.lost),
+                    });
+                }
+            }
+            Frame::Damaged {
+                index,
+                offset,
+                reason,
+                ..
+            } => s.damage.push(Damage {
+                block: index,
+                offset,
+                reason,
+                lost: None,
+            }),
+            Frame::End => break,
+        }
+    }
+    Ok(s)
+}
