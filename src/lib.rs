@@ -2,4 +2,12 @@
 //! configuration. Plain Rust; the actor runtime lives in the `sfactors` crate and the thin
 //! pipeline nodes in [`pipeline`].
 
+pub mod cache;
+pub mod cli;
+pub mod encode;
+pub mod record;
 pub mod sysflow;
+pub mod config;
+pub mod diagnostics;
+pub mod exporter;
+pub mod pipeline;

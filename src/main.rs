@@ -1,1 +1,123 @@
-fn main(){}
+//! `sfprocessor`: reads SysFlow traces, runs the configured pipeline, exports the results.
+//!
+//! Exit codes: 0 success; 1 input was skipped (damaged blocks, unreadable files: see the
+//! summary on stderr); 2 usage or configuration error; 3 a pipeline node failed.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use sfactors::StopFlag;
+use sfprocessor::cli::{Cli, USAGE};
+use sfprocessor::config::PipelineConfig;
+use sfprocessor::pipeline::{self, driver::list_traces, RunOptions};
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SFPROCESSOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sfprocessor: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if cli.version {
+        println!(
+            "sfprocessor {}\nreads SysFlow Avro schema versions 1 to 5 (including legacy pre-v1 traces)\nwrites JSON export schema {}",
+            env!("CARGO_PKG_VERSION"),
+            sfprocessor::encode::json::JSON_SCHEMA_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_logging(cli.log.filter());
+
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cfg = match PipelineConfig::load(Path::new(&cli.config), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sfprocessor: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = match pipeline::plan(&cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sfprocessor: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    if cli.test {
+        println!(
+            "configuration {} is valid: {} stage(s), {} warning(s)",
+            cfg.file.display(),
+            plan.stages.len(),
+            plan.warnings.len()
+        );
+        for w in &plan.warnings {
+            println!("warning: {w}");
+        }
+        if let Some(p) = &cli.path {
+            if let Err(e) = list_traces(Path::new(p)) {
+                eprintln!("sfprocessor: input error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+
+    let Some(path) = cli.path.as_deref() else {
+        eprintln!("sfprocessor: missing PATH\n\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let files = match list_traces(Path::new(path)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sfprocessor: input error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = pipeline::run(&plan, files, StopFlag::new(), RunOptions::default());
+    for m in &outcome.metrics {
+        tracing::info!(
+            node = %m.name,
+            received = m.received_records,
+            sent = m.sent_records,
+            dropped = m.dropped_records,
+            errors = m.errors,
+            dead_letters = m.dead_letters,
+            restarts = m.restarts,
+            "node summary"
+        );
+    }
+    if let Some(f) = &outcome.failure {
+        eprintln!("sfprocessor: pipeline failed: {f}");
+        return ExitCode::from(3);
+    }
+    if !outcome.skipped.is_empty() {
+        eprintln!(
+            "sfprocessor: finished with skipped input ({} problem(s)):",
+            outcome.skipped.len()
+        );
+        for s in &outcome.skipped {
+            eprintln!("  - {s}");
+        }
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}

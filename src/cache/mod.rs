@@ -1,0 +1,437 @@
+//! Entity cache and record assembly (upstream's reader tables + flattener).
+//!
+//! Entities are kept as `Arc`s so a record shares them instead of copying strings. Tables are
+//! reset on every header (as upstream) and also bounded in size, so a stream that runs for
+//! months with process churn keeps flat memory: when a table grows past its limit the oldest
+//! tenth of its entries (by last update) is evicted and counted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::record::{Event, Record};
+use crate::sysflow::model::*;
+
+/// Size limits of the entity tables.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    pub processes: usize,
+    pub files: usize,
+    pub containers: usize,
+    pub pods: usize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            processes: 200_000,
+            files: 500_000,
+            containers: 20_000,
+            pods: 20_000,
+        }
+    }
+}
+
+/// Counters of what the cache could not resolve or had to drop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Events whose process was not in the cache (their process fields are empty).
+    pub missing_process: u64,
+    /// Flows/events whose file was not in the cache.
+    pub missing_file: u64,
+    /// Processes whose container was not in the cache.
+    pub missing_container: u64,
+    /// Containers whose pod was not in the cache.
+    pub missing_pod: u64,
+    /// Ancestry walks cut short by a `poid` cycle.
+    pub ancestry_cycles: u64,
+    /// Entities evicted by the size limits.
+    pub evicted: u64,
+    /// Header records seen (each resets the tables).
+    pub headers: u64,
+}
+
+/// Longest ancestry chain we follow (a guard in addition to the cycle check).
+const MAX_ANCESTRY: usize = 256;
+
+struct ProcSlot {
+    /// By object state: CREATED, MODIFIED, REUP. Lookup prefers MODIFIED > CREATED > REUP.
+    states: [Option<Arc<Process>>; 3],
+    last_ts: i64,
+    /// Cached ancestry (parents) and the generation it was computed at.
+    chain: Option<(u64, Arc<[Arc<Process>]>)>,
+}
+
+impl ProcSlot {
+    fn best(&self) -> Option<&Arc<Process>> {
+        self.states[ObjectState::Modified as usize]
+            .as_ref()
+            .or(self.states[ObjectState::Created as usize].as_ref())
+            .or(self.states[ObjectState::Reup as usize].as_ref())
+    }
+}
+
+struct Stamped<T> {
+    value: Arc<T>,
+    last_ts: i64,
+}
+
+/// The reader's entity tables.
+pub struct EntityCache {
+    header: Arc<Header>,
+    containers: HashMap<String, Stamped<Container>>,
+    pods: HashMap<String, Stamped<Pod>>,
+    procs: HashMap<Oid, ProcSlot>,
+    files: HashMap<Foid, Stamped<File>>,
+    /// Bumped whenever a process changes, so cached ancestry chains are recomputed.
+    generation: u64,
+    limits: CacheLimits,
+    stats: CacheStats,
+    empty_chain: Arc<[Arc<Process>]>,
+}
+
+impl Default for EntityCache {
+    fn default() -> Self {
+        Self::new(CacheLimits::default())
+    }
+}
+
+fn evict_oldest<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    ts: impl Fn(&V) -> i64,
+) -> u64 {
+    let n = (map.len() / 10).max(1);
+    let mut by_age: Vec<(i64, K)> = map.iter().map(|(k, v)| (ts(v), k.clone())).collect();
+    by_age.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
+    for (_, k) in by_age.into_iter().take(n) {
+        map.remove(&k);
+    }
+    n as u64
+}
+
+impl EntityCache {
+    pub fn new(limits: CacheLimits) -> Self {
+        EntityCache {
+            header: Arc::new(Header {
+                version: 0,
+                exporter: String::new(),
+                ip: String::new(),
+                filename: String::new(),
+            }),
+            containers: HashMap::new(),
+            pods: HashMap::new(),
+            procs: HashMap::new(),
+            files: HashMap::new(),
+            generation: 0,
+            limits,
+            stats: CacheStats::default(),
+            empty_chain: Arc::from(Vec::new()),
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Number of processes, files, containers and pods held.
+    pub fn sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.procs.len(),
+            self.files.len(),
+            self.containers.len(),
+            self.pods.len(),
+        )
+    }
+
+    /// Drops every entity (a header starts a new trace or a collector reconnect).
+    pub fn reset(&mut self) {
+        self.containers.clear();
+        self.pods.clear();
+        self.procs.clear();
+        self.files.clear();
+        self.generation += 1;
+    }
+
+    /// Applies one datum: entities update the tables (returning `None`), events and flows come
+    /// back as assembled records.
+    pub fn apply(&mut self, sf: SysFlow) -> Option<Record> {
+        let ev = match Event::from_sysflow(sf) {
+            Ok(ev) => ev,
+            Err(entity) => {
+                self.update(entity);
+                return None;
+            }
+        };
+        Some(self.assemble(ev))
+    }
+
+    fn update(&mut self, entity: SysFlow) {
+        match entity {
+            SysFlow::Header(h) => {
+                self.stats.headers += 1;
+                self.reset();
+                self.header = Arc::new(h);
+            }
+            SysFlow::Container(c) => {
+                if self.containers.len() >= self.limits.containers {
+                    self.stats.evicted += evict_oldest(&mut self.containers, |s| s.last_ts);
+                }
+                let ts = self.generation as i64;
+                self.containers.insert(
+                    c.id.clone(),
+                    Stamped {
+                        value: Arc::new(c),
+                        last_ts: ts,
+                    },
+                );
+            }
+            SysFlow::Pod(p) => {
+                if self.pods.len() >= self.limits.pods {
+                    self.stats.evicted += evict_oldest(&mut self.pods, |s| s.last_ts);
+                }
+                let ts = p.ts;
+                self.pods.insert(
+                    p.id.clone(),
+                    Stamped {
+                        value: Arc::new(p),
+                        last_ts: ts,
+                    },
+                );
+            }
+            SysFlow::Process(mut p) => {
+                // Upstream trims exe and args once when the process arrives.
+                trim_in_place(&mut p.exe);
+                trim_in_place(&mut p.exe_args);
+                self.generation += 1;
+                if !self.procs.contains_key(&p.oid) && self.procs.len() >= self.limits.processes
+                {
+                    self.stats.evicted += evict_oldest(&mut self.procs, |s| s.last_ts);
+                }
+                let state = p.state as usize;
+                let ts = p.ts;
+                let slot = self.procs.entry(p.oid).or_insert_with(|| ProcSlot {
+                    states: [None, None, None],
+                    last_ts: ts,
+                    chain: None,
+                });
+                slot.last_ts = slot.last_ts.max(ts);
+                slot.states[state] = Some(Arc::new(p));
+                slot.chain = None;
+            }
+            SysFlow::File(f) => {
+                if !self.files.contains_key(&f.oid) && self.files.len() >= self.limits.files {
+                    self.stats.evicted += evict_oldest(&mut self.files, |s| s.last_ts);
+                }
+                let ts = f.ts;
+                self.files.insert(
+                    f.oid,
+                    Stamped {
+                        value: Arc::new(f),
+                        last_ts: ts,
+                    },
+                );
+            }
+            // Events never reach here (split off in `apply`).
+            _ => {}
+        }
+    }
+
+    fn process(&self, oid: &Oid) -> Option<Arc<Process>> {
+        self.procs.get(oid).and_then(|s| s.best().cloned())
+    }
+
+    /// Parents of `oid`, nearest first, following `poid` with a cycle guard.
+    fn ancestry(&mut self, oid: &Oid) -> Arc<[Arc<Process>]> {
+        let generation = self.generation;
+        if let Some(slot) = self.procs.get(oid) {
+            if let Some((g, chain)) = &slot.chain {
+                if *g == generation {
+                    return chain.clone();
+                }
+            }
+        } else {
+            return self.empty_chain.clone();
+        }
+        let mut chain: Vec<Arc<Process>> = Vec::new();
+        let mut seen: Vec<Oid> = vec![*oid];
+        let mut cur = self.process(oid).and_then(|p| p.poid);
+        while let Some(parent) = cur {
+            if seen.contains(&parent) || chain.len() >= MAX_ANCESTRY {
+                self.stats.ancestry_cycles += 1;
+                break;
+            }
+            let Some(p) = self.process(&parent) else {
+                break;
+            };
+            seen.push(parent);
+            cur = p.poid;
+            chain.push(p);
+        }
+        let chain: Arc<[Arc<Process>]> = if chain.is_empty() {
+            self.empty_chain.clone()
+        } else {
+            Arc::from(chain)
+        };
+        if let Some(slot) = self.procs.get_mut(oid) {
+            slot.chain = Some((generation, chain.clone()));
+        }
+        chain
+    }
+
+    fn file(&mut self, foid: &Foid) -> Option<Arc<File>> {
+        match self.files.get(foid) {
+            Some(f) => Some(f.value.clone()),
+            None => {
+                self.stats.missing_file += 1;
+                None
+            }
+        }
+    }
+
+    fn assemble(&mut self, event: Event) -> Record {
+        let mut rec = Record {
+            header: self.header.clone(),
+            process: None,
+            ancestors: self.empty_chain.clone(),
+            container: None,
+            pod: None,
+            file: None,
+            new_file: None,
+            policies: Vec::new(),
+            tags: Vec::new(),
+            event,
+        };
+        if let Some(oid) = rec.event.proc_oid() {
+            match self.process(&oid) {
+                Some(p) => {
+                    rec.ancestors = self.ancestry(&oid);
+                    if let Some(cid) = &p.container_id {
+                        match self.containers.get(cid) {
+                            Some(c) => {
+                                let c = c.value.clone();
+                                if let Some(pid) = &c.pod_id {
+                                    match self.pods.get(pid) {
+                                        Some(pd) => rec.pod = Some(pd.value.clone()),
+                                        None => self.stats.missing_pod += 1,
+                                    }
+                                }
+                                rec.container = Some(c);
+                            }
+                            None => self.stats.missing_container += 1,
+                        }
+                    }
+                    rec.process = Some(p);
+                }
+                None => self.stats.missing_process += 1,
+            }
+        }
+        match &rec.event {
+            Event::FileFlow(ff) => {
+                let foid = ff.file_oid;
+                rec.file = self.file(&foid);
+            }
+            Event::FileEvent(fe) => {
+                let (foid, newf) = (fe.file_oid, fe.new_file_oid);
+                rec.file = self.file(&foid);
+                if let Some(n) = newf {
+                    rec.new_file = self.file(&n);
+                }
+            }
+            _ => {}
+        }
+        rec
+    }
+}
+
+fn trim_in_place(s: &mut String) {
+    let t = s.trim();
+    if t.len() != s.len() {
+        *s = t.to_string();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(hpid: i64, parent: Option<i64>, exe: &str, state: ObjectState) -> SysFlow {
+        SysFlow::Process(Process {
+            state,
+            oid: Oid { create_ts: 1, hpid },
+            poid: parent.map(|p| Oid { create_ts: 1, hpid: p }),
+            exe: exe.to_string(),
+            ..Default::default()
+        })
+    }
+
+    fn pe(hpid: i64) -> SysFlow {
+        SysFlow::ProcessEvent(ProcessEvent {
+            proc_oid: Oid { create_ts: 1, hpid },
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn modified_wins_over_created_and_reup() {
+        let mut c = EntityCache::default();
+        assert!(c.apply(proc(10, None, "/a-reup", ObjectState::Reup)).is_none());
+        assert_eq!(c.apply(pe(10)).unwrap().process.unwrap().exe, "/a-reup");
+        c.apply(proc(10, None, "/a-created", ObjectState::Created));
+        assert_eq!(c.apply(pe(10)).unwrap().process.unwrap().exe, "/a-created");
+        c.apply(proc(10, None, "/a-modified", ObjectState::Modified));
+        c.apply(proc(10, None, "/a-created-again", ObjectState::Created));
+        assert_eq!(c.apply(pe(10)).unwrap().process.unwrap().exe, "/a-modified");
+    }
+
+    #[test]
+    fn ancestry_follows_poid_and_survives_cycles() {
+        let mut c = EntityCache::default();
+        c.apply(proc(1, None, "/init", ObjectState::Created));
+        c.apply(proc(2, Some(1), "/bash", ObjectState::Created));
+        c.apply(proc(3, Some(2), "/ls", ObjectState::Created));
+        let r = c.apply(pe(3)).unwrap();
+        let names: Vec<_> = r.ancestors.iter().map(|p| p.exe.as_str()).collect();
+        assert_eq!(names, ["/bash", "/init"]);
+        // A MODIFIED parent is seen by the child's cached chain.
+        c.apply(proc(2, Some(1), "/zsh", ObjectState::Modified));
+        let r = c.apply(pe(3)).unwrap();
+        assert_eq!(r.ancestors[0].exe, "/zsh");
+        // A cycle 5 -> 6 -> 5 terminates.
+        c.apply(proc(5, Some(6), "/x", ObjectState::Created));
+        c.apply(proc(6, Some(5), "/y", ObjectState::Created));
+        let r = c.apply(pe(5)).unwrap();
+        assert_eq!(r.ancestors.len(), 1);
+        assert_eq!(c.stats().ancestry_cycles, 1);
+    }
+
+    #[test]
+    fn missing_entities_give_empty_fields_and_counters() {
+        let mut c = EntityCache::default();
+        let r = c.apply(pe(42)).unwrap();
+        assert!(r.process.is_none());
+        assert!(r.ancestors.is_empty());
+        let ff = SysFlow::FileFlow(FileFlow {
+            proc_oid: Oid { create_ts: 1, hpid: 42 },
+            file_oid: [7; 20],
+            ..Default::default()
+        });
+        let r = c.apply(ff).unwrap();
+        assert!(r.file.is_none());
+        let s = c.stats();
+        assert_eq!((s.missing_process, s.missing_file), (2, 1));
+    }
+
+    #[test]
+    fn header_resets_and_limits_evict() {
+        let mut c = EntityCache::new(CacheLimits {
+            processes: 10,
+            ..Default::default()
+        });
+        for i in 0..25 {
+            c.apply(proc(i, None, "/p", ObjectState::Created));
+        }
+        assert!(c.sizes().0 <= 10);
+        assert!(c.stats().evicted >= 15);
+        c.apply(SysFlow::Header(Header::default()));
+        assert_eq!(c.sizes(), (0, 0, 0, 0));
+    }
+}

@@ -1,0 +1,336 @@
+//! Pipeline configuration in upstream's `pipeline.json` shape, with environment overrides and
+//! validation that names the file, the stage and the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// A configuration error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// Index in `pipeline` and the processor name, when the error is about one stage.
+    pub stage: Option<(usize, String)>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((i, p)) = &self.stage {
+            write!(f, ": pipeline[{i}] ({p})")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": key `{k}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A channel reference: `"<name> <type>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub name: String,
+    pub ctype: String,
+}
+
+/// One setting: the key as written (for messages) and its value as a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: String,
+    pub value: String,
+    /// Set when the value came from an environment variable (its name).
+    pub from_env: Option<String>,
+}
+
+/// One element of `pipeline`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageConfig {
+    pub index: usize,
+    pub processor: String,
+    pub handler: Option<String>,
+    pub input: Option<Channel>,
+    pub outputs: Vec<Channel>,
+    /// Other keys, by lowercase name.
+    pub settings: BTreeMap<String, Setting>,
+}
+
+impl StageConfig {
+    /// Looks a setting up case-insensitively.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.settings
+            .get(&key.to_ascii_lowercase())
+            .map(|s| s.value.as_str())
+    }
+}
+
+/// A parsed `pipeline.json`.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub file: PathBuf,
+    pub stages: Vec<StageConfig>,
+    /// `drivers` entries (raw); only the built-in file driver is supported for now.
+    pub drivers: Vec<Value>,
+    /// Warnings found while loading (unknown keys, legacy values).
+    pub warnings: Vec<String>,
+}
+
+fn value_to_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        // Objects/arrays (e.g. `kafka.config`) are kept as JSON text.
+        other => Some(other.to_string()),
+    }
+}
+
+fn parse_channel(s: &str) -> Option<Channel> {
+    let mut it = s.split_whitespace();
+    let name = it.next()?;
+    let ctype = it.next()?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some(Channel {
+        name: name.to_string(),
+        ctype: ctype.to_string(),
+    })
+}
+
+impl PipelineConfig {
+    /// Reads and parses `path`, applies environment overrides from `env`.
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            stage: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file, env)
+    }
+
+    /// Parses configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let err = |stage: Option<(usize, String)>, key: Option<&str>, message: String| ConfigError {
+            file: file.to_string(),
+            stage,
+            key: key.map(str::to_string),
+            message,
+        };
+        let root: Value = serde_json::from_str(text).map_err(|e| {
+            err(
+                None,
+                None,
+                format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()),
+            )
+        })?;
+        let obj = root
+            .as_object()
+            .ok_or_else(|| err(None, None, "top level must be a JSON object".into()))?;
+        let mut warnings = Vec::new();
+        for k in obj.keys() {
+            if k != "pipeline" && k != "drivers" && !k.starts_with('_') {
+                warnings.push(format!("{file}: unknown top-level key `{k}` ignored"));
+            }
+        }
+        let list = obj
+            .get("pipeline")
+            .ok_or_else(|| err(None, Some("pipeline"), "missing".into()))?
+            .as_array()
+            .ok_or_else(|| err(None, Some("pipeline"), "must be a list of stages".into()))?;
+        let mut stages = Vec::new();
+        for (i, st) in list.iter().enumerate() {
+            let so = st
+                .as_object()
+                .ok_or_else(|| err(None, None, format!("pipeline[{i}] must be an object")))?;
+            let processor = so
+                .get("processor")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    err(
+                        Some((i, "?".into())),
+                        Some("processor"),
+                        "missing (a string naming the stage's processor)".into(),
+                    )
+                })?
+                .to_string();
+            let at = || Some((i, processor.clone()));
+            let mut stage = StageConfig {
+                index: i,
+                processor: processor.clone(),
+                handler: None,
+                input: None,
+                outputs: Vec::new(),
+                settings: BTreeMap::new(),
+            };
+            for (k, v) in so {
+                match k.as_str() {
+                    "processor" => {}
+                    "handler" => stage.handler = v.as_str().map(str::to_string),
+                    "in" => {
+                        let s = v.as_str().ok_or_else(|| {
+                            err(at(), Some("in"), "must be a string \"<name> <type>\"".into())
+                        })?;
+                        stage.input = Some(parse_channel(s).ok_or_else(|| {
+                            err(
+                                at(),
+                                Some("in"),
+                                format!("`{s}` is not of the form \"<name> <type>\""),
+                            )
+                        })?);
+                    }
+                    "out" => {
+                        let items: Vec<&Value> = match v {
+                            Value::Array(a) => a.iter().collect(),
+                            other => vec![other],
+                        };
+                        for it in items {
+                            let s = it.as_str().ok_or_else(|| {
+                                err(at(), Some("out"), "must be a string or a list of strings".into())
+                            })?;
+                            stage.outputs.push(parse_channel(s).ok_or_else(|| {
+                                err(
+                                    at(),
+                                    Some("out"),
+                                    format!("`{s}` is not of the form \"<name> <type>\""),
+                                )
+                            })?);
+                        }
+                    }
+                    other if other.starts_with('_') => {}
+                    other => {
+                        let value = value_to_string(v).unwrap_or_default();
+                        stage.settings.insert(
+                            other.to_ascii_lowercase(),
+                            Setting {
+                                key: other.to_string(),
+                                value,
+                                from_env: None,
+                            },
+                        );
+                    }
+                }
+            }
+            apply_env(&mut stage, env);
+            stages.push(stage);
+        }
+        let drivers = match obj.get("drivers") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(err(None, Some("drivers"), "must be a list".into())),
+            None => Vec::new(),
+        };
+        Ok(PipelineConfig {
+            file: PathBuf::from(file),
+            stages,
+            drivers,
+            warnings,
+        })
+    }
+
+    pub fn error(&self, stage: &StageConfig, key: Option<&str>, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.display().to_string(),
+            stage: Some((stage.index, stage.processor.clone())),
+            key: key.map(str::to_string),
+            message,
+        }
+    }
+}
+
+/// Applies `<PROCESSOR>_<KEY>` environment variables: `_` in the key becomes `.`, and the key
+/// is matched case-insensitively, so `EXPORTER_SYSLOG_HOST` overrides `syslog.host` and
+/// `EXPORTER_ES_BULK_NUMWORKERS` overrides `es.bulk.numWorkers`.
+fn apply_env(stage: &mut StageConfig, env: &[(String, String)]) {
+    let prefix = format!("{}_", stage.processor.to_ascii_uppercase());
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let key = rest.to_ascii_lowercase().replace('_', ".");
+        let original = stage
+            .settings
+            .get(&key)
+            .map(|s| s.key.clone())
+            .unwrap_or_else(|| key.clone());
+        stage.settings.insert(
+            key,
+            Setting {
+                key: original,
+                value: value.clone(),
+                from_env: Some(name.clone()),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"{
+      "pipeline":[
+        {"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"},
+        {"processor":"exporter","in":"flat flattenerchan","export":"syslog","syslog.host":"a","es.bulk.numWorkers":1,"buffer":100,"flag":true,
+         "kafka.config":{"bootstrap.servers":"k:1"}}
+      ]}"#;
+
+    #[test]
+    fn parses_values_of_any_json_type() {
+        let c = PipelineConfig::parse(CFG, "p.json", &[]).unwrap();
+        assert_eq!(c.stages.len(), 2);
+        let e = &c.stages[1];
+        assert_eq!(e.get("buffer"), Some("100"));
+        assert_eq!(e.get("flag"), Some("true"));
+        assert_eq!(e.get("ES.BULK.NUMWORKERS"), Some("1"));
+        assert_eq!(e.get("kafka.config"), Some(r#"{"bootstrap.servers":"k:1"}"#));
+        assert_eq!(
+            c.stages[0].outputs,
+            vec![Channel {
+                name: "flat".into(),
+                ctype: "flattenerchan".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn env_overrides_match_keys_case_insensitively() {
+        let env = vec![
+            ("EXPORTER_SYSLOG_HOST".to_string(), "127.0.0.1".to_string()),
+            ("EXPORTER_ES_BULK_NUMWORKERS".to_string(), "4".to_string()),
+            ("EXPORTER_SYSLOG_PORT".to_string(), "1514".to_string()),
+            ("POLICYENGINE_MODE".to_string(), "enrich".to_string()),
+        ];
+        let c = PipelineConfig::parse(CFG, "p.json", &env).unwrap();
+        let e = &c.stages[1];
+        assert_eq!(e.get("syslog.host"), Some("127.0.0.1"));
+        assert_eq!(e.get("es.bulk.numworkers"), Some("4"));
+        assert_eq!(e.settings["es.bulk.numworkers"].key, "es.bulk.numWorkers");
+        assert_eq!(e.get("syslog.port"), Some("1514"), "new keys are added");
+        assert_eq!(c.stages[0].get("mode"), None, "other processors untouched");
+    }
+
+    #[test]
+    fn errors_name_file_stage_and_key() {
+        let e = PipelineConfig::parse(r#"{"pipeline":[{"in":"a b"}]}"#, "x.json", &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x.json: pipeline[0] (?): key `processor`: missing (a string naming the stage's processor)"
+        );
+        let e = PipelineConfig::parse(r#"{"pipeline":[{"processor":"exporter","in":"abc"}]}"#, "x.json", &[])
+            .unwrap_err();
+        assert!(e.to_string().contains("pipeline[0] (exporter): key `in`"), "{e}");
+        let e = PipelineConfig::parse("{\"pipeline\": [", "x.json", &[]).unwrap_err();
+        assert!(e.to_string().contains("invalid JSON at line 1"), "{e}");
+    }
+}

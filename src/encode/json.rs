@@ -1,0 +1,653 @@
+//! Upstream's JSON layout (export schema 5), always valid JSON.
+//!
+//! Layout: `version`, then `endts`, `opflags`, `ret`, `ts`, `type`, then the sections in name
+//! order (`container`, `file`, `flow`, `meta`, `net`, `node`, `pod`, `pproc`, `proc`; for
+//! Kubernetes events `ke`, `meta`, `node`), then `policies` and `tags` when present. Fields in a
+//! section are in name order. Differences from upstream are listed in `docs/compatibility.md`.
+
+use xxhash_rust::xxh64::Xxh64;
+
+use crate::record::{Event, Record};
+use crate::sysflow::model::*;
+use crate::sysflow::names::{
+    base_name, dir_name, is_open_read, is_open_write, op_flag_names, open_flag_names, write_ip,
+};
+
+/// Version of the exported JSON schema (upstream's `JSON_SCHEMA_VERSION`).
+pub const JSON_SCHEMA_VERSION: u32 = 5;
+
+/// Encodes records as one JSON object each.
+#[derive(Default)]
+pub struct JsonEncoder {
+    num: itoa::Buffer,
+}
+
+/// Appends `s` as a JSON string (quoted, escaped).
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Upstream's `sf.proc.oid`: xxhash64 of the decimal pid followed by the decimal create time,
+/// as 16 lowercase hex digits.
+pub fn oid_hash(hpid: i64, create_ts: i64) -> String {
+    let mut h = Xxh64::new(0);
+    let mut b = itoa::Buffer::new();
+    h.update(b.format(hpid).as_bytes());
+    h.update(b.format(create_ts).as_bytes());
+    format!("{:016x}", h.digest())
+}
+
+/// Splits upstream's socket-style paths (`ffff...->ffff... /path`) into (path, symlink).
+pub fn split_sym_path(orig: &str) -> (&str, &str) {
+    if let Some((link, rest)) = orig.split_once(' ') {
+        let is_hex_pair = |s: &str, sep: &str| {
+            s.split_once(sep).is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_hexdigit())
+                    && !b.is_empty()
+                    && b.bytes().all(|c| c.is_ascii_hexdigit())
+            })
+        };
+        if (is_hex_pair(link, "->") || is_hex_pair(link, "-\\u")) && !rest.is_empty() {
+            return (rest.split(' ').next().unwrap_or(rest), link);
+        }
+    }
+    (orig, "")
+}
+
+/// `sf.proc.cmdline`: exe and args joined by a space (no trailing space without args).
+pub fn cmdline(p: &Process) -> String {
+    if p.exe_args.is_empty() {
+        p.exe.clone()
+    } else {
+        format!("{} {}", p.exe, p.exe_args)
+    }
+}
+
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 0xf) as usize]);
+    }
+    out.push(b'"');
+}
+
+struct W<'a> {
+    out: &'a mut Vec<u8>,
+    num: &'a mut itoa::Buffer,
+    first: bool,
+}
+
+impl W<'_> {
+    #[inline]
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+    #[inline]
+    fn int(&mut self, k: &str, v: i64) {
+        self.key(k);
+        self.out.extend_from_slice(self.num.format(v).as_bytes());
+    }
+    #[inline]
+    fn boolean(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+    }
+    #[inline]
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        write_str(self.out, v);
+    }
+    fn str_list<'s>(&mut self, k: &str, items: impl Iterator<Item = &'s str>) {
+        self.key(k);
+        self.out.push(b'[');
+        for (i, s) in items.enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            write_str(self.out, s);
+        }
+        self.out.push(b']');
+    }
+    fn ip_list(&mut self, k: &str, ips: &[i64]) {
+        self.key(k);
+        self.out.push(b'[');
+        for (i, ip) in ips.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.out.push(b'"');
+            write_ip(*ip, self.out);
+            self.out.push(b'"');
+        }
+        self.out.push(b']');
+    }
+    fn section(&mut self, name: &str) {
+        self.key(name);
+        self.out.push(b'{');
+        self.first = true;
+    }
+    fn end_section(&mut self) {
+        self.out.push(b'}');
+        self.first = false;
+    }
+}
+
+impl JsonEncoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends the JSON object for `rec` to `out` (no trailing newline).
+    pub fn encode(&mut self, rec: &Record, out: &mut Vec<u8>) {
+        let kind = rec.kind();
+        let ev = &rec.event;
+        out.push(b'{');
+        let mut w = W {
+            out,
+            num: &mut self.num,
+            first: true,
+        };
+        w.int("version", i64::from(JSON_SCHEMA_VERSION));
+        w.int("endts", ev.end_ts());
+        w.str_list("opflags", op_flag_names(ev.op_flags(), kind));
+        w.int("ret", i64::from(ev.ret()));
+        w.int("ts", ev.ts());
+        w.str("type", kind.short());
+
+        if let Event::K8sEvent(ke) = ev {
+            w.section("ke");
+            w.str(
+                "action",
+                K8S_ACTIONS.get(ke.action as usize).copied().unwrap_or(""),
+            );
+            w.str(
+                "kind",
+                K8S_COMPONENTS.get(ke.kind as usize).copied().unwrap_or(""),
+            );
+            w.str("message", &ke.message);
+            w.end_section();
+            write_meta(&mut w, &rec.header);
+            write_node(&mut w, &rec.header);
+            finish(&mut w, rec);
+            return;
+        }
+
+        if let Some(c) = rec.container.as_deref().filter(|c| !c.id.is_empty()) {
+            w.section("container");
+            w.str("id", &c.id);
+            w.str("image", c.image.trim());
+            w.str("imageid", &c.imageid);
+            w.str("name", c.name.trim());
+            w.int("privileged", i64::from(c.privileged));
+            let t = CONTAINER_TYPES.get(c.ctype as usize).copied().unwrap_or("");
+            w.str("type", t.strip_prefix("CT_").unwrap_or(t));
+            w.end_section();
+        }
+
+        if matches!(kind, Kind::FileFlow | Kind::FileEvent) {
+            let (fd, open_flags) = match ev {
+                Event::FileFlow(ff) => (ff.fd, ff.open_flags),
+                _ => (0, 0),
+            };
+            let f = rec.file.as_deref();
+            let nf = rec.new_file.as_deref();
+            let (path, sym) = split_sym_path(path_of(f));
+            let (npath, nsym) = split_sym_path(path_of(nf));
+            w.section("file");
+            w.str("directory", &dir_or_empty(path));
+            w.int("fd", i64::from(fd));
+            w.boolean("is_open_read", is_open_read(open_flags));
+            w.boolean("is_open_write", is_open_write(open_flags));
+            w.str("name", base_or_empty(path));
+            w.str("newdirectory", &dir_or_empty(npath));
+            w.str("newname", base_or_empty(npath));
+            w.key("newoid");
+            match nf {
+                Some(n) => write_hex(w.out, &n.oid),
+                None => write_str(w.out, ""),
+            }
+            w.str("newpath", npath);
+            w.str("newsymlink", nsym);
+            w.key("oid");
+            match f {
+                Some(f) => write_hex(w.out, &f.oid),
+                None => write_str(w.out, ""),
+            }
+            w.str_list("openflags", open_flag_names(open_flags));
+            w.str("path", path);
+            w.str("symlink", sym);
+            let t = f.and_then(|f| char::from_u32(f.restype as u32));
+            let mut tb = [0u8; 4];
+            w.str(
+                "type",
+                match t {
+                    Some(c) if f.is_some_and(|f| f.restype != 0) => c.encode_utf8(&mut tb),
+                    _ => "",
+                },
+            );
+            w.end_section();
+        }
+
+        let counters = match ev {
+            Event::FileFlow(f) => Some((
+                f.num_rrecv_bytes,
+                f.num_rrecv_ops,
+                f.num_wsend_bytes,
+                f.num_wsend_ops,
+            )),
+            Event::NetworkFlow(n) => Some((
+                n.num_rrecv_bytes,
+                n.num_rrecv_ops,
+                n.num_wsend_bytes,
+                n.num_wsend_ops,
+            )),
+            _ => None,
+        };
+        if let Some((rb, ro, wb, wo)) = counters {
+            w.section("flow");
+            w.int("rbytes", rb);
+            w.int("rops", ro);
+            w.int("wbytes", wb);
+            w.int("wops", wo);
+            w.end_section();
+        }
+
+        write_meta(&mut w, &rec.header);
+
+        let net = match ev {
+            Event::NetworkFlow(n) => Some((n.sip, n.sport, n.dip, n.dport, n.proto)),
+            Event::NetworkEvent(n) => Some((n.sip, n.sport, n.dip, n.dport, n.proto)),
+            _ => None,
+        };
+        if let Some((sip, sport, dip, dport, proto)) = net {
+            w.section("net");
+            w.key("dip");
+            w.out.push(b'"');
+            write_ip(i64::from(dip), w.out);
+            w.out.push(b'"');
+            w.int("dport", i64::from(dport));
+            w.ip_list("ip", &[i64::from(sip), i64::from(dip)]);
+            w.key("port");
+            w.out.push(b'[');
+            w.out
+                .extend_from_slice(w.num.format(sport).as_bytes());
+            w.out.push(b',');
+            w.out
+                .extend_from_slice(w.num.format(dport).as_bytes());
+            w.out.push(b']');
+            w.int("proto", i64::from(proto));
+            w.key("sip");
+            w.out.push(b'"');
+            write_ip(i64::from(sip), w.out);
+            w.out.push(b'"');
+            w.int("sport", i64::from(sport));
+            w.end_section();
+        }
+
+        write_node(&mut w, &rec.header);
+
+        if let Some(pd) = rec.pod.as_deref().filter(|p| !p.id.is_empty()) {
+            w.section("pod");
+            w.ip_list("hostip", &pd.host_ip);
+            w.str("id", &pd.id);
+            w.ip_list("internalip", &pd.internal_ip);
+            w.str("name", pd.name.trim());
+            w.str("namespace", pd.namespace.trim());
+            w.str("nodename", pd.node_name.trim());
+            w.int("restartcnt", pd.restart_count);
+            w.key("services");
+            w.out.push(b'[');
+            for (i, s) in pd.services.iter().enumerate() {
+                if i > 0 {
+                    w.out.push(b',');
+                }
+                w.out.push(b'{');
+                w.first = true;
+                w.str("id", &s.id);
+                w.str("name", &s.name);
+                w.str("namespace", &s.namespace);
+                w.ip_list("clusterIP", &s.cluster_ip);
+                w.key("ports");
+                w.out.push(b'[');
+                for (j, p) in s.port_list.iter().enumerate() {
+                    if j > 0 {
+                        w.out.push(b',');
+                    }
+                    w.out.push(b'{');
+                    w.first = true;
+                    w.int("port", i64::from(p.port));
+                    w.int("targetport", i64::from(p.target_port));
+                    w.int("nodeport", i64::from(p.node_port));
+                    w.str("proto", &p.proto);
+                    w.out.push(b'}');
+                }
+                w.out.push(b']');
+                w.out.push(b'}');
+            }
+            w.out.push(b']');
+            w.first = false;
+            w.int("ts", pd.ts);
+            w.end_section();
+        }
+
+        let proc = rec.process.as_deref();
+        let poid = proc.and_then(|p| p.poid);
+        if let Some(poid) = poid.filter(|o| o.hpid != 0) {
+            let parent = rec.ancestors.first().map(|p| p.as_ref());
+            w.section("pproc");
+            w.str("args", parent.map(|p| p.exe_args.as_str()).unwrap_or(""));
+            w.str("cmdline", &parent.map(cmdline).unwrap_or_default());
+            w.int("createts", poid.create_ts);
+            w.boolean("entry", parent.is_some_and(|p| p.entry));
+            w.str("exe", parent.map(|p| p.exe.as_str()).unwrap_or(""));
+            w.int("gid", parent.map(|p| i64::from(p.gid)).unwrap_or(0));
+            w.str("group", parent.map(|p| p.group_name.as_str()).unwrap_or(""));
+            w.str("name", parent.map(|p| base_or_empty(&p.exe)).unwrap_or(""));
+            w.str("oid", &oid_hash(poid.hpid, poid.create_ts));
+            w.int("pid", poid.hpid);
+            w.boolean("tty", parent.is_some_and(|p| p.tty));
+            w.int("uid", parent.map(|p| i64::from(p.uid)).unwrap_or(0));
+            w.str("user", parent.map(|p| p.user_name.as_str()).unwrap_or(""));
+            w.end_section();
+        }
+
+        w.section("proc");
+        let lineage = || proc.into_iter().chain(rec.ancestors.iter().map(|p| p.as_ref()));
+        w.key("acmdline");
+        w.out.push(b'[');
+        for (i, p) in lineage().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            write_str(w.out, &cmdline(p));
+        }
+        w.out.push(b']');
+        w.str_list("aexe", lineage().map(|p| p.exe.as_str()));
+        w.str_list("aname", lineage().map(|p| base_or_empty(&p.exe)));
+        w.key("apid");
+        w.out.push(b'[');
+        for (i, p) in lineage().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            w.out
+                .extend_from_slice(w.num.format(p.oid.hpid).as_bytes());
+        }
+        w.out.push(b']');
+        w.str("args", proc.map(|p| p.exe_args.as_str()).unwrap_or(""));
+        w.str("cmdline", &proc.map(cmdline).unwrap_or_default());
+        let oid = proc.map(|p| p.oid).unwrap_or_default();
+        w.int("createts", oid.create_ts);
+        w.boolean("entry", proc.is_some_and(|p| p.entry));
+        w.str("exe", proc.map(|p| p.exe.as_str()).unwrap_or(""));
+        w.int("gid", proc.map(|p| i64::from(p.gid)).unwrap_or(0));
+        w.str("group", proc.map(|p| p.group_name.as_str()).unwrap_or(""));
+        w.str("name", proc.map(|p| base_or_empty(&p.exe)).unwrap_or(""));
+        w.str("oid", &oid_hash(oid.hpid, oid.create_ts));
+        w.int("pid", oid.hpid);
+        w.int("tid", ev.tid());
+        w.boolean("tty", proc.is_some_and(|p| p.tty));
+        w.int("uid", proc.map(|p| i64::from(p.uid)).unwrap_or(0));
+        w.str("user", proc.map(|p| p.user_name.as_str()).unwrap_or(""));
+        w.end_section();
+
+        finish(&mut w, rec);
+    }
+}
+
+fn path_of(f: Option<&File>) -> &str {
+    f.map(|f| f.path.trim()).unwrap_or("")
+}
+
+fn base_or_empty(path: &str) -> &str {
+    if path.is_empty() {
+        ""
+    } else {
+        base_name(path)
+    }
+}
+
+fn dir_or_empty(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        dir_name(path)
+    }
+}
+
+fn write_meta(w: &mut W, h: &Header) {
+    w.section("meta");
+    w.int("schema", h.version);
+    w.str("tracename", base_or_empty(&h.filename));
+    w.end_section();
+}
+
+fn write_node(w: &mut W, h: &Header) {
+    w.section("node");
+    w.str("id", &h.exporter);
+    w.str("ip", &h.ip);
+    w.end_section();
+}
+
+fn finish(w: &mut W, rec: &Record) {
+    if !rec.policies.is_empty() {
+        w.key("policies");
+        w.out.push(b'[');
+        for (i, p) in rec.policies.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            w.out.push(b'{');
+            w.first = true;
+            w.str("id", &p.id);
+            w.str("desc", &p.desc);
+            w.int("priority", p.priority);
+            w.out.push(b'}');
+        }
+        w.out.push(b']');
+        w.first = false;
+    }
+    let rule_tags = rec.policies.iter().flat_map(|p| p.tags.iter());
+    if !rec.tags.is_empty() || rec.policies.iter().any(|p| !p.tags.is_empty()) {
+        let all: Vec<&str> = rec
+            .tags
+            .iter()
+            .map(String::as_str)
+            .chain(rule_tags.map(String::as_str))
+            .collect();
+        w.str_list("tags", all.into_iter());
+    }
+    w.out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::PolicyMatch;
+    use std::sync::Arc;
+
+    fn record(event: Event) -> Record {
+        Record {
+            event,
+            header: Arc::new(Header {
+                version: 4,
+                exporter: "node-1".into(),
+                ip: "10.0.0.1".into(),
+                filename: "/mnt/data/123".into(),
+            }),
+            process: Some(Arc::new(Process {
+                oid: Oid {
+                    create_ts: 100,
+                    hpid: 42,
+                },
+                poid: Some(Oid {
+                    create_ts: 50,
+                    hpid: 1,
+                }),
+                exe: "/bin/cat".into(),
+                exe_args: "\"quoted\" a\\b".into(),
+                uid: 1000,
+                user_name: "alice".into(),
+                ..Default::default()
+            })),
+            ancestors: Arc::from(vec![Arc::new(Process {
+                oid: Oid {
+                    create_ts: 50,
+                    hpid: 1,
+                },
+                exe: "/sbin/init".into(),
+                ..Default::default()
+            })]),
+            container: None,
+            pod: None,
+            file: None,
+            new_file: None,
+            policies: vec![],
+            tags: vec![],
+        }
+    }
+
+    fn encode(r: &Record) -> serde_json::Value {
+        let mut out = Vec::new();
+        JsonEncoder::new().encode(r, &mut out);
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("invalid JSON {e}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    #[test]
+    fn network_flow_layout_and_values() {
+        let r = record(Event::NetworkFlow(NetworkFlow {
+            ts: 10,
+            end_ts: 20,
+            tid: 43,
+            op_flags: crate::sysflow::names::OP_CONNECT | crate::sysflow::names::OP_WRITE_SEND,
+            sip: 0x0100007f,
+            sport: 5000,
+            dip: 0x0101a8c0,
+            dport: 80,
+            proto: 6,
+            num_rrecv_bytes: 7,
+            num_wsend_bytes: 9,
+            num_rrecv_ops: 1,
+            num_wsend_ops: 2,
+            ..Default::default()
+        }));
+        let mut out = Vec::new();
+        JsonEncoder::new().encode(&r, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        // Key order is part of the layout.
+        assert!(text.starts_with(
+            r#"{"version":5,"endts":20,"opflags":["CONNECT","SEND"],"ret":0,"ts":10,"type":"NF","flow":{"rbytes":7,"rops":1,"wbytes":9,"wops":2},"meta":{"schema":4,"tracename":"123"},"net":{"dip":"192.168.1.1","dport":80,"ip":["127.0.0.1","192.168.1.1"],"port":[5000,80],"proto":6,"sip":"127.0.0.1","sport":5000},"node":{"id":"node-1","ip":"10.0.0.1"},"pproc":"#
+        ), "{text}");
+        let v = encode(&r);
+        assert_eq!(v["proc"]["args"], "\"quoted\" a\\b", "no quote trimming");
+        assert_eq!(v["proc"]["aname"], serde_json::json!(["cat", "init"]));
+        assert_eq!(v["proc"]["apid"], serde_json::json!([42, 1]));
+        assert_eq!(v["pproc"]["exe"], "/sbin/init");
+        assert_eq!(v["proc"]["tid"], 43);
+        assert_eq!(v["proc"]["oid"], oid_hash(42, 100));
+        assert!(v.get("policies").is_none() && v.get("tags").is_none());
+    }
+
+    #[test]
+    fn missing_process_still_valid_json_with_empty_ancestry() {
+        let mut r = record(Event::ProcessEvent(ProcessEvent::default()));
+        r.process = None;
+        r.ancestors = Arc::from(Vec::new());
+        let v = encode(&r);
+        assert_eq!(v["proc"]["aname"], serde_json::json!([]));
+        assert!(v.get("pproc").is_none());
+    }
+
+    #[test]
+    fn policies_and_tags() {
+        let mut r = record(Event::ProcessEvent(ProcessEvent::default()));
+        r.policies.push(PolicyMatch {
+            id: "r1".into(),
+            desc: "d".into(),
+            priority: 2,
+            tags: Arc::from(vec!["t1".to_string()]),
+        });
+        r.tags.push("ctx".into());
+        let v = encode(&r);
+        assert_eq!(
+            v["policies"],
+            serde_json::json!([{"id":"r1","desc":"d","priority":2}])
+        );
+        assert_eq!(v["tags"], serde_json::json!(["ctx", "t1"]));
+    }
+
+    #[test]
+    fn pod_ip_arrays_have_commas() {
+        let mut r = record(Event::ProcessEvent(ProcessEvent::default()));
+        r.pod = Some(Arc::new(Pod {
+            id: "p".into(),
+            host_ip: vec![0x0100007f, 0x0200007f],
+            services: vec![Service {
+                id: "s".into(),
+                cluster_ip: vec![1, 2],
+                port_list: vec![Port::default(), Port::default()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }));
+        let v = encode(&r);
+        assert_eq!(
+            v["pod"]["hostip"],
+            serde_json::json!(["127.0.0.1", "127.0.0.2"])
+        );
+        assert_eq!(v["pod"]["services"][0]["ports"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn escaping_control_characters() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\u{1}b\"\n€");
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\u0001b\\\"\\n€\"");
+    }
+
+    #[test]
+    fn sym_paths() {
+        assert_eq!(
+            split_sym_path("ffff9ce0->ffff9ce1 /sock/x.sock"),
+            ("/sock/x.sock", "ffff9ce0->ffff9ce1")
+        );
+        assert_eq!(split_sym_path("/a b/c"), ("/a b/c", ""));
+    }
+}

@@ -1,0 +1,64 @@
+//! What travels between pipeline nodes: batches, never single records.
+
+use std::sync::Arc;
+
+use sfactors::BatchLen;
+
+use crate::record::Record;
+use crate::sysflow::ocf::{Codec, RawBlock};
+use crate::sysflow::{DatumPlan, SysFlow};
+
+/// A trace being read: its name and the decode plan compiled from its writer schema.
+#[derive(Debug)]
+pub struct TraceSource {
+    pub path: String,
+    pub plan: DatumPlan,
+    pub codec: Codec,
+}
+
+/// One compressed block and the trace it came from.
+#[derive(Debug, Clone)]
+pub struct BlockJob {
+    pub source: Arc<TraceSource>,
+    pub block: RawBlock,
+}
+
+/// Driver -> reader.
+#[derive(Debug, Clone, Default)]
+pub struct Blocks(pub Vec<BlockJob>);
+
+impl BatchLen for Blocks {
+    fn batch_len(&self) -> usize {
+        self.0.iter().map(|b| b.block.count as usize).sum()
+    }
+}
+
+/// Reader -> flattener: decoded datums in stream order.
+#[derive(Debug, Clone, Default)]
+pub struct Datums(pub Vec<SysFlow>);
+
+impl BatchLen for Datums {
+    fn batch_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Flattener -> policy engine -> exporters.
+#[derive(Debug, Clone, Default)]
+pub struct Records(pub Vec<Record>);
+
+impl BatchLen for Records {
+    fn batch_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// A sink's (absent) output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nothing;
+
+impl BatchLen for Nothing {
+    fn batch_len(&self) -> usize {
+        0
+    }
+}

@@ -1,0 +1,543 @@
+//! The pipeline: validates a configuration into a plan (stages and the channels between them)
+//! and runs it as supervised actors: driver -> reader -> flattener -> policy engine(s) ->
+//! exporter(s).
+
+pub mod batch;
+pub mod driver;
+pub mod exporter;
+pub mod flattener;
+pub mod policy;
+pub mod reader;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use sfactors::{
+    Control, ControlEvent, Downstream, Envelope, MetricsSnapshot, NodeActor, NodeMetrics,
+    NodeSpec, RestartPolicy, SourceActor, StopFlag,
+};
+
+use crate::cache::{CacheLimits, CacheStats};
+use crate::config::{ConfigError, PipelineConfig, StageConfig};
+use crate::diagnostics::{Diagnostics, Skipped};
+use crate::exporter::{ExporterConfig, KNOWN_KEYS as EXPORTER_KEYS};
+use batch::Records;
+
+/// Channel types of upstream's plugins.
+pub const READER_IN: &str = "sysflowchan";
+pub const READER_OUT: &str = "flattenerchan";
+pub const POLICY_OUT: &str = "eventchan";
+
+/// What a stage does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageKind {
+    /// `sysflowreader` with the `flattener` handler: reader + flattener actors.
+    Reader,
+    /// `policyengine`: pass-through in this build.
+    Policy,
+    Exporter(ExporterConfig),
+}
+
+/// A validated stage.
+#[derive(Debug, Clone)]
+pub struct StagePlan {
+    pub config: StageConfig,
+    pub kind: StageKind,
+    /// Indexes of the stages that consume this stage's outputs.
+    pub downstream: Vec<usize>,
+    /// Number of stages producing into this stage's input.
+    pub upstreams: usize,
+}
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelinePlan {
+    pub stages: Vec<StagePlan>,
+    /// Index of the reader stage the driver feeds.
+    pub entry: usize,
+    pub warnings: Vec<String>,
+}
+
+const READER_KEYS: &[&str] = &["handler", "filter.enabled", "filter.maxage"];
+const POLICY_KEYS: &[&str] = &[
+    "policies",
+    "mode",
+    "monitor",
+    "monitor.interval",
+    "concurrency",
+    "actiondir",
+    "language",
+    "config",
+    "jsonschemaversion",
+];
+
+fn warn_unknown_keys(cfg: &PipelineConfig, st: &StageConfig, known: &[&str], w: &mut Vec<String>) {
+    for s in st.settings.values() {
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(&s.key)) {
+            w.push(format!(
+                "{}: pipeline[{}] ({}): key `{}` is not used by this build and is ignored",
+                cfg.file.display(),
+                st.index,
+                st.processor,
+                s.key
+            ));
+        }
+    }
+}
+
+/// Validates `cfg`: processors, handlers, required keys, values and the channel graph.
+pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
+    let mut warnings = cfg.warnings.clone();
+    if !cfg.drivers.is_empty() {
+        return Err(ConfigError {
+            file: cfg.file.display().to_string(),
+            stage: None,
+            key: Some("drivers".into()),
+            message: "custom drivers are not supported by this build (use -driver file)".into(),
+        });
+    }
+    if cfg.stages.is_empty() {
+        return Err(ConfigError {
+            file: cfg.file.display().to_string(),
+            stage: None,
+            key: Some("pipeline".into()),
+            message: "no stages".into(),
+        });
+    }
+    let mut stages = Vec::new();
+    for st in &cfg.stages {
+        let kind = match st.processor.as_str() {
+            "sysflowreader" => {
+                match st.handler.as_deref() {
+                    Some("flattener") => {}
+                    None => {
+                        return Err(cfg.error(st, Some("handler"), "missing (expected `flattener`)".into()))
+                    }
+                    Some(h) => {
+                        return Err(cfg.error(
+                            st,
+                            Some("handler"),
+                            format!("handler `{h}` is not supported (plugins are not loaded; expected `flattener`)"),
+                        ))
+                    }
+                }
+                for (k, v) in &st.settings {
+                    if k.starts_with("filter.") && k == "filter.enabled" && v.value == "on" {
+                        warnings.push(format!(
+                            "{}: pipeline[{}] (sysflowreader): key `filter.enabled`: the rate limiter is not implemented in this build; records are not filtered",
+                            cfg.file.display(),
+                            st.index
+                        ));
+                    }
+                }
+                warn_unknown_keys(cfg, st, READER_KEYS, &mut warnings);
+                StageKind::Reader
+            }
+            "policyengine" => {
+                if st.get("policies").is_some_and(|p| !p.is_empty()) {
+                    return Err(cfg.error(
+                        st,
+                        Some("policies"),
+                        "policy evaluation is not available in this build yet; remove `policies` to run the stage as a pass-through (enrich mode)".into(),
+                    ));
+                }
+                match st.get("mode").unwrap_or("enrich").to_ascii_lowercase().as_str() {
+                    "enrich" | "" => {}
+                    m @ ("filter" | "bypass") => warnings.push(format!(
+                        "{}: pipeline[{}] (policyengine): key `mode`: legacy mode `{m}` without policies passes every record through",
+                        cfg.file.display(),
+                        st.index
+                    )),
+                    "alert" => {
+                        return Err(cfg.error(
+                            st,
+                            Some("mode"),
+                            "`alert` needs policies, and policy evaluation is not available in this build yet; use `enrich`".into(),
+                        ))
+                    }
+                    other => {
+                        return Err(cfg.error(
+                            st,
+                            Some("mode"),
+                            format!("unknown mode `{other}` (expected alert, enrich, filter or bypass)"),
+                        ))
+                    }
+                }
+                warn_unknown_keys(cfg, st, POLICY_KEYS, &mut warnings);
+                StageKind::Policy
+            }
+            "exporter" => {
+                let e = ExporterConfig::from_stage(cfg, st)?;
+                warn_unknown_keys(cfg, st, EXPORTER_KEYS, &mut warnings);
+                StageKind::Exporter(e)
+            }
+            other => {
+                return Err(cfg.error(
+                    st,
+                    Some("processor"),
+                    format!("unknown processor `{other}` (expected sysflowreader, policyengine or exporter; plugins are not loaded)"),
+                ))
+            }
+        };
+        let Some(input) = &st.input else {
+            return Err(cfg.error(st, Some("in"), "missing (\"<channel> <type>\")".into()));
+        };
+        let (in_types, out_type): (&[&str], Option<&str>) = match kind {
+            StageKind::Reader => (&[READER_IN], Some(READER_OUT)),
+            StageKind::Policy => (&[READER_OUT], Some(POLICY_OUT)),
+            StageKind::Exporter(_) => (&[POLICY_OUT, READER_OUT], None),
+        };
+        if !in_types.contains(&input.ctype.as_str()) {
+            return Err(cfg.error(
+                st,
+                Some("in"),
+                format!("channel type `{}` does not fit this processor (expected {})", input.ctype, in_types.join(" or ")),
+            ));
+        }
+        match out_type {
+            Some(t) => {
+                if st.outputs.is_empty() {
+                    return Err(cfg.error(st, Some("out"), format!("missing (\"<channel> {t}\")")));
+                }
+                for o in &st.outputs {
+                    if o.ctype != t {
+                        return Err(cfg.error(
+                            st,
+                            Some("out"),
+                            format!("channel `{}` has type `{}`, this processor produces `{t}`", o.name, o.ctype),
+                        ));
+                    }
+                }
+            }
+            None => {
+                if !st.outputs.is_empty() {
+                    return Err(cfg.error(st, Some("out"), "an exporter has no output channel".into()));
+                }
+            }
+        }
+        stages.push(StagePlan {
+            config: st.clone(),
+            kind,
+            downstream: Vec::new(),
+            upstreams: 0,
+        });
+    }
+
+    // Channels: each output is read by exactly one stage; each non-driver input is written.
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in stages.iter().enumerate() {
+        if let Some(inp) = &s.config.input {
+            consumers.entry(inp.name.as_str()).or_default().push(i);
+        }
+    }
+    let mut edges = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        for o in &s.config.outputs {
+            match consumers.get(o.name.as_str()).map(Vec::as_slice) {
+                None | Some([]) => {
+                    return Err(cfg.error(
+                        &s.config,
+                        Some("out"),
+                        format!("dangling channel `{}`: no stage reads it", o.name),
+                    ))
+                }
+                Some([c]) => {
+                    let ct = &stages[*c].config.input.as_ref().map(|x| x.ctype.clone()).unwrap_or_default();
+                    if *ct != o.ctype {
+                        return Err(cfg.error(
+                            &stages[*c].config,
+                            Some("in"),
+                            format!("channel `{}` is declared `{ct}` here but `{}` by pipeline[{i}]", o.name, o.ctype),
+                        ));
+                    }
+                    edges.push((i, *c));
+                }
+                Some(many) => {
+                    return Err(cfg.error(
+                        &s.config,
+                        Some("out"),
+                        format!("channel `{}` is read by {} stages; use several `out` channels to fan out", o.name, many.len()),
+                    ))
+                }
+            }
+        }
+    }
+    for (from, to) in &edges {
+        stages[*from].downstream.push(*to);
+        stages[*to].upstreams += 1;
+    }
+    let readers: Vec<usize> = stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == StageKind::Reader)
+        .map(|(i, _)| i)
+        .collect();
+    let entry = match readers.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(ConfigError {
+                file: cfg.file.display().to_string(),
+                stage: None,
+                key: Some("pipeline".into()),
+                message: "no `sysflowreader` stage to read the input".into(),
+            })
+        }
+        [_, second, ..] => {
+            return Err(cfg.error(
+                &stages[*second].config,
+                Some("processor"),
+                "only one `sysflowreader` stage is supported".into(),
+            ))
+        }
+    };
+    for s in &stages {
+        if s.kind != StageKind::Reader && s.upstreams == 0 {
+            let name = s.config.input.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+            return Err(cfg.error(
+                &s.config,
+                Some("in"),
+                format!("dangling channel `{name}`: no stage writes it"),
+            ));
+        }
+        if s.kind == StageKind::Reader && s.upstreams > 0 {
+            return Err(cfg.error(&s.config, Some("in"), "the reader's input comes from the driver, not from a stage".into()));
+        }
+    }
+    Ok(PipelinePlan {
+        stages,
+        entry,
+        warnings,
+    })
+}
+
+/// Tuning of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Records per driver batch (whole blocks).
+    pub batch_records: u64,
+    /// Batches in flight per edge.
+    pub window: usize,
+    pub restart: RestartPolicy,
+    pub cache: CacheLimits,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            batch_records: 4096,
+            window: 4,
+            restart: RestartPolicy::default(),
+            cache: CacheLimits::default(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    pub metrics: Vec<MetricsSnapshot>,
+    pub skipped: Vec<Skipped>,
+    pub cache: CacheStats,
+    /// Set when a node escalated (the run stopped early).
+    pub failure: Option<String>,
+    /// Set when the run was stopped by a signal.
+    pub interrupted: bool,
+}
+
+impl RunOutcome {
+    /// Records exported by all exporters.
+    pub fn exported(&self) -> u64 {
+        self.metrics
+            .iter()
+            .filter(|m| m.name.starts_with("exporter"))
+            .map(|m| m.sent_records)
+            .sum()
+    }
+}
+
+type RecordsDown = Downstream<Records>;
+
+/// Runs `plan` over `files` until the input ends (or `stop` is set), draining every stage.
+pub fn run(plan: &PipelinePlan, files: Vec<PathBuf>, stop: StopFlag, opts: RunOptions) -> RunOutcome {
+    let diag = Arc::new(Diagnostics::default());
+    let cache_stats = Arc::new(Mutex::new(CacheStats::default()));
+    let mut all_metrics: Vec<Arc<NodeMetrics>> = Vec::new();
+    let mut arbiters: Vec<Arbiter> = Vec::new();
+    let sys = System::new();
+    let result: Result<Result<(), ControlEvent>, String> = sys.block_on({
+        let diag = diag.clone();
+        let cache_stats = cache_stats.clone();
+        let all_metrics = &mut all_metrics;
+        let arbiters = &mut arbiters;
+        let stop = stop.clone();
+        async move {
+            let (control, mut handle) = Control::new();
+            let mut spawn = |name: String| {
+                let a = Arbiter::new();
+                let h = a.handle();
+                arbiters.push(a);
+                let m = NodeMetrics::new(name);
+                all_metrics.push(m.clone());
+                (h, m)
+            };
+            let w = opts.window;
+            let mut nodes = 0usize;
+            // Start sinks first: a node needs its downstream addresses.
+            let mut entries: HashMap<usize, RecordsDown> = HashMap::new();
+            // Start consumers before producers: a node needs its downstream addresses. Each
+            // pass starts every non-reader stage whose consumers are all running.
+            let mut pending: Vec<usize> = (0..plan.stages.len())
+                .filter(|i| *i != plan.entry)
+                .collect();
+            while !pending.is_empty() {
+                let (ready, blocked): (Vec<usize>, Vec<usize>) = pending
+                    .iter()
+                    .partition(|i| plan.stages[**i].downstream.iter().all(|d| entries.contains_key(d)));
+                if ready.is_empty() {
+                    return Err("the channel graph has a cycle".to_string());
+                }
+                for i in ready {
+                    let sp = &plan.stages[i];
+                    let down: Vec<RecordsDown> =
+                        sp.downstream.iter().map(|d| entries[d].clone()).collect();
+                    let name = format!("{}[{}]", sp.config.processor, sp.config.index);
+                    let (arb, metrics) = spawn(name);
+                    let recipient = match &sp.kind {
+                        StageKind::Exporter(ec) => {
+                            let transport = match ec.open() {
+                                Ok(t) => t,
+                                Err(e) => return Err(format!("{}: {e}", metrics.name())),
+                            };
+                            let node = exporter::ExporterNode::new(ec, transport, metrics.clone());
+                            NodeActor::start(
+                                &arb,
+                                NodeSpec {
+                                    node,
+                                    metrics: metrics.clone(),
+                                    downstream: vec![],
+                                    upstreams: sp.upstreams,
+                                    window: w,
+                                    policy: opts.restart.clone(),
+                                    control: control.clone(),
+                                },
+                                w,
+                            )
+                            .recipient::<Envelope<Records>>()
+                        }
+                        StageKind::Policy | StageKind::Reader => NodeActor::start(
+                            &arb,
+                            NodeSpec {
+                                node: policy::PassThroughNode,
+                                metrics: metrics.clone(),
+                                downstream: down,
+                                upstreams: sp.upstreams,
+                                window: w,
+                                policy: opts.restart.clone(),
+                                control: control.clone(),
+                            },
+                            w,
+                        )
+                        .recipient(),
+                    };
+                    nodes += 1;
+                    entries.insert(i, Downstream { recipient, metrics });
+                }
+                pending = blocked;
+            }
+            // Reader stage: flattener, reader, then the driver.
+            let rp = &plan.stages[plan.entry];
+            let down: Vec<RecordsDown> = rp.downstream.iter().map(|d| entries[d].clone()).collect();
+            let (arb, fm) = spawn("flattener".to_string());
+            let flat = NodeActor::start(
+                &arb,
+                NodeSpec {
+                    node: flattener::FlattenerNode::new(opts.cache, cache_stats.clone()),
+                    metrics: fm.clone(),
+                    downstream: down,
+                    upstreams: 1,
+                    window: w,
+                    policy: opts.restart.clone(),
+                    control: control.clone(),
+                },
+                w,
+            );
+            let (arb, rm) = spawn("reader".to_string());
+            let reader = NodeActor::start(
+                &arb,
+                NodeSpec {
+                    node: reader::ReaderNode::new(diag.clone()),
+                    metrics: rm.clone(),
+                    downstream: vec![Downstream {
+                        recipient: flat.recipient(),
+                        metrics: fm,
+                    }],
+                    upstreams: 1,
+                    window: w,
+                    policy: opts.restart.clone(),
+                    control: control.clone(),
+                },
+                w,
+            );
+            let (arb, dm) = spawn("driver".to_string());
+            SourceActor::start(
+                &arb,
+                driver::FileDriver::new(files, diag.clone(), opts.batch_records),
+                dm,
+                vec![Downstream {
+                    recipient: reader.recipient(),
+                    metrics: rm,
+                }],
+                w,
+                control.clone(),
+                stop.clone(),
+            );
+            nodes += 3;
+            // Signals stop the driver; the pipeline then drains.
+            let sig_stop = stop.clone();
+            actix::spawn(async move {
+                wait_for_signal().await;
+                tracing::warn!("signal received: stopping input and draining the pipeline");
+                sig_stop.stop();
+            });
+            Ok(handle.wait(nodes).await)
+        }
+    });
+    for a in &arbiters {
+        a.stop();
+    }
+    for a in arbiters {
+        let _ = a.join();
+    }
+    let failure = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(ControlEvent::Failed { node, reason })) => Some(format!("{node}: {reason}")),
+        Ok(Err(ControlEvent::Finished(_))) => None,
+        Err(e) => Some(e),
+    };
+    let cache = cache_stats.lock().map(|s| *s).unwrap_or_default();
+    RunOutcome {
+        metrics: all_metrics.iter().map(|m| m.snapshot()).collect(),
+        skipped: diag.skipped(),
+        cache,
+        failure,
+        interrupted: stop.is_stopped(),
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the run still ends at end of input.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
