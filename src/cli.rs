@@ -141,9 +141,19 @@ impl Cli {
                         ))
                     })?;
                 }
-                "test" => cli.test = inline.as_deref().map(|v| parse_bool(name, v)).transpose()?.unwrap_or(true),
+                "test" => {
+                    cli.test = inline
+                        .as_deref()
+                        .map(|v| parse_bool(name, v))
+                        .transpose()?
+                        .unwrap_or(true)
+                }
                 "version" => {
-                    cli.version = inline.as_deref().map(|v| parse_bool(name, v)).transpose()?.unwrap_or(true)
+                    cli.version = inline
+                        .as_deref()
+                        .map(|v| parse_bool(name, v))
+                        .transpose()?
+                        .unwrap_or(true)
                 }
                 "h" | "help" => cli.help = true,
                 other => return Err(CliError(format!("flag provided but not defined: -{other}"))),
@@ -190,8 +200,14 @@ mod tests {
     #[test]
     fn errors() {
         assert!(p(&[]).unwrap_err().0.contains("missing PATH"));
-        assert!(p(&["-nope", "x"]).unwrap_err().0.contains("not defined: -nope"));
-        assert!(p(&["-log", "loud", "x"]).unwrap_err().0.contains("invalid log level"));
+        assert!(p(&["-nope", "x"])
+            .unwrap_err()
+            .0
+            .contains("not defined: -nope"));
+        assert!(p(&["-log", "loud", "x"])
+            .unwrap_err()
+            .0
+            .contains("invalid log level"));
         assert!(p(&["-config"]).unwrap_err().0.contains("needs an argument"));
         assert!(p(&["a", "b"]).unwrap_err().0.contains("expected one PATH"));
         assert!(p(&["-version"]).unwrap().version);

@@ -4,10 +4,11 @@
 
 pub mod cache;
 pub mod cli;
-pub mod encode;
-pub mod record;
-pub mod sysflow;
 pub mod config;
 pub mod diagnostics;
+pub mod encode;
 pub mod exporter;
+pub mod gen;
 pub mod pipeline;
+pub mod record;
+pub mod sysflow;

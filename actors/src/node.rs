@@ -321,10 +321,7 @@ impl<S: Source> SourceActor<S> {
         stop: StopFlag,
     ) -> Addr<SourceActor<S>> {
         Actor::start_in_arbiter(arbiter, move |_ctx| SourceActor {
-            parts: Some((
-                source,
-                Outbox::new(downstream, window, metrics.clone()),
-            )),
+            parts: Some((source, Outbox::new(downstream, window, metrics.clone()))),
             metrics,
             control,
             stop,

@@ -113,7 +113,10 @@ mod tests {
         };
         let mut t = RestartTracker::default();
         let t0 = Instant::now();
-        assert!(matches!(t.on_failure(&p, t0), RestartDecision::Restart { .. }));
+        assert!(matches!(
+            t.on_failure(&p, t0),
+            RestartDecision::Restart { .. }
+        ));
         assert!(matches!(
             t.on_failure(&p, t0 + Duration::from_millis(50)),
             RestartDecision::Escalate { .. }

@@ -65,7 +65,10 @@ impl Node for Sink {
     fn process(&mut self, input: Vec<u64>, _out: &mut Vec<()>) -> Result<(), NodeError> {
         self.handled += 1;
         // How far the source ran ahead of the sink: bounded by the windows and mailboxes.
-        let lead = self.produced.load(Ordering::SeqCst).saturating_sub(self.handled);
+        let lead = self
+            .produced
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.handled);
         self.max_lead.fetch_max(lead, Ordering::SeqCst);
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
@@ -185,7 +188,10 @@ fn a_panicking_batch_is_a_dead_letter_and_every_other_batch_arrives_in_order() {
     assert_eq!(o.worker.dead_letters, 1);
     assert_eq!(o.worker.restarts, 1);
     assert_eq!(o.resets, 1, "the node was reset once by its restart");
-    assert_eq!(o.worker.received_batches, 50, "queued batches survived the restart");
+    assert_eq!(
+        o.worker.received_batches, 50,
+        "queued batches survived the restart"
+    );
 }
 
 #[test]

@@ -29,7 +29,10 @@ pub fn inventory() -> Vec<InventoryTrace> {
         .iter()
         .map(|t| InventoryTrace {
             path: t["path"].as_str().expect("path").to_string(),
-            writer_schema_variant: t["writer_schema_variant"].as_str().unwrap_or("").to_string(),
+            writer_schema_variant: t["writer_schema_variant"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
             blocks: t["blocks"].as_u64().expect("blocks"),
             records: t["records"].as_u64().expect("records"),
             counts: t["counts"]

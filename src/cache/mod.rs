@@ -1,12 +1,18 @@
 //! Entity cache and record assembly (upstream's reader tables + flattener).
 //!
 //! Entities are kept as `Arc`s so a record shares them instead of copying strings. Tables are
-//! reset on every header (as upstream) and also bounded in size, so a stream that runs for
-//! months with process churn keeps flat memory: when a table grows past its limit the oldest
-//! tenth of its entries (by last update) is evicted and counted.
+//! reset on every header (as upstream) and also bounded, so a stream that runs for months with
+//! process churn keeps flat memory:
+//! * a process that exited (a process event with the EXIT flag) is dropped once
+//!   `exit_grace_records` further records have passed and none of its children is still held
+//!   (so the ancestry of a living process is never cut);
+//! * when a table still grows past its limit, the oldest tenth of its entries (by last update)
+//!   is evicted and counted.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::record::{Event, Record};
 use crate::sysflow::model::*;
@@ -18,15 +24,18 @@ pub struct CacheLimits {
     pub files: usize,
     pub containers: usize,
     pub pods: usize,
+    /// Records that pass between a process's exit and its removal (late flows still resolve).
+    pub exit_grace_records: u64,
 }
 
 impl Default for CacheLimits {
     fn default() -> Self {
         CacheLimits {
-            processes: 200_000,
-            files: 500_000,
-            containers: 20_000,
-            pods: 20_000,
+            processes: 65_536,
+            files: 131_072,
+            containers: 16_384,
+            pods: 16_384,
+            exit_grace_records: 100_000,
         }
     }
 }
@@ -46,6 +55,8 @@ pub struct CacheStats {
     pub ancestry_cycles: u64,
     /// Entities evicted by the size limits.
     pub evicted: u64,
+    /// Exited processes removed after their grace period.
+    pub reaped: u64,
     /// Header records seen (each resets the tables).
     pub headers: u64,
 }
@@ -59,6 +70,13 @@ struct ProcSlot {
     last_ts: i64,
     /// Cached ancestry (parents) and the generation it was computed at.
     chain: Option<(u64, Arc<[Arc<Process>]>)>,
+    /// The parent this slot was counted under (its first `poid` found in the cache).
+    counted_parent: Option<Oid>,
+    /// Slots that name this process as their counted parent.
+    children: u32,
+    exited: bool,
+    /// The exit grace period has passed; remove as soon as `children` is 0.
+    reapable: bool,
 }
 
 impl ProcSlot {
@@ -82,8 +100,15 @@ pub struct EntityCache {
     pods: HashMap<String, Stamped<Pod>>,
     procs: HashMap<Oid, ProcSlot>,
     files: HashMap<Foid, Stamped<File>>,
-    /// Bumped whenever a process changes, so cached ancestry chains are recomputed.
+    /// Bumped when a change can alter a cached ancestry chain (a process with children was
+    /// updated, or a parent that was missing arrived), so chains are recomputed.
     generation: u64,
+    /// Parents that ancestry walks looked for and did not find.
+    missing_parents: HashSet<Oid>,
+    /// Exited processes waiting out their grace period: (oid, record sequence of the exit).
+    exits: VecDeque<(Oid, u64)>,
+    /// Records applied so far.
+    seq: u64,
     limits: CacheLimits,
     stats: CacheStats,
     empty_chain: Arc<[Arc<Process>]>,
@@ -117,11 +142,14 @@ impl EntityCache {
                 ip: String::new(),
                 filename: String::new(),
             }),
-            containers: HashMap::new(),
-            pods: HashMap::new(),
-            procs: HashMap::new(),
-            files: HashMap::new(),
+            containers: HashMap::default(),
+            pods: HashMap::default(),
+            procs: HashMap::default(),
+            files: HashMap::default(),
             generation: 0,
+            missing_parents: HashSet::default(),
+            exits: VecDeque::new(),
+            seq: 0,
             limits,
             stats: CacheStats::default(),
             empty_chain: Arc::from(Vec::new()),
@@ -148,12 +176,20 @@ impl EntityCache {
         self.pods.clear();
         self.procs.clear();
         self.files.clear();
+        self.missing_parents.clear();
+        self.exits.clear();
         self.generation += 1;
     }
 
     /// Applies one datum: entities update the tables (returning `None`), events and flows come
     /// back as assembled records.
     pub fn apply(&mut self, sf: SysFlow) -> Option<Record> {
+        self.seq += 1;
+        if let Some((_, at)) = self.exits.front() {
+            if at + self.limits.exit_grace_records <= self.seq {
+                self.reap();
+            }
+        }
         let ev = match Event::from_sysflow(sf) {
             Ok(ev) => ev,
             Err(entity) => {
@@ -201,21 +237,47 @@ impl EntityCache {
                 // Upstream trims exe and args once when the process arrives.
                 trim_in_place(&mut p.exe);
                 trim_in_place(&mut p.exe_args);
-                self.generation += 1;
-                if !self.procs.contains_key(&p.oid) && self.procs.len() >= self.limits.processes
-                {
-                    self.stats.evicted += evict_oldest(&mut self.procs, |s| s.last_ts);
-                }
                 let state = p.state as usize;
                 let ts = p.ts;
-                let slot = self.procs.entry(p.oid).or_insert_with(|| ProcSlot {
-                    states: [None, None, None],
-                    last_ts: ts,
-                    chain: None,
+                let oid = p.oid;
+                if let Some(slot) = self.procs.get_mut(&oid) {
+                    slot.last_ts = slot.last_ts.max(ts);
+                    slot.states[state] = Some(Arc::new(p));
+                    slot.chain = None;
+                    slot.exited = false;
+                    slot.reapable = false;
+                    if slot.children > 0 {
+                        self.generation += 1;
+                    }
+                    return;
+                }
+                if self.procs.len() >= self.limits.processes {
+                    self.stats.evicted += evict_oldest(&mut self.procs, |s| s.last_ts);
+                }
+                if self.missing_parents.remove(&oid) {
+                    self.generation += 1;
+                }
+                let counted_parent = p.poid.filter(|pp| match self.procs.get_mut(pp) {
+                    Some(parent) => {
+                        parent.children += 1;
+                        true
+                    }
+                    None => false,
                 });
-                slot.last_ts = slot.last_ts.max(ts);
-                slot.states[state] = Some(Arc::new(p));
-                slot.chain = None;
+                let mut states = [None, None, None];
+                states[state] = Some(Arc::new(p));
+                self.procs.insert(
+                    oid,
+                    ProcSlot {
+                        states,
+                        last_ts: ts,
+                        chain: None,
+                        counted_parent,
+                        children: 0,
+                        exited: false,
+                        reapable: false,
+                    },
+                );
             }
             SysFlow::File(f) => {
                 if !self.files.contains_key(&f.oid) && self.files.len() >= self.limits.files {
@@ -251,7 +313,7 @@ impl EntityCache {
         } else {
             return self.empty_chain.clone();
         }
-        let mut chain: Vec<Arc<Process>> = Vec::new();
+        let mut chain: Vec<Arc<Process>> = Vec::with_capacity(8);
         let mut seen: Vec<Oid> = vec![*oid];
         let mut cur = self.process(oid).and_then(|p| p.poid);
         while let Some(parent) = cur {
@@ -260,6 +322,9 @@ impl EntityCache {
                 break;
             }
             let Some(p) = self.process(&parent) else {
+                if self.missing_parents.len() < 65_536 {
+                    self.missing_parents.insert(parent);
+                }
                 break;
             };
             seen.push(parent);
@@ -300,6 +365,16 @@ impl EntityCache {
             tags: Vec::new(),
             event,
         };
+        if let Event::ProcessEvent(pe) = &rec.event {
+            if pe.op_flags & crate::sysflow::names::OP_EXIT != 0 {
+                if let Some(slot) = self.procs.get_mut(&pe.proc_oid) {
+                    if !slot.exited {
+                        slot.exited = true;
+                        self.exits.push_back((pe.proc_oid, self.seq));
+                    }
+                }
+            }
+        }
         if let Some(oid) = rec.event.proc_oid() {
             match self.process(&oid) {
                 Some(p) => {
@@ -342,6 +417,43 @@ impl EntityCache {
     }
 }
 
+impl EntityCache {
+    /// Removes exited processes whose grace period is over and that no held process names as
+    /// parent; a removal can make its own parent removable.
+    fn reap(&mut self) {
+        while let Some(&(oid, at)) = self.exits.front() {
+            if at + self.limits.exit_grace_records > self.seq {
+                break;
+            }
+            self.exits.pop_front();
+            let mut cur = Some(oid);
+            let mut first = true;
+            while let Some(o) = cur.take() {
+                let Some(slot) = self.procs.get_mut(&o) else {
+                    break;
+                };
+                if first {
+                    if !slot.exited {
+                        break; // re-created after its exit
+                    }
+                    slot.reapable = true;
+                    first = false;
+                }
+                if !(slot.exited && slot.reapable && slot.children == 0) {
+                    break;
+                }
+                let parent = slot.counted_parent;
+                self.procs.remove(&o);
+                self.stats.reaped += 1;
+                if let Some(p) = parent.and_then(|p| self.procs.get_mut(&p).map(|s| (p, s))) {
+                    p.1.children = p.1.children.saturating_sub(1);
+                    cur = Some(p.0);
+                }
+            }
+        }
+    }
+}
+
 fn trim_in_place(s: &mut String) {
     let t = s.trim();
     if t.len() != s.len() {
@@ -357,7 +469,10 @@ mod tests {
         SysFlow::Process(Process {
             state,
             oid: Oid { create_ts: 1, hpid },
-            poid: parent.map(|p| Oid { create_ts: 1, hpid: p }),
+            poid: parent.map(|p| Oid {
+                create_ts: 1,
+                hpid: p,
+            }),
             exe: exe.to_string(),
             ..Default::default()
         })
@@ -373,7 +488,9 @@ mod tests {
     #[test]
     fn modified_wins_over_created_and_reup() {
         let mut c = EntityCache::default();
-        assert!(c.apply(proc(10, None, "/a-reup", ObjectState::Reup)).is_none());
+        assert!(c
+            .apply(proc(10, None, "/a-reup", ObjectState::Reup))
+            .is_none());
         assert_eq!(c.apply(pe(10)).unwrap().process.unwrap().exe, "/a-reup");
         c.apply(proc(10, None, "/a-created", ObjectState::Created));
         assert_eq!(c.apply(pe(10)).unwrap().process.unwrap().exe, "/a-created");
@@ -410,7 +527,10 @@ mod tests {
         assert!(r.process.is_none());
         assert!(r.ancestors.is_empty());
         let ff = SysFlow::FileFlow(FileFlow {
-            proc_oid: Oid { create_ts: 1, hpid: 42 },
+            proc_oid: Oid {
+                create_ts: 1,
+                hpid: 42,
+            },
             file_oid: [7; 20],
             ..Default::default()
         });
@@ -418,6 +538,42 @@ mod tests {
         assert!(r.file.is_none());
         let s = c.stats();
         assert_eq!((s.missing_process, s.missing_file), (2, 1));
+    }
+
+    fn exit(hpid: i64) -> SysFlow {
+        SysFlow::ProcessEvent(ProcessEvent {
+            proc_oid: Oid { create_ts: 1, hpid },
+            op_flags: crate::sysflow::names::OP_EXIT,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn exited_processes_are_reaped_after_grace_but_never_under_a_living_child() {
+        let mut c = EntityCache::new(CacheLimits {
+            exit_grace_records: 3,
+            ..Default::default()
+        });
+        c.apply(proc(1, None, "/init", ObjectState::Created));
+        c.apply(proc(2, Some(1), "/bash", ObjectState::Created));
+        c.apply(proc(3, Some(2), "/ls", ObjectState::Created));
+        c.apply(exit(2)); // bash exits while ls lives
+        for _ in 0..5 {
+            c.apply(pe(3));
+        }
+        assert_eq!(c.sizes().0, 3, "bash is kept: ls still names it as parent");
+        let r = c.apply(pe(3)).unwrap();
+        assert_eq!(
+            r.ancestors.len(),
+            2,
+            "ancestry of the living child is intact"
+        );
+        c.apply(exit(3));
+        for _ in 0..5 {
+            c.apply(pe(1));
+        }
+        assert_eq!(c.sizes().0, 1, "ls reaped, then bash with it; init stays");
+        assert_eq!(c.stats().reaped, 2);
     }
 
     #[test]

@@ -119,17 +119,22 @@ impl PipelineConfig {
 
     /// Parses configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let err = |stage: Option<(usize, String)>, key: Option<&str>, message: String| ConfigError {
-            file: file.to_string(),
-            stage,
-            key: key.map(str::to_string),
-            message,
-        };
+        let err =
+            |stage: Option<(usize, String)>, key: Option<&str>, message: String| ConfigError {
+                file: file.to_string(),
+                stage,
+                key: key.map(str::to_string),
+                message,
+            };
         let root: Value = serde_json::from_str(text).map_err(|e| {
             err(
                 None,
                 None,
-                format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()),
+                format!(
+                    "invalid JSON at line {} column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
             )
         })?;
         let obj = root
@@ -177,7 +182,11 @@ impl PipelineConfig {
                     "handler" => stage.handler = v.as_str().map(str::to_string),
                     "in" => {
                         let s = v.as_str().ok_or_else(|| {
-                            err(at(), Some("in"), "must be a string \"<name> <type>\"".into())
+                            err(
+                                at(),
+                                Some("in"),
+                                "must be a string \"<name> <type>\"".into(),
+                            )
                         })?;
                         stage.input = Some(parse_channel(s).ok_or_else(|| {
                             err(
@@ -194,7 +203,11 @@ impl PipelineConfig {
                         };
                         for it in items {
                             let s = it.as_str().ok_or_else(|| {
-                                err(at(), Some("out"), "must be a string or a list of strings".into())
+                                err(
+                                    at(),
+                                    Some("out"),
+                                    "must be a string or a list of strings".into(),
+                                )
                             })?;
                             stage.outputs.push(parse_channel(s).ok_or_else(|| {
                                 err(
@@ -293,7 +306,10 @@ mod tests {
         assert_eq!(e.get("buffer"), Some("100"));
         assert_eq!(e.get("flag"), Some("true"));
         assert_eq!(e.get("ES.BULK.NUMWORKERS"), Some("1"));
-        assert_eq!(e.get("kafka.config"), Some(r#"{"bootstrap.servers":"k:1"}"#));
+        assert_eq!(
+            e.get("kafka.config"),
+            Some(r#"{"bootstrap.servers":"k:1"}"#)
+        );
         assert_eq!(
             c.stages[0].outputs,
             vec![Channel {
@@ -327,9 +343,16 @@ mod tests {
             e.to_string(),
             "x.json: pipeline[0] (?): key `processor`: missing (a string naming the stage's processor)"
         );
-        let e = PipelineConfig::parse(r#"{"pipeline":[{"processor":"exporter","in":"abc"}]}"#, "x.json", &[])
-            .unwrap_err();
-        assert!(e.to_string().contains("pipeline[0] (exporter): key `in`"), "{e}");
+        let e = PipelineConfig::parse(
+            r#"{"pipeline":[{"processor":"exporter","in":"abc"}]}"#,
+            "x.json",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("pipeline[0] (exporter): key `in`"),
+            "{e}"
+        );
         let e = PipelineConfig::parse("{\"pipeline\": [", "x.json", &[]).unwrap_err();
         assert!(e.to_string().contains("invalid JSON at line 1"), "{e}");
     }

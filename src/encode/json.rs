@@ -5,6 +5,8 @@
 //! Kubernetes events `ke`, `meta`, `node`), then `policies` and `tags` when present. Fields in a
 //! section are in name order. Differences from upstream are listed in `docs/compatibility.md`.
 
+use std::sync::Arc;
+
 use xxhash_rust::xxh64::Xxh64;
 
 use crate::record::{Event, Record};
@@ -16,41 +18,75 @@ use crate::sysflow::names::{
 /// Version of the exported JSON schema (upstream's `JSON_SCHEMA_VERSION`).
 pub const JSON_SCHEMA_VERSION: u32 = 5;
 
-/// Encodes records as one JSON object each.
-#[derive(Default)]
-pub struct JsonEncoder {
-    num: itoa::Buffer,
-}
-
 /// Appends `s` as a JSON string (quoted, escaped).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    write_str_body(out, s);
+    out.push(b'"');
+}
+
+/// True when one of the 8 bytes of `w` is a control character, `"` or `\` (SWAR test; exact
+/// for existence).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let lt = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let q = w ^ (LO * 0x22);
+    let eq_q = q.wrapping_sub(LO) & !q & HI;
+    let bs = w ^ (LO * 0x5c);
+    let eq_bs = bs.wrapping_sub(LO) & !bs & HI;
+    (lt | eq_q | eq_bs) != 0
+}
+
+#[inline]
+fn escape_of(b: u8) -> Option<&'static [u8]> {
+    Some(match b {
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        b'\n' => b"\\n",
+        b'\r' => b"\\r",
+        b'\t' => b"\\t",
+        0..=0x1f => {
+            const CTRL: [&[u8]; 32] = [
+                b"\\u0000", b"\\u0001", b"\\u0002", b"\\u0003", b"\\u0004", b"\\u0005", b"\\u0006",
+                b"\\u0007", b"\\u0008", b"\\t", b"\\n", b"\\u000b", b"\\u000c", b"\\r", b"\\u000e",
+                b"\\u000f", b"\\u0010", b"\\u0011", b"\\u0012", b"\\u0013", b"\\u0014", b"\\u0015",
+                b"\\u0016", b"\\u0017", b"\\u0018", b"\\u0019", b"\\u001a", b"\\u001b", b"\\u001c",
+                b"\\u001d", b"\\u001e", b"\\u001f",
+            ];
+            CTRL[b as usize]
+        }
+        _ => return None,
+    })
+}
+
+/// Appends `s` escaped for the inside of a JSON string. Clean 8-byte words are skipped whole.
+fn write_str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-                start = i + 1;
-                continue;
+    let mut i = 0;
+    let flush = |out: &mut Vec<u8>, j: usize, start: &mut usize| {
+        if let Some(e) = escape_of(bytes[j]) {
+            out.extend_from_slice(&bytes[*start..j]);
+            out.extend_from_slice(e);
+            *start = j + 1;
+        }
+    };
+    while i + 8 <= bytes.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i..i + 8]);
+        if word_needs_escape(u64::from_le_bytes(w)) {
+            for j in i..i + 8 {
+                flush(out, j, &mut start);
             }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
+        }
+        i += 8;
+    }
+    for j in i..bytes.len() {
+        flush(out, j, &mut start);
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// Upstream's `sf.proc.oid`: xxhash64 of the decimal pid followed by the decimal create time,
@@ -88,6 +124,17 @@ pub fn cmdline(p: &Process) -> String {
     } else {
         format!("{} {}", p.exe, p.exe_args)
     }
+}
+
+/// Writes `cmdline(p)` as a JSON string without building it first.
+fn write_cmdline(out: &mut Vec<u8>, p: &Process) {
+    out.push(b'"');
+    write_str_body(out, &p.exe);
+    if !p.exe_args.is_empty() {
+        out.push(b' ');
+        write_str_body(out, &p.exe_args);
+    }
+    out.push(b'"');
 }
 
 fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -168,6 +215,219 @@ impl W<'_> {
     }
 }
 
+/// Keeps pre-rendered JSON fragments of entities, keyed by the address of their `Arc`. The
+/// entry holds a clone of the `Arc`, so the address cannot be reused while the entry lives.
+/// Records of one process repeat the same process, ancestry, container and pod sections; they
+/// are rendered once and copied after that.
+struct FragCache<K, V> {
+    map: rustc_hash::FxHashMap<(usize, usize), (K, V)>,
+    cap: usize,
+}
+
+impl<K, V> FragCache<K, V> {
+    fn new(cap: usize) -> Self {
+        FragCache {
+            map: Default::default(),
+            cap,
+        }
+    }
+    fn get_or_insert(
+        &mut self,
+        key: (usize, usize),
+        keep: impl FnOnce() -> K,
+        make: impl FnOnce() -> V,
+    ) -> &V {
+        if !self.map.contains_key(&key) {
+            if self.map.len() >= self.cap {
+                self.map.clear();
+            }
+            self.map.insert(key, (keep(), make()));
+        }
+        &self.map[&key].1
+    }
+}
+
+fn ptr<T: ?Sized>(a: &Arc<T>) -> usize {
+    Arc::as_ptr(a) as *const u8 as usize
+}
+
+/// The rendered `pproc` section and the `proc` section around the per-event `tid`.
+struct ProcFrag {
+    pproc: Vec<u8>,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+type ProcKeep = (Arc<Process>, Arc<[Arc<Process>]>);
+
+/// Encodes records as one JSON object each.
+pub struct JsonEncoder {
+    num: itoa::Buffer,
+    procs: FragCache<ProcKeep, ProcFrag>,
+    containers: FragCache<Arc<Container>, Vec<u8>>,
+    pods: FragCache<Arc<Pod>, Vec<u8>>,
+    headers: FragCache<Arc<Header>, (Vec<u8>, Vec<u8>)>,
+    dirs: FragCache<Arc<File>, String>,
+}
+
+impl Default for JsonEncoder {
+    fn default() -> Self {
+        JsonEncoder {
+            num: itoa::Buffer::new(),
+            procs: FragCache::new(2048),
+            containers: FragCache::new(1024),
+            pods: FragCache::new(1024),
+            headers: FragCache::new(16),
+            dirs: FragCache::new(4096),
+        }
+    }
+}
+
+/// Renders a fragment with a fresh writer; `first == false` so it starts with a comma.
+fn render(f: impl FnOnce(&mut W)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let mut num = itoa::Buffer::new();
+    let mut w = W {
+        out: &mut out,
+        num: &mut num,
+        first: false,
+    };
+    f(&mut w);
+    out
+}
+
+fn write_container(w: &mut W, c: &Container) {
+    w.section("container");
+    w.str("id", &c.id);
+    w.str("image", c.image.trim());
+    w.str("imageid", &c.imageid);
+    w.str("name", c.name.trim());
+    w.int("privileged", i64::from(c.privileged));
+    let t = CONTAINER_TYPES.get(c.ctype as usize).copied().unwrap_or("");
+    w.str("type", t.strip_prefix("CT_").unwrap_or(t));
+    w.end_section();
+}
+
+fn write_pod(w: &mut W, pd: &Pod) {
+    w.section("pod");
+    w.ip_list("hostip", &pd.host_ip);
+    w.str("id", &pd.id);
+    w.ip_list("internalip", &pd.internal_ip);
+    w.str("name", pd.name.trim());
+    w.str("namespace", pd.namespace.trim());
+    w.str("nodename", pd.node_name.trim());
+    w.int("restartcnt", pd.restart_count);
+    w.key("services");
+    w.out.push(b'[');
+    for (i, s) in pd.services.iter().enumerate() {
+        if i > 0 {
+            w.out.push(b',');
+        }
+        w.out.push(b'{');
+        w.first = true;
+        w.str("id", &s.id);
+        w.str("name", &s.name);
+        w.str("namespace", &s.namespace);
+        w.ip_list("clusterIP", &s.cluster_ip);
+        w.key("ports");
+        w.out.push(b'[');
+        for (j, p) in s.port_list.iter().enumerate() {
+            if j > 0 {
+                w.out.push(b',');
+            }
+            w.out.push(b'{');
+            w.first = true;
+            w.int("port", i64::from(p.port));
+            w.int("targetport", i64::from(p.target_port));
+            w.int("nodeport", i64::from(p.node_port));
+            w.str("proto", &p.proto);
+            w.out.push(b'}');
+        }
+        w.out.push(b']');
+        w.out.push(b'}');
+    }
+    w.out.push(b']');
+    w.first = false;
+    w.int("ts", pd.ts);
+    w.end_section();
+}
+
+/// The `pproc` section (empty when the process has no parent id).
+fn write_pproc(w: &mut W, proc: Option<&Process>, ancestors: &[Arc<Process>]) {
+    let Some(poid) = proc.and_then(|p| p.poid).filter(|o| o.hpid != 0) else {
+        return;
+    };
+    let parent = ancestors.first().map(|p| p.as_ref());
+    w.section("pproc");
+    w.str("args", parent.map(|p| p.exe_args.as_str()).unwrap_or(""));
+    w.key("cmdline");
+    match parent {
+        Some(p) => write_cmdline(w.out, p),
+        None => write_str(w.out, ""),
+    }
+    w.int("createts", poid.create_ts);
+    w.boolean("entry", parent.is_some_and(|p| p.entry));
+    w.str("exe", parent.map(|p| p.exe.as_str()).unwrap_or(""));
+    w.int("gid", parent.map(|p| i64::from(p.gid)).unwrap_or(0));
+    w.str("group", parent.map(|p| p.group_name.as_str()).unwrap_or(""));
+    w.str("name", parent.map(|p| base_or_empty(&p.exe)).unwrap_or(""));
+    w.str("oid", &oid_hash(poid.hpid, poid.create_ts));
+    w.int("pid", poid.hpid);
+    w.boolean("tty", parent.is_some_and(|p| p.tty));
+    w.int("uid", parent.map(|p| i64::from(p.uid)).unwrap_or(0));
+    w.str("user", parent.map(|p| p.user_name.as_str()).unwrap_or(""));
+    w.end_section();
+}
+
+/// The `proc` section up to and including `pid` (the event's `tid` follows).
+fn write_proc_head(w: &mut W, proc: Option<&Process>, ancestors: &[Arc<Process>]) {
+    w.section("proc");
+    let lineage = || proc.into_iter().chain(ancestors.iter().map(|p| p.as_ref()));
+    w.key("acmdline");
+    w.out.push(b'[');
+    for (i, p) in lineage().enumerate() {
+        if i > 0 {
+            w.out.push(b',');
+        }
+        write_cmdline(w.out, p);
+    }
+    w.out.push(b']');
+    w.str_list("aexe", lineage().map(|p| p.exe.as_str()));
+    w.str_list("aname", lineage().map(|p| base_or_empty(&p.exe)));
+    w.key("apid");
+    w.out.push(b'[');
+    for (i, p) in lineage().enumerate() {
+        if i > 0 {
+            w.out.push(b',');
+        }
+        w.out.extend_from_slice(w.num.format(p.oid.hpid).as_bytes());
+    }
+    w.out.push(b']');
+    w.str("args", proc.map(|p| p.exe_args.as_str()).unwrap_or(""));
+    w.key("cmdline");
+    match proc {
+        Some(p) => write_cmdline(w.out, p),
+        None => write_str(w.out, ""),
+    }
+    let oid = proc.map(|p| p.oid).unwrap_or_default();
+    w.int("createts", oid.create_ts);
+    w.boolean("entry", proc.is_some_and(|p| p.entry));
+    w.str("exe", proc.map(|p| p.exe.as_str()).unwrap_or(""));
+    w.int("gid", proc.map(|p| i64::from(p.gid)).unwrap_or(0));
+    w.str("group", proc.map(|p| p.group_name.as_str()).unwrap_or(""));
+    w.str("name", proc.map(|p| base_or_empty(&p.exe)).unwrap_or(""));
+    w.str("oid", &oid_hash(oid.hpid, oid.create_ts));
+    w.int("pid", oid.hpid);
+}
+
+/// The `proc` section after `tid`, closing it.
+fn write_proc_tail(w: &mut W, proc: Option<&Process>) {
+    w.boolean("tty", proc.is_some_and(|p| p.tty));
+    w.int("uid", proc.map(|p| i64::from(p.uid)).unwrap_or(0));
+    w.str("user", proc.map(|p| p.user_name.as_str()).unwrap_or(""));
+    w.end_section();
+}
+
 impl JsonEncoder {
     pub fn new() -> Self {
         Self::default()
@@ -178,9 +438,27 @@ impl JsonEncoder {
         let kind = rec.kind();
         let ev = &rec.event;
         out.push(b'{');
+        let JsonEncoder {
+            num,
+            procs,
+            containers,
+            pods,
+            headers,
+            dirs,
+        } = self;
+        let (meta, node) = headers.get_or_insert(
+            (ptr(&rec.header), 0),
+            || rec.header.clone(),
+            || {
+                (
+                    render(|w| write_meta(w, &rec.header)),
+                    render(|w| write_node(w, &rec.header)),
+                )
+            },
+        );
         let mut w = W {
             out,
-            num: &mut self.num,
+            num,
             first: true,
         };
         w.int("version", i64::from(JSON_SCHEMA_VERSION));
@@ -202,22 +480,19 @@ impl JsonEncoder {
             );
             w.str("message", &ke.message);
             w.end_section();
-            write_meta(&mut w, &rec.header);
-            write_node(&mut w, &rec.header);
+            w.out.extend_from_slice(meta);
+            w.out.extend_from_slice(node);
             finish(&mut w, rec);
             return;
         }
 
-        if let Some(c) = rec.container.as_deref().filter(|c| !c.id.is_empty()) {
-            w.section("container");
-            w.str("id", &c.id);
-            w.str("image", c.image.trim());
-            w.str("imageid", &c.imageid);
-            w.str("name", c.name.trim());
-            w.int("privileged", i64::from(c.privileged));
-            let t = CONTAINER_TYPES.get(c.ctype as usize).copied().unwrap_or("");
-            w.str("type", t.strip_prefix("CT_").unwrap_or(t));
-            w.end_section();
+        if let Some(c) = rec.container.as_ref().filter(|c| !c.id.is_empty()) {
+            let frag = containers.get_or_insert(
+                (ptr(c), 0),
+                || c.clone(),
+                || render(|w| write_container(w, c)),
+            );
+            w.out.extend_from_slice(frag);
         }
 
         if matches!(kind, Kind::FileFlow | Kind::FileEvent) {
@@ -229,13 +504,23 @@ impl JsonEncoder {
             let nf = rec.new_file.as_deref();
             let (path, sym) = split_sym_path(path_of(f));
             let (npath, nsym) = split_sym_path(path_of(nf));
+            let mut dir_of = |a: &Option<Arc<File>>, path: &str| -> String {
+                match a {
+                    Some(a) => dirs
+                        .get_or_insert((ptr(a), 0), || a.clone(), || dir_or_empty(path))
+                        .clone(),
+                    None => String::new(),
+                }
+            };
+            let dir = dir_of(&rec.file, path);
+            let ndir = dir_of(&rec.new_file, npath);
             w.section("file");
-            w.str("directory", &dir_or_empty(path));
+            w.str("directory", &dir);
             w.int("fd", i64::from(fd));
             w.boolean("is_open_read", is_open_read(open_flags));
             w.boolean("is_open_write", is_open_write(open_flags));
             w.str("name", base_or_empty(path));
-            w.str("newdirectory", &dir_or_empty(npath));
+            w.str("newdirectory", &ndir);
             w.str("newname", base_or_empty(npath));
             w.key("newoid");
             match nf {
@@ -288,7 +573,7 @@ impl JsonEncoder {
             w.end_section();
         }
 
-        write_meta(&mut w, &rec.header);
+        w.out.extend_from_slice(meta);
 
         let net = match ev {
             Event::NetworkFlow(n) => Some((n.sip, n.sport, n.dip, n.dport, n.proto)),
@@ -305,11 +590,9 @@ impl JsonEncoder {
             w.ip_list("ip", &[i64::from(sip), i64::from(dip)]);
             w.key("port");
             w.out.push(b'[');
-            w.out
-                .extend_from_slice(w.num.format(sport).as_bytes());
+            w.out.extend_from_slice(w.num.format(sport).as_bytes());
             w.out.push(b',');
-            w.out
-                .extend_from_slice(w.num.format(dport).as_bytes());
+            w.out.extend_from_slice(w.num.format(dport).as_bytes());
             w.out.push(b']');
             w.int("proto", i64::from(proto));
             w.key("sip");
@@ -320,112 +603,38 @@ impl JsonEncoder {
             w.end_section();
         }
 
-        write_node(&mut w, &rec.header);
+        w.out.extend_from_slice(node);
 
-        if let Some(pd) = rec.pod.as_deref().filter(|p| !p.id.is_empty()) {
-            w.section("pod");
-            w.ip_list("hostip", &pd.host_ip);
-            w.str("id", &pd.id);
-            w.ip_list("internalip", &pd.internal_ip);
-            w.str("name", pd.name.trim());
-            w.str("namespace", pd.namespace.trim());
-            w.str("nodename", pd.node_name.trim());
-            w.int("restartcnt", pd.restart_count);
-            w.key("services");
-            w.out.push(b'[');
-            for (i, s) in pd.services.iter().enumerate() {
-                if i > 0 {
-                    w.out.push(b',');
-                }
-                w.out.push(b'{');
-                w.first = true;
-                w.str("id", &s.id);
-                w.str("name", &s.name);
-                w.str("namespace", &s.namespace);
-                w.ip_list("clusterIP", &s.cluster_ip);
-                w.key("ports");
-                w.out.push(b'[');
-                for (j, p) in s.port_list.iter().enumerate() {
-                    if j > 0 {
-                        w.out.push(b',');
-                    }
-                    w.out.push(b'{');
-                    w.first = true;
-                    w.int("port", i64::from(p.port));
-                    w.int("targetport", i64::from(p.target_port));
-                    w.int("nodeport", i64::from(p.node_port));
-                    w.str("proto", &p.proto);
-                    w.out.push(b'}');
-                }
-                w.out.push(b']');
-                w.out.push(b'}');
-            }
-            w.out.push(b']');
-            w.first = false;
-            w.int("ts", pd.ts);
-            w.end_section();
+        if let Some(pd) = rec.pod.as_ref().filter(|p| !p.id.is_empty()) {
+            let frag =
+                pods.get_or_insert((ptr(pd), 0), || pd.clone(), || render(|w| write_pod(w, pd)));
+            w.out.extend_from_slice(frag);
         }
 
-        let proc = rec.process.as_deref();
-        let poid = proc.and_then(|p| p.poid);
-        if let Some(poid) = poid.filter(|o| o.hpid != 0) {
-            let parent = rec.ancestors.first().map(|p| p.as_ref());
-            w.section("pproc");
-            w.str("args", parent.map(|p| p.exe_args.as_str()).unwrap_or(""));
-            w.str("cmdline", &parent.map(cmdline).unwrap_or_default());
-            w.int("createts", poid.create_ts);
-            w.boolean("entry", parent.is_some_and(|p| p.entry));
-            w.str("exe", parent.map(|p| p.exe.as_str()).unwrap_or(""));
-            w.int("gid", parent.map(|p| i64::from(p.gid)).unwrap_or(0));
-            w.str("group", parent.map(|p| p.group_name.as_str()).unwrap_or(""));
-            w.str("name", parent.map(|p| base_or_empty(&p.exe)).unwrap_or(""));
-            w.str("oid", &oid_hash(poid.hpid, poid.create_ts));
-            w.int("pid", poid.hpid);
-            w.boolean("tty", parent.is_some_and(|p| p.tty));
-            w.int("uid", parent.map(|p| i64::from(p.uid)).unwrap_or(0));
-            w.str("user", parent.map(|p| p.user_name.as_str()).unwrap_or(""));
-            w.end_section();
-        }
-
-        w.section("proc");
-        let lineage = || proc.into_iter().chain(rec.ancestors.iter().map(|p| p.as_ref()));
-        w.key("acmdline");
-        w.out.push(b'[');
-        for (i, p) in lineage().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
+        let ancestors = &rec.ancestors;
+        match &rec.process {
+            Some(p) => {
+                let frag = procs.get_or_insert(
+                    (ptr(p), ptr(ancestors)),
+                    || (p.clone(), ancestors.clone()),
+                    || ProcFrag {
+                        pproc: render(|w| write_pproc(w, Some(p), ancestors)),
+                        head: render(|w| write_proc_head(w, Some(p), ancestors)),
+                        tail: render(|w| write_proc_tail(w, Some(p))),
+                    },
+                );
+                w.out.extend_from_slice(&frag.pproc);
+                w.out.extend_from_slice(&frag.head);
+                w.int("tid", ev.tid());
+                w.out.extend_from_slice(&frag.tail);
             }
-            write_str(w.out, &cmdline(p));
-        }
-        w.out.push(b']');
-        w.str_list("aexe", lineage().map(|p| p.exe.as_str()));
-        w.str_list("aname", lineage().map(|p| base_or_empty(&p.exe)));
-        w.key("apid");
-        w.out.push(b'[');
-        for (i, p) in lineage().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
+            None => {
+                write_pproc(&mut w, None, ancestors);
+                write_proc_head(&mut w, None, ancestors);
+                w.int("tid", ev.tid());
+                write_proc_tail(&mut w, None);
             }
-            w.out
-                .extend_from_slice(w.num.format(p.oid.hpid).as_bytes());
         }
-        w.out.push(b']');
-        w.str("args", proc.map(|p| p.exe_args.as_str()).unwrap_or(""));
-        w.str("cmdline", &proc.map(cmdline).unwrap_or_default());
-        let oid = proc.map(|p| p.oid).unwrap_or_default();
-        w.int("createts", oid.create_ts);
-        w.boolean("entry", proc.is_some_and(|p| p.entry));
-        w.str("exe", proc.map(|p| p.exe.as_str()).unwrap_or(""));
-        w.int("gid", proc.map(|p| i64::from(p.gid)).unwrap_or(0));
-        w.str("group", proc.map(|p| p.group_name.as_str()).unwrap_or(""));
-        w.str("name", proc.map(|p| base_or_empty(&p.exe)).unwrap_or(""));
-        w.str("oid", &oid_hash(oid.hpid, oid.create_ts));
-        w.int("pid", oid.hpid);
-        w.int("tid", ev.tid());
-        w.boolean("tty", proc.is_some_and(|p| p.tty));
-        w.int("uid", proc.map(|p| i64::from(p.uid)).unwrap_or(0));
-        w.str("user", proc.map(|p| p.user_name.as_str()).unwrap_or(""));
-        w.end_section();
 
         finish(&mut w, rec);
     }
@@ -632,7 +841,10 @@ mod tests {
             v["pod"]["hostip"],
             serde_json::json!(["127.0.0.1", "127.0.0.2"])
         );
-        assert_eq!(v["pod"]["services"][0]["ports"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            v["pod"]["services"][0]["ports"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]
@@ -649,5 +861,26 @@ mod tests {
             ("/sock/x.sock", "ffff9ce0->ffff9ce1")
         );
         assert_eq!(split_sym_path("/a b/c"), ("/a b/c", ""));
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+
+    #[test]
+    fn swar_escaping_matches_serde_json_on_every_byte() {
+        for b in 0u8..128 {
+            for pos in 0..17 {
+                let mut s = "abcdefghijklmnopq".to_string().into_bytes();
+                s[pos] = b;
+                let s = String::from_utf8(s).unwrap();
+                let mut out = Vec::new();
+                write_str(&mut out, &s);
+                let back: String = serde_json::from_slice(&out)
+                    .unwrap_or_else(|e| panic!("byte {b} at {pos}: {e}"));
+                assert_eq!(back, s);
+            }
+        }
     }
 }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use sfactors::{
-    Control, ControlEvent, Downstream, Envelope, MetricsSnapshot, NodeActor, NodeMetrics,
-    NodeSpec, RestartPolicy, SourceActor, StopFlag,
+    Control, ControlEvent, Downstream, Envelope, MetricsSnapshot, NodeActor, NodeMetrics, NodeSpec,
+    RestartPolicy, SourceActor, StopFlag,
 };
 
 use crate::cache::{CacheLimits, CacheStats};
@@ -193,7 +193,11 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
             return Err(cfg.error(
                 st,
                 Some("in"),
-                format!("channel type `{}` does not fit this processor (expected {})", input.ctype, in_types.join(" or ")),
+                format!(
+                    "channel type `{}` does not fit this processor (expected {})",
+                    input.ctype,
+                    in_types.join(" or ")
+                ),
             ));
         }
         match out_type {
@@ -206,14 +210,21 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                         return Err(cfg.error(
                             st,
                             Some("out"),
-                            format!("channel `{}` has type `{}`, this processor produces `{t}`", o.name, o.ctype),
+                            format!(
+                                "channel `{}` has type `{}`, this processor produces `{t}`",
+                                o.name, o.ctype
+                            ),
                         ));
                     }
                 }
             }
             None => {
                 if !st.outputs.is_empty() {
-                    return Err(cfg.error(st, Some("out"), "an exporter has no output channel".into()));
+                    return Err(cfg.error(
+                        st,
+                        Some("out"),
+                        "an exporter has no output channel".into(),
+                    ));
                 }
             }
         }
@@ -244,23 +255,33 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                     ))
                 }
                 Some([c]) => {
-                    let ct = &stages[*c].config.input.as_ref().map(|x| x.ctype.clone()).unwrap_or_default();
+                    let ct = &stages[*c]
+                        .config
+                        .input
+                        .as_ref()
+                        .map(|x| x.ctype.clone())
+                        .unwrap_or_default();
                     if *ct != o.ctype {
                         return Err(cfg.error(
                             &stages[*c].config,
                             Some("in"),
-                            format!("channel `{}` is declared `{ct}` here but `{}` by pipeline[{i}]", o.name, o.ctype),
+                            format!(
+                                "channel `{}` is declared `{ct}` here but `{}` by pipeline[{i}]",
+                                o.name, o.ctype
+                            ),
                         ));
                     }
                     edges.push((i, *c));
                 }
-                Some(many) => {
-                    return Err(cfg.error(
-                        &s.config,
-                        Some("out"),
-                        format!("channel `{}` is read by {} stages; use several `out` channels to fan out", o.name, many.len()),
-                    ))
-                }
+                Some(many) => return Err(cfg.error(
+                    &s.config,
+                    Some("out"),
+                    format!(
+                        "channel `{}` is read by {} stages; use several `out` channels to fan out",
+                        o.name,
+                        many.len()
+                    ),
+                )),
             }
         }
     }
@@ -294,7 +315,12 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
     };
     for s in &stages {
         if s.kind != StageKind::Reader && s.upstreams == 0 {
-            let name = s.config.input.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+            let name = s
+                .config
+                .input
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
             return Err(cfg.error(
                 &s.config,
                 Some("in"),
@@ -302,7 +328,11 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
             ));
         }
         if s.kind == StageKind::Reader && s.upstreams > 0 {
-            return Err(cfg.error(&s.config, Some("in"), "the reader's input comes from the driver, not from a stage".into()));
+            return Err(cfg.error(
+                &s.config,
+                Some("in"),
+                "the reader's input comes from the driver, not from a stage".into(),
+            ));
         }
     }
     Ok(PipelinePlan {
@@ -360,7 +390,12 @@ impl RunOutcome {
 type RecordsDown = Downstream<Records>;
 
 /// Runs `plan` over `files` until the input ends (or `stop` is set), draining every stage.
-pub fn run(plan: &PipelinePlan, files: Vec<PathBuf>, stop: StopFlag, opts: RunOptions) -> RunOutcome {
+pub fn run(
+    plan: &PipelinePlan,
+    files: Vec<PathBuf>,
+    stop: StopFlag,
+    opts: RunOptions,
+) -> RunOutcome {
     let diag = Arc::new(Diagnostics::default());
     let cache_stats = Arc::new(Mutex::new(CacheStats::default()));
     let mut all_metrics: Vec<Arc<NodeMetrics>> = Vec::new();
@@ -392,9 +427,12 @@ pub fn run(plan: &PipelinePlan, files: Vec<PathBuf>, stop: StopFlag, opts: RunOp
                 .filter(|i| *i != plan.entry)
                 .collect();
             while !pending.is_empty() {
-                let (ready, blocked): (Vec<usize>, Vec<usize>) = pending
-                    .iter()
-                    .partition(|i| plan.stages[**i].downstream.iter().all(|d| entries.contains_key(d)));
+                let (ready, blocked): (Vec<usize>, Vec<usize>) = pending.iter().partition(|i| {
+                    plan.stages[**i]
+                        .downstream
+                        .iter()
+                        .all(|d| entries.contains_key(d))
+                });
                 if ready.is_empty() {
                     return Err("the channel graph has a cycle".to_string());
                 }

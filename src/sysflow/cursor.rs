@@ -54,7 +54,10 @@ impl<'a> Cursor<'a> {
     pub fn int(&mut self) -> Result<i32, DecodeError> {
         let start = self.pos;
         let v = self.long()?;
-        i32::try_from(v).map_err(|_| DecodeError::IntRange { pos: start, value: v })
+        i32::try_from(v).map_err(|_| DecodeError::IntRange {
+            pos: start,
+            value: v,
+        })
     }
 
     #[inline]
@@ -77,7 +80,9 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Eof { pos: self.buf.len() });
+            return Err(DecodeError::Eof {
+                pos: self.buf.len(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -131,7 +136,11 @@ impl<'a> Cursor<'a> {
         };
         // Every item takes at least one byte except null/empty records; cap by remaining bytes
         // to refuse absurd counts before allocating.
-        if n as u64 > (self.remaining() as u64).saturating_mul(8).saturating_add(8) {
+        if n as u64
+            > (self.remaining() as u64)
+                .saturating_mul(8)
+                .saturating_add(8)
+        {
             return Err(DecodeError::Length { pos, len: n });
         }
         Ok(n as usize)

@@ -53,13 +53,17 @@ impl Codec {
             }
             Codec::Snappy => {
                 if data.len() < 4 {
-                    return Err(DecodeError::Codec("snappy: block shorter than its CRC".into()));
+                    return Err(DecodeError::Codec(
+                        "snappy: block shorter than its CRC".into(),
+                    ));
                 }
                 let (body, crc) = data.split_at(data.len() - 4);
                 let n = snap::raw::decompress_len(body)
                     .map_err(|e| DecodeError::Codec(format!("snappy: {e}")))?;
                 if n as u64 > MAX_BLOCK_BYTES * 8 {
-                    return Err(DecodeError::Codec(format!("snappy: block expands to {n} bytes")));
+                    return Err(DecodeError::Codec(format!(
+                        "snappy: block expands to {n} bytes"
+                    )));
                 }
                 out.resize(n, 0);
                 snap::raw::Decoder::new()
@@ -151,7 +155,9 @@ impl<R: Read> OcfReader<R> {
         let mut schema = None;
         let mut codec = None;
         loop {
-            let n = r.read_long().map_err(|e| FrameError::Header(format!("metadata: {e}")))?;
+            let n = r
+                .read_long()
+                .map_err(|e| FrameError::Header(format!("metadata: {e}")))?;
             if n == 0 {
                 break;
             }
@@ -172,9 +178,10 @@ impl<R: Read> OcfReader<R> {
                 let v = r.read_bytes(16 << 20)?;
                 match k.as_slice() {
                     b"avro.schema" => {
-                        schema = Some(String::from_utf8(v).map_err(|_| {
-                            FrameError::Header("avro.schema is not UTF-8".into())
-                        })?)
+                        schema =
+                            Some(String::from_utf8(v).map_err(|_| {
+                                FrameError::Header("avro.schema is not UTF-8".into())
+                            })?)
                     }
                     b"avro.codec" => {
                         let name = String::from_utf8_lossy(&v).into_owned();
@@ -188,7 +195,9 @@ impl<R: Read> OcfReader<R> {
         }
         r.fill(16)?;
         if r.available() < 16 {
-            return Err(FrameError::Header("truncated before the sync marker".into()));
+            return Err(FrameError::Header(
+                "truncated before the sync marker".into(),
+            ));
         }
         r.sync.copy_from_slice(&r.buf[r.start..r.start + 16]);
         r.consume(16);

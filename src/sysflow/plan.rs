@@ -304,9 +304,15 @@ fn fields_of(kind: Kind) -> &'static [(&'static str, Ty)] {
 /// One branch of the writer's `rec` union.
 #[derive(Debug, Clone)]
 enum Branch {
-    Known { kind: Kind, steps: Vec<Step> },
+    Known {
+        kind: Kind,
+        steps: Vec<Step>,
+    },
     /// A record type the v5 model does not know: skipped and counted by the caller.
-    Unknown { name: String, skip: Skip },
+    Unknown {
+        name: String,
+        skip: Skip,
+    },
     /// A non-record branch (e.g. `null`): skipped.
     Other(Skip),
 }
@@ -646,11 +652,10 @@ impl<'s> Compiler<'s> {
             Kind::Process => self.steps(r, table, &|f| {
                 (f == "type" && !has("state")).then(|| {
                     // legacy ActionType<CREATED,MODIFIED,REUP> is the object state
-                    let e = r
-                        .fields
-                        .iter()
-                        .find(|x| x.name == "type")
-                        .map(|x| self.conv(&x.schema, Ty::Enum(&OBJECT_STATES), "Process.type"));
+                    let e =
+                        r.fields.iter().find(|x| x.name == "type").map(|x| {
+                            self.conv(&x.schema, Ty::Enum(&OBJECT_STATES), "Process.type")
+                        });
                     (0u8, e.and_then(|r| r.ok()).unwrap_or(Conv::Long))
                 })
             })?,
@@ -693,16 +698,17 @@ impl DatumPlan {
         collect_names(schema, &mut names);
         let c = Compiler { names };
         let mut branch_names = Vec::new();
-        let compile_union =
-            |u: &apache_avro::schema::UnionSchema, names_out: &mut Vec<String>| -> Result<Vec<Branch>, SchemaError> {
-                let mut out = Vec::new();
-                for v in u.variants() {
-                    let (b, n) = c.branch(v)?;
-                    names_out.push(n);
-                    out.push(b);
-                }
-                Ok(out)
-            };
+        let compile_union = |u: &apache_avro::schema::UnionSchema,
+                             names_out: &mut Vec<String>|
+         -> Result<Vec<Branch>, SchemaError> {
+            let mut out = Vec::new();
+            for v in u.variants() {
+                let (b, n) = c.branch(v)?;
+                names_out.push(n);
+                out.push(b);
+            }
+            Ok(out)
+        };
         let top = match c.deref(schema)? {
             Schema::Record(r) => {
                 let mut top = Vec::new();
@@ -753,7 +759,9 @@ impl DatumPlan {
                         .and_then(|i| branches.get(i))
                         .ok_or(DecodeError::Union { pos, branch: b })?;
                     result = Some(match branch {
-                        Branch::Known { kind, steps } => Decoded::Record(decode_kind(*kind, steps, c)?),
+                        Branch::Known { kind, steps } => {
+                            Decoded::Record(decode_kind(*kind, steps, c)?)
+                        }
                         Branch::Unknown { name, skip } => {
                             skip.run(c)?;
                             Decoded::Unknown(name.clone())

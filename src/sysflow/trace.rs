@@ -96,10 +96,7 @@ pub struct TraceSummary {
 
 /// Reads a whole trace, calling `each` for every decoded record, and reports damage instead of
 /// stopping at it.
-pub fn read_trace(
-    path: &Path,
-    mut each: impl FnMut(SysFlow),
-) -> Result<TraceSummary, String> {
+pub fn read_trace(path: &Path, mut each: impl FnMut(SysFlow)) -> Result<TraceSummary, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut r = OcfReader::open(std::io::BufReader::new(f))
         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -90,7 +90,12 @@ fn str_map(v: &[(String, String)]) -> Value {
     Value::Map(v.iter().map(|(k, x)| (k.clone(), s(x))).collect())
 }
 fn rec(fields: Vec<(&str, Value)>) -> Value {
-    Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Value::Record(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// Converts a record into the Avro value of the `SysFlow` union for schema `v`.

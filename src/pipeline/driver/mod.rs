@@ -61,10 +61,10 @@ impl FileDriver {
 
     fn open(&self, path: &Path) -> Result<OpenTrace, String> {
         let f = File::open(path).map_err(|e| e.to_string())?;
-        let reader = OcfReader::open(BufReader::with_capacity(256 << 10, f))
-            .map_err(|e| e.to_string())?;
-        let plan = DatumPlan::compile(reader.schema_json())
-            .map_err(|e| format!("writer schema: {e}"))?;
+        let reader =
+            OcfReader::open(BufReader::with_capacity(256 << 10, f)).map_err(|e| e.to_string())?;
+        let plan =
+            DatumPlan::compile(reader.schema_json()).map_err(|e| format!("writer schema: {e}"))?;
         tracing::debug!(file = %path.display(), codec = ?reader.codec(), "opened trace");
         Ok(OpenTrace {
             source: Arc::new(TraceSource {

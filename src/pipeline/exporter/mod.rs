@@ -19,7 +19,11 @@ pub struct ExporterNode {
 }
 
 impl ExporterNode {
-    pub fn new(cfg: &ExporterConfig, transport: Box<dyn Transport>, metrics: Arc<NodeMetrics>) -> Self {
+    pub fn new(
+        cfg: &ExporterConfig,
+        transport: Box<dyn Transport>,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
         ExporterNode {
             encoder: JsonEncoder::new(),
             transport,

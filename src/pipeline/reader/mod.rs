@@ -34,7 +34,12 @@ impl Node for ReaderNode {
         let mut datums = Vec::with_capacity(input.0.iter().map(|b| b.block.count as usize).sum());
         let mut failed = None;
         for job in input.0 {
-            let o = decode_block(&job.source.plan, job.source.codec, &job.block, &mut self.scratch);
+            let o = decode_block(
+                &job.source.plan,
+                job.source.codec,
+                &job.block,
+                &mut self.scratch,
+            );
             if o.unknown > 0 {
                 if self.unknown == 0 {
                     tracing::warn!(file = %job.source.path, "records of unknown types skipped");
