@@ -1,1 +1,222 @@
+//! The command line: flags, configuration errors that name file/stage/key, `-test`,
+//! `-version`, environment overrides, and draining on SIGTERM.
 
+mod common;
+
+use common::{file_pipeline, read_json_lines, sfprocessor, write_trace};
+use sfprocessor::sysflow::writer::SchemaVersion;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn version_names_the_schemas() {
+    for flag in ["-version", "--version"] {
+        let o = sfprocessor(&[flag], &[]);
+        assert!(o.status.success());
+        let s = stdout(&o);
+        assert!(s.contains("sfprocessor "), "{s}");
+        assert!(s.contains("schema versions 1 to 5"), "{s}");
+        assert!(s.contains("JSON export schema 5"), "{s}");
+    }
+}
+
+fn check_config(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.json");
+    std::fs::write(&p, text).unwrap();
+    let o = sfprocessor(&["-test", "-config", p.to_str().unwrap()], &[]);
+    (o.status.code().unwrap_or(-1), stderr(&o), stdout(&o))
+}
+
+const READER: &str = r#"{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}"#;
+
+#[test]
+fn configuration_errors_name_file_stage_and_key() {
+    let cases: &[(String, &str)] = &[
+        (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"magic","in":"flat flattenerchan"}}]}}"#),
+            "pipeline[1] (magic): key `processor`: unknown processor `magic`",
+        ),
+        (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"exporter","in":"other eventchan","export":"null"}}]}}"#),
+            "pipeline[0] (sysflowreader): key `out`: dangling channel `flat`",
+        ),
+        (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"policyengine","in":"flat eventchan","out":"e eventchan"}},{{"processor":"exporter","in":"e eventchan"}}]}}"#),
+            "pipeline[1] (policyengine): key `in`: channel type `eventchan` does not fit",
+        ),
+        (
+            r#"{"pipeline":[{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan"}]}"#.to_string(),
+            "pipeline[0] (sysflowreader): key `out`: missing",
+        ),
+        (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"exporter","in":"flat flattenerchan","export":"file","buffer":"lots"}}]}}"#),
+            "pipeline[1] (exporter): key `buffer`: `lots` is not a non-negative whole number",
+        ),
+        (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"exporter","in":"flat flattenerchan","export":"carrier-pigeon"}}]}}"#),
+            "pipeline[1] (exporter): key `export`: unknown exporter `carrier-pigeon`",
+        ),
+        (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"policyengine","in":"flat flattenerchan","out":"e eventchan","mode":"sometimes"}},{{"processor":"exporter","in":"e eventchan"}}]}}"#),
+            "pipeline[1] (policyengine): key `mode`: unknown mode `sometimes`",
+        ),
+        (
+            r#"{"pipeline": [ {"processor": "exporter", }"#.to_string(),
+            "invalid JSON at line 1",
+        ),
+    ];
+    for (text, want) in cases {
+        let (code, err, _) = check_config(text);
+        assert_eq!(code, 2, "{want}: {err}");
+        assert!(err.contains("bad.json"), "names the file: {err}");
+        assert!(err.contains(want), "expected `{want}` in: {err}");
+    }
+}
+
+#[test]
+fn test_flag_validates_and_lists_warnings() {
+    let text = format!(
+        r#"{{"pipeline":[{READER},{{"processor":"exporter","in":"flat flattenerchan","export":"null","colour":"blue"}}]}}"#
+    );
+    let (code, err, out) = check_config(&text);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is valid: 2 stage(s), 1 warning(s)"), "{out}");
+    assert!(out.contains("key `colour` is not used"), "{out}");
+}
+
+#[test]
+fn upstream_configs_with_policies_fail_clearly_until_the_engine_lands() {
+    let p = common::upstream().join("sf-processor/resources/pipelines/pipeline.terminal.json");
+    let o = sfprocessor(&["-test", "-config", p.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("key `policies`: policy evaluation is not available"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn environment_overrides_reach_the_exporter() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.sf");
+    let recs = write_trace(&trace, 3, 2000, "snappy", SchemaVersion::V4);
+    let events = recs.iter().filter(|r| r.kind().is_event_or_flow()).count();
+    let cfg = dir.path().join("p.json");
+    // The file names one path; the environment redirects it (key matched case-insensitively).
+    std::fs::write(&cfg, file_pipeline(&dir.path().join("not-here.json"))).unwrap();
+    let target = dir.path().join("from-env.json");
+    let o = sfprocessor(
+        &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
+        &[("EXPORTER_FILE_PATH", target.to_str().unwrap())],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.path().join("not-here.json").exists());
+    assert_eq!(read_json_lines(&target).len(), events);
+}
+
+#[test]
+fn file_exporter_appends_and_never_truncates() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.sf");
+    let recs = write_trace(&trace, 4, 1500, "zstd", SchemaVersion::V5);
+    let events = recs.iter().filter(|r| r.kind().is_event_or_flow()).count();
+    let out = dir.path().join("out.json");
+    let cfg = dir.path().join("p.json");
+    std::fs::write(&cfg, file_pipeline(&out)).unwrap();
+    for _ in 0..2 {
+        let o = sfprocessor(
+            &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
+            &[],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(read_json_lines(&out).len(), 2 * events);
+}
+
+#[test]
+fn terminal_output_goes_to_stdout_and_logs_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.sf");
+    let recs = write_trace(&trace, 5, 800, "deflate", SchemaVersion::V5);
+    let events = recs.iter().filter(|r| r.kind().is_event_or_flow()).count();
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pipeline.example.json");
+    let o = sfprocessor(
+        &[
+            "-config",
+            cfg.to_str().unwrap(),
+            "-log",
+            "info",
+            trace.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), events);
+    for l in out.lines() {
+        serde_json::from_str::<serde_json::Value>(l).expect("stdout holds only JSON records");
+    }
+    assert!(stderr(&o).contains("node summary"));
+}
+
+#[test]
+fn sigterm_stops_the_input_and_drains_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("big.sf");
+    let recs = write_trace(&trace, 6, 200_000, "deflate", SchemaVersion::V5);
+    let events = recs.iter().filter(|r| r.kind().is_event_or_flow()).count();
+    let out = dir.path().join("out.json");
+    let cfg = dir.path().join("p.json");
+    std::fs::write(&cfg, file_pipeline(&out)).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sfprocessor"))
+        .args([
+            "-config",
+            cfg.to_str().unwrap(),
+            "-log",
+            "warn",
+            trace.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until output starts, then ask it to stop.
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no output"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = child.id() as i32;
+    // SAFETY-free: `kill` through the shell utility, no libc binding needed.
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "drained and exited cleanly: {err}"
+    );
+    assert!(err.contains("signal received"), "{err}");
+    // Every line written is a complete record; the run stopped early.
+    let lines = read_json_lines(&out);
+    assert!(!lines.is_empty());
+    assert!(
+        lines.len() < events,
+        "{} of {events}: the stop came too late to observe",
+        lines.len()
+    );
+}

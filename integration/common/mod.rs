@@ -66,3 +66,69 @@ pub fn kind_for_inventory_name(name: &str, variant: &str) -> Kind {
         other => panic!("unknown record name {other}"),
     }
 }
+
+use sfprocessor::gen::{GenConfig, Generator};
+use sfprocessor::sysflow::writer::{avro_codec, schema, SchemaVersion, TraceWriter};
+
+/// Writes a generated trace and returns the records written.
+pub fn write_trace(
+    path: &std::path::Path,
+    seed: u64,
+    records: u64,
+    codec: &str,
+    version: SchemaVersion,
+) -> Vec<sfprocessor::sysflow::SysFlow> {
+    let schema = schema(version).expect("schema");
+    let recs: Vec<_> = Generator::new(GenConfig {
+        seed,
+        records,
+        header_version: version.number(),
+        ..Default::default()
+    })
+    .collect();
+    let f = std::fs::File::create(path).expect("create trace");
+    let mut w = TraceWriter::new(&schema, version, avro_codec(codec).expect("codec"), f);
+    for r in &recs {
+        w.append(r).expect("append");
+    }
+    w.finish().expect("finish");
+    recs
+}
+
+/// A pipeline config writing JSON to `out` through a pass-through policy engine.
+pub fn file_pipeline(out: &std::path::Path) -> String {
+    format!(
+        r#"{{"pipeline":[
+ {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
+ {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"enrich"}},
+ {{"processor":"exporter","in":"evt eventchan","export":"file","format":"json","file.path":"{}"}}]}}"#,
+        out.display()
+    )
+}
+
+/// Reads an exported file: every line must be a JSON object.
+pub fn read_json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!(
+                    "{}: line {}: invalid JSON ({e}): {l}",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs the `sfprocessor` binary.
+pub fn sfprocessor(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sfprocessor"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run sfprocessor")
+}

@@ -77,29 +77,30 @@ impl ExporterConfig {
                 ))
             }
         };
-        let format =
-            match st
-                .get("format")
-                .unwrap_or("json")
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "json" | "" => Format::Json,
-                other @ ("ecs" | "otel" | "occurrence") => return Err(cfg.error(
+        let format = match st
+            .get("format")
+            .unwrap_or("json")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "json" | "" => Format::Json,
+            other @ ("ecs" | "otel" | "occurrence") => {
+                return Err(cfg.error(
                     st,
                     Some("format"),
                     format!(
                         "the `{other}` format is not available in this build yet (supported: json)"
                     ),
-                )),
-                other => {
-                    return Err(cfg.error(
-                        st,
-                        Some("format"),
-                        format!("unknown format `{other}` (expected json or ecs)"),
-                    ))
-                }
-            };
+                ))
+            }
+            other => {
+                return Err(cfg.error(
+                    st,
+                    Some("format"),
+                    format!("unknown format `{other}` (expected json or ecs)"),
+                ))
+            }
+        };
         let buffer = match st.get("buffer") {
             None | Some("") => 0,
             Some(v) => v.trim().parse::<usize>().map_err(|_| {

@@ -273,15 +273,17 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                     }
                     edges.push((i, *c));
                 }
-                Some(many) => return Err(cfg.error(
-                    &s.config,
-                    Some("out"),
-                    format!(
+                Some(many) => {
+                    return Err(cfg.error(
+                        &s.config,
+                        Some("out"),
+                        format!(
                         "channel `{}` is read by {} stages; use several `out` channels to fan out",
                         o.name,
                         many.len()
                     ),
-                )),
+                    ))
+                }
             }
         }
     }

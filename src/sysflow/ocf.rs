@@ -46,10 +46,8 @@ impl Codec {
                 Ok(())
             }
             Codec::Deflate => {
-                let mut d = flate2::read::DeflateDecoder::new(data);
-                d.read_to_end(out)
-                    .map(|_| ())
-                    .map_err(|e| DecodeError::Codec(format!("deflate: {e}")))
+                let d = flate2::read::DeflateDecoder::new(data);
+                bounded_read(d, out, "deflate")
             }
             Codec::Snappy => {
                 if data.len() < 4 {
@@ -76,14 +74,28 @@ impl Codec {
                 Ok(())
             }
             Codec::Zstandard => {
-                let mut d = zstd::stream::read::Decoder::new(data)
+                let d = zstd::stream::read::Decoder::new(data)
                     .map_err(|e| DecodeError::Codec(format!("zstandard: {e}")))?;
-                d.read_to_end(out)
-                    .map(|_| ())
-                    .map_err(|e| DecodeError::Codec(format!("zstandard: {e}")))
+                bounded_read(d, out, "zstandard")
             }
         }
     }
+}
+
+/// Largest decompressed block: a decompression bomb is an error, not an allocation.
+pub const MAX_INFLATED_BYTES: u64 = 1 << 30;
+
+fn bounded_read(r: impl Read, out: &mut Vec<u8>, codec: &str) -> Result<(), DecodeError> {
+    let n = r
+        .take(MAX_INFLATED_BYTES + 1)
+        .read_to_end(out)
+        .map_err(|e| DecodeError::Codec(format!("{codec}: {e}")))?;
+    if n as u64 > MAX_INFLATED_BYTES {
+        return Err(DecodeError::Codec(format!(
+            "{codec}: block expands beyond {MAX_INFLATED_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// One compressed block as framed in the file.
