@@ -220,3 +220,29 @@ fn sigterm_stops_the_input_and_drains_what_was_read() {
         lines.len()
     );
 }
+
+#[test]
+fn the_bundled_example_runs_end_to_end() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let trace = root.join("config/example.sf");
+    let summary = sfprocessor::sysflow::trace::read_trace(&trace, |_| {}).unwrap();
+    let events: u64 = sfprocessor::sysflow::Kind::ALL
+        .iter()
+        .filter(|k| k.is_event_or_flow())
+        .map(|k| summary.counts.get(*k))
+        .sum();
+    assert!(events > 0);
+    let cfg = root.join("config/pipeline.example.json");
+    let o = sfprocessor(
+        &[
+            "-config",
+            cfg.to_str().unwrap(),
+            "-log",
+            "warn",
+            trace.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count() as u64, events);
+}

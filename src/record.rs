@@ -18,7 +18,9 @@ pub enum Event {
 }
 
 impl Event {
-    /// Splits a decoded datum into an event, or gives the entity back.
+    /// Splits a decoded datum into an event, or gives the entity back. The entity is moved,
+    /// not boxed: boxing would cost an allocation per entity record.
+    #[allow(clippy::result_large_err)]
     pub fn from_sysflow(sf: SysFlow) -> Result<Event, SysFlow> {
         Ok(match sf {
             SysFlow::ProcessEvent(e) => Event::ProcessEvent(e),

@@ -263,8 +263,10 @@ pub struct K8sEvent {
     pub message: String,
 }
 
-/// One decoded SysFlow datum (the v5 `SysFlow.rec` union).
+/// One decoded SysFlow datum (the v5 `SysFlow.rec` union). Variants are stored inline (no
+/// box per record); the largest is a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum SysFlow {
     Header(Header),
     Container(Container),
