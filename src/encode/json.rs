@@ -83,8 +83,15 @@ fn write_str_body(out: &mut Vec<u8>, s: &str) {
         }
         i += 8;
     }
-    for j in i..bytes.len() {
-        flush(out, j, &mut start);
+    if i < bytes.len() {
+        // The tail, padded with a byte that never needs escaping.
+        let mut w = [b'A'; 8];
+        w[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+        if word_needs_escape(u64::from_le_bytes(w)) {
+            for j in i..bytes.len() {
+                flush(out, j, &mut start);
+            }
+        }
     }
     out.extend_from_slice(&bytes[start..]);
 }
@@ -229,6 +236,12 @@ impl<K, V> FragCache<K, V> {
         FragCache {
             map: Default::default(),
             cap,
+        }
+    }
+    /// Makes room for `n` inserts, so entries looked up after them are still present.
+    fn reserve(&mut self, n: usize) {
+        if self.map.len() + n > self.cap {
+            self.map.clear();
         }
     }
     fn get_or_insert(
@@ -504,23 +517,27 @@ impl JsonEncoder {
             let nf = rec.new_file.as_deref();
             let (path, sym) = split_sym_path(path_of(f));
             let (npath, nsym) = split_sym_path(path_of(nf));
-            let mut dir_of = |a: &Option<Arc<File>>, path: &str| -> String {
-                match a {
-                    Some(a) => dirs
-                        .get_or_insert((ptr(a), 0), || a.clone(), || dir_or_empty(path))
-                        .clone(),
-                    None => String::new(),
-                }
+            dirs.reserve(2);
+            if let Some(a) = &rec.file {
+                dirs.get_or_insert((ptr(a), 0), || a.clone(), || dir_or_empty(path));
+            }
+            if let Some(a) = &rec.new_file {
+                dirs.get_or_insert((ptr(a), 0), || a.clone(), || dir_or_empty(npath));
+            }
+            let dir_of = |a: &Option<Arc<File>>| -> &str {
+                a.as_ref()
+                    .and_then(|a| dirs.map.get(&(ptr(a), 0)))
+                    .map(|(_, d)| d.as_str())
+                    .unwrap_or("")
             };
-            let dir = dir_of(&rec.file, path);
-            let ndir = dir_of(&rec.new_file, npath);
+            let (dir, ndir) = (dir_of(&rec.file), dir_of(&rec.new_file));
             w.section("file");
-            w.str("directory", &dir);
+            w.str("directory", dir);
             w.int("fd", i64::from(fd));
             w.boolean("is_open_read", is_open_read(open_flags));
             w.boolean("is_open_write", is_open_write(open_flags));
             w.str("name", base_or_empty(path));
-            w.str("newdirectory", &ndir);
+            w.str("newdirectory", ndir);
             w.str("newname", base_or_empty(npath));
             w.key("newoid");
             match nf {
