@@ -290,3 +290,29 @@ fn several_outs_fan_out_to_every_exporter_and_fan_in_merges() {
         "generated traces are in time order; so is the output"
     );
 }
+
+#[test]
+fn records_an_exporter_cannot_deliver_are_counted_and_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.sf");
+    write_trace(&trace, 9, 1000, "deflate", SchemaVersion::V5);
+    let cfg = dir.path().join("p.json");
+    std::fs::write(&cfg, file_pipeline(&dir.path().join("unused.json"))).unwrap();
+    // /dev/full accepts the open and fails every write (ENOSPC).
+    let o = sfprocessor(
+        &[
+            "-config",
+            cfg.to_str().unwrap(),
+            "-log",
+            "error",
+            trace.to_str().unwrap(),
+        ],
+        &[("EXPORTER_FILE_PATH", "/dev/full")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("records not delivered"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,7 +1,8 @@
 //! `sfprocessor`: reads SysFlow traces, runs the configured pipeline, exports the results.
 //!
-//! Exit codes: 0 success; 1 input was skipped (damaged blocks, unreadable files: see the
-//! summary on stderr); 2 usage or configuration error; 3 a pipeline node failed.
+//! Exit codes: 0 success; 1 input was skipped (damaged blocks, unreadable files) or records
+//! were not delivered (see the summary on stderr); 2 usage or configuration error; 3 a
+//! pipeline node failed.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -109,6 +110,18 @@ fn main() -> ExitCode {
         eprintln!("sfprocessor: pipeline failed: {f}");
         return ExitCode::from(3);
     }
+    let undelivered: Vec<String> = outcome
+        .metrics
+        .iter()
+        .filter(|m| m.dropped_records > 0)
+        .map(|m| format!("{}: {} records not delivered", m.name, m.dropped_records))
+        .collect();
+    if !undelivered.is_empty() {
+        eprintln!("sfprocessor: finished with undelivered records:");
+        for u in &undelivered {
+            eprintln!("  - {u}");
+        }
+    }
     if !outcome.skipped.is_empty() {
         eprintln!(
             "sfprocessor: finished with skipped input ({} problem(s)):",
@@ -117,6 +130,9 @@ fn main() -> ExitCode {
         for s in &outcome.skipped {
             eprintln!("  - {s}");
         }
+        return ExitCode::from(1);
+    }
+    if !undelivered.is_empty() {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

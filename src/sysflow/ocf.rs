@@ -13,7 +13,7 @@ use super::{DecodeError, FrameError};
 /// Avro file magic.
 pub const MAGIC: [u8; 4] = [b'O', b'b', b'j', 1];
 /// Largest compressed block we accept; a larger declared size is treated as damage.
-pub const MAX_BLOCK_BYTES: u64 = 256 << 20;
+pub const MAX_BLOCK_BYTES: u64 = 64 << 20;
 /// Largest number of records a block may declare.
 pub const MAX_BLOCK_RECORDS: u64 = 64 << 20;
 

@@ -36,8 +36,10 @@ impl FileTransport {
 }
 
 impl Transport for FileTransport {
+    /// A batch counts as sent once the OS has it (written and the buffer flushed).
     fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
-        self.out.write_all(payload).map_err(|e| self.err(e))
+        self.out.write_all(payload).map_err(|e| self.err(e))?;
+        self.out.flush().map_err(|e| self.err(e))
     }
     fn flush(&mut self) -> Result<(), TransportError> {
         self.out.flush().map_err(|e| self.err(e))?;
