@@ -10,5 +10,6 @@ pub mod encode;
 pub mod exporter;
 pub mod gen;
 pub mod pipeline;
+pub mod policy;
 pub mod record;
 pub mod sysflow;

@@ -1,0 +1,5 @@
+//! The policy engine (work in progress): condition parser so far. See docs/policy-language.md
+//! for what is finished.
+
+pub mod loader;
+pub mod parser;
