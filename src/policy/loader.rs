@@ -214,6 +214,9 @@ pub fn leniency(file: &str, text: &str) -> (String, Vec<String>) {
         "drop:",
         "required_engine_version:",
     ];
+    let mut prev_indented = false;
+    // Columns the current entry was moved left by the repair above.
+    let mut shifted = 0usize;
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let mut l = line.to_string();
         if l.contains('\t') {
@@ -226,16 +229,44 @@ pub fn leniency(file: &str, text: &str) -> (String, Vec<String>) {
         }
         let trimmed = l.trim_start_matches(' ');
         let indent = l.len() - trimmed.len();
-        if (1..=3).contains(&indent) {
-            if let Some(rest) = trimmed.strip_prefix("- ") {
-                if TOP.iter().any(|k| rest.trim_start().starts_with(k)) {
-                    warnings.push(format!(
-                        "{file}:{}:1: top-level entry indented by {indent} space(s); moved to column 1",
-                        n + 1
-                    ));
-                    l = trimmed.to_string();
-                }
+        let is_entry = |rest: &str| TOP.iter().any(|k| rest.trim_start().starts_with(k));
+        if indent == 0 && trimmed.strip_prefix("- ").is_some_and(is_entry) {
+            shifted = 0;
+        }
+        if (1..=3).contains(&indent) && trimmed.strip_prefix("- ").is_some_and(is_entry) {
+            warnings.push(format!(
+                "{file}:{}:1: top-level entry indented by {indent} space(s); moved to column 1",
+                n + 1
+            ));
+            l = trimmed.to_string();
+            shifted = indent;
+        } else if shifted > 0 && indent == 2 + shifted {
+            // The rest of a shifted entry moves with it.
+            l = l[shifted..].to_string();
+        }
+        // A rule name containing ": " is not a plain YAML scalar; upstream keeps the raw text.
+        if let Some(rest) = l.strip_prefix("- rule:") {
+            let v = rest.trim();
+            if v.contains(": ") && !v.starts_with(['"', '\'']) {
+                warnings.push(format!(
+                    "{file}:{}:9: rule name containing `: ` quoted",
+                    n + 1
+                ));
+                let nl = if l.ends_with('\n') { "\n" } else { "" };
+                l = format!("- rule: '{}'{nl}", v.replace('\'', "''"));
             }
+        }
+        // A continuation line at column 1 inside an entry belongs to the value above it.
+        let first = l.chars().next();
+        if matches!(first, Some(c) if !c.is_whitespace() && c != '-' && c != '#') && prev_indented {
+            warnings.push(format!(
+                "{file}:{}:1: continuation line at column 1 indented",
+                n + 1
+            ));
+            l = format!("    {l}");
+        }
+        if !l.trim().is_empty() {
+            prev_indented = l.starts_with(' ') || l.starts_with("- ");
         }
         out.push_str(&l);
     }

@@ -210,6 +210,22 @@ fn atom<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Atom> {
             ),
         ));
     }
+    // Falco's event-direction literals `<` and `>` (e.g. `evt.dir = <`).
+    if let Some(c @ ('<' | '>')) = i.chars().next() {
+        let rest = &i[1..];
+        if !rest.starts_with('=') {
+            return Ok((
+                rest,
+                Atom::Word(
+                    c.to_string(),
+                    Span {
+                        start,
+                        end: start + 1,
+                    },
+                ),
+            ));
+        }
+    }
     let (rest, w) = word(i)?;
     if KEYWORDS.contains(&w) {
         return Err(nom::Err::Error(nom::error::Error::new(
@@ -528,6 +544,9 @@ mod tests {
         );
         assert!(matches!(p("sf.pproc.name exists"), Expr::Exists(..)));
         assert!(matches!(p("exists sf.pproc.name"), Expr::Exists(..)));
+        assert!(
+            matches!(p("evt.dir=<"), Expr::Binary(_, BinOp::Eq, Atom::Word(ref d, _), _) if d == "<")
+        );
         assert!(
             matches!(p("proc.aname[2] = bash"), Expr::Binary(Atom::Word(ref a, _), ..) if a == "proc.aname[2]")
         );

@@ -1,0 +1,201 @@
+//! Upstream's policy files load (with the leniency step for their irregular YAML and the
+//! lenient mode for their typo attributes), with the entry counts upstream loads; alerts on
+//! upstream traces; the type index never changes results.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::upstream;
+use sfprocessor::cache::EntityCache;
+use sfprocessor::policy::engine::{load_policies, Engine, Mode};
+use sfprocessor::record::Record;
+use sfprocessor::sysflow::trace::read_trace;
+
+fn policies() -> PathBuf {
+    upstream().join("sf-processor/resources/policies")
+}
+
+/// (file, rules, filters, lists, macros): upstream's counts (a list or macro defined twice
+/// counts twice).
+const COUNTS: &[(&str, usize, usize, usize, usize)] = &[
+    ("distribution/filter.yaml", 21, 1, 42, 84),
+    ("runtimeintegrity/globals.yaml", 0, 1, 4, 3),
+    ("runtimeintegrity/path.yaml", 1, 0, 0, 0),
+    ("runtimeintegrity/runtimeintegrity.yaml", 26, 0, 67, 53),
+    ("runtimeintegrity/ttps.yaml", 52, 0, 86, 59),
+    ("tests/falco.yaml", 61, 0, 112, 298),
+    ("tests/unit_test_contains.yaml", 2, 0, 0, 0),
+    ("tests/unit_test_eq.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_ge.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_gt.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_le.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_lt.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_startswith.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_unary.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_sfmap.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_networkflow.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_fileflow.yaml", 1, 0, 0, 0),
+    ("tests/unit_test_in.yaml", 1, 0, 1, 1),
+    ("tests/unit_test_pmatch.yaml", 1, 0, 1, 1),
+    ("tests/unit_test_macro.yaml", 1, 0, 0, 1),
+    ("tests/unit_test_logic.yaml", 2, 0, 1, 1),
+    ("tests/unit_test_simple.yaml", 6, 0, 0, 0),
+];
+
+#[test]
+fn all_23_upstream_policy_files_load_with_upstream_counts() {
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for (file, rules, filters, lists, macros) in COUNTS {
+        n += 1;
+        match load_policies(&policies().join(file), true) {
+            Ok(set) => {
+                let c = set.counts;
+                if (c.rules, c.filters, c.lists, c.macros) != (*rules, *filters, *lists, *macros) {
+                    failures.push(format!(
+                        "{file}: rules/filters/lists/macros {}/{}/{}/{} != {rules}/{filters}/{lists}/{macros}",
+                        c.rules, c.filters, c.lists, c.macros
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("{file}: {e}")),
+        }
+    }
+    n += 1;
+    let example = upstream().join("sf-processor/plugins/actions/example/policy.yaml");
+    match load_policies(&example, false) {
+        Ok(set) => assert_eq!(set.counts.rules, 1),
+        Err(e) => failures.push(format!("example policy: {e}")),
+    }
+    assert_eq!(n, 23);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn directories_load_recursively_in_lexical_order() {
+    let ri = load_policies(&policies().join("runtimeintegrity"), true).unwrap();
+    assert_eq!((ri.counts.rules, ri.counts.filters), (79, 1));
+    let tests = load_policies(&policies().join("tests"), true).unwrap();
+    assert_eq!(tests.counts.rules, 84);
+    let dist = load_policies(&policies().join("distribution"), true).unwrap();
+    assert_eq!((dist.counts.rules, dist.counts.filters), (21, 1));
+}
+
+#[test]
+fn irregular_files_load_with_positioned_warnings_and_strict_mode_rejects_typos() {
+    let ttps = policies().join("runtimeintegrity/ttps.yaml");
+    let set = load_policies(&ttps, true).unwrap();
+    let w = set.warnings.join("\n");
+    assert!(
+        w.contains("ttps.yaml:47:1: top-level entry indented"),
+        "{w}"
+    );
+    assert!(w.contains("rule name containing `: ` quoted"), "{w}");
+    assert!(w.contains("unknown attribute `sf.poc.name`"), "{w}");
+    let e = load_policies(&ttps, false).unwrap_err().to_string();
+    assert!(e.contains("ttps.yaml:"), "{e}");
+    assert!(e.contains("unknown attribute"), "{e}");
+    let filter = policies().join("distribution/filter.yaml");
+    let set = load_policies(&filter, false).expect("distribution/filter.yaml is strict-clean");
+    assert!(set
+        .warnings
+        .iter()
+        .any(|w| w.contains("filter.yaml:227:") && w.contains("tab")));
+}
+
+fn records(trace: &str) -> Vec<Record> {
+    let mut cache = EntityCache::default();
+    let mut out = Vec::new();
+    read_trace(&upstream().join(trace), |r| {
+        if let Some(rec) = cache.apply(r) {
+            out.push(rec);
+        }
+    })
+    .unwrap();
+    out
+}
+
+fn inline_policy(text: &str) -> sfprocessor::policy::compile::PolicySet {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(&p, text).unwrap();
+    load_policies(&p, false).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn tcp_trace_exec_rule_alerts_exactly_server_and_client() {
+    let set = inline_policy(
+        "- rule: exec\n  desc: process executions\n  condition: sf.type = PE and sf.opflags = EXEC\n  priority: high\n",
+    );
+    let engine = Engine::new(Arc::new(set), Mode::Alert);
+    let mut out = Vec::new();
+    engine.process(records("sf-processor/resources/traces/tcp.sf"), &mut out);
+    let exes: Vec<String> = out
+        .iter()
+        .map(|r| r.process.as_ref().unwrap().exe.clone())
+        .collect();
+    assert_eq!(exes, ["./server", "./client"]);
+    assert!(out
+        .iter()
+        .all(|r| r.policies.len() == 1 && r.policies[0].priority == 3));
+}
+
+#[test]
+fn enrich_mode_keeps_everything_and_drop_filters_remove_first() {
+    let set = inline_policy(
+        "- drop: no-files\n  condition: sf.type = FF\n- rule: net\n  desc: d\n  condition: sf.type = NF\n  tags: [network]\n",
+    );
+    let all = records("sf-processor/resources/traces/tcp.sf");
+    let ff = all
+        .iter()
+        .filter(|r| r.kind() == sfprocessor::sysflow::Kind::FileFlow)
+        .count();
+    let nf = all
+        .iter()
+        .filter(|r| r.kind() == sfprocessor::sysflow::Kind::NetworkFlow)
+        .count();
+    let engine = Engine::new(Arc::new(set), Mode::Enrich);
+    let mut out = Vec::new();
+    engine.process(all.clone(), &mut out);
+    assert_eq!(out.len(), all.len() - ff);
+    let tagged: Vec<_> = out.iter().filter(|r| !r.policies.is_empty()).collect();
+    assert_eq!(tagged.len(), nf);
+    assert_eq!(&*tagged[0].policies[0].tags, ["network".to_string()]);
+}
+
+#[test]
+fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
+    let sets = [
+        load_policies(&policies().join("distribution"), true).unwrap(),
+        load_policies(&policies().join("runtimeintegrity"), true).unwrap(),
+        load_policies(&policies().join("tests"), true).unwrap(),
+    ];
+    let mut recs = records("sf-processor/resources/traces/mon.1531776712.sf");
+    recs.extend(records("sf-processor/resources/traces/k8s_small.sf"));
+    // Generated records add every type (PF, NE, KE) the traces lack.
+    let mut cache = EntityCache::default();
+    for r in sfprocessor::gen::Generator::new(sfprocessor::gen::GenConfig {
+        seed: 77,
+        records: 20_000,
+        ..Default::default()
+    }) {
+        if let Some(rec) = cache.apply(r) {
+            recs.push(rec);
+        }
+    }
+    let mut total_matches = 0;
+    for set in sets {
+        let engine = Engine::new(Arc::new(set), Mode::Enrich);
+        for r in &recs {
+            let mut indexed = r.clone();
+            engine.apply(&mut indexed);
+            let got: Vec<_> = indexed.policies.iter().map(|p| p.id.clone()).collect();
+            let expected = engine.matches_without_index(r);
+            assert_eq!(got, expected, "record {:?}", r.event);
+            total_matches += got.len();
+        }
+    }
+    assert!(total_matches > 0, "the rule sets match something");
+}

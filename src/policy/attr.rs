@@ -1,0 +1,692 @@
+//! Attributes: every `sf.*` name and Falco alias, resolved at compile time to a [`Field`], and
+//! the accessor that reads a field from a record. Semantics follow upstream's field mapper;
+//! decisions are written in `docs/policy-language.md`.
+
+use std::borrow::Cow;
+
+use crate::encode::json::{cmdline, oid_hash, split_sym_path};
+use crate::record::{Event, Record};
+use crate::sysflow::model::*;
+use crate::sysflow::names::*;
+
+/// A record field a condition can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Type,
+    OpFlags,
+    /// Falco `evt.type`: op flag names plus Falco's lowercase syscall names.
+    EvtType,
+    Ret,
+    Ts,
+    EndTs,
+    ProcOid,
+    ProcPid,
+    ProcName,
+    ProcExe,
+    ProcArgs,
+    ProcUid,
+    ProcUser,
+    ProcTid,
+    ProcGid,
+    ProcGroup,
+    ProcCreateTs,
+    ProcTty,
+    ProcEntry,
+    ProcCmdline,
+    ProcAName,
+    ProcAExe,
+    ProcACmdline,
+    ProcAPid,
+    PProcOid,
+    PProcPid,
+    PProcName,
+    PProcExe,
+    PProcArgs,
+    PProcUid,
+    PProcUser,
+    PProcGid,
+    PProcGroup,
+    PProcCreateTs,
+    PProcTty,
+    PProcEntry,
+    PProcCmdline,
+    FileName,
+    FilePath,
+    FileSymlink,
+    FileOid,
+    FileDirectory,
+    FileNewName,
+    FileNewPath,
+    FileNewSymlink,
+    FileNewOid,
+    FileNewDirectory,
+    FileType,
+    FileIsOpenWrite,
+    FileIsOpenRead,
+    FileFd,
+    FileOpenFlags,
+    NetProto,
+    NetSport,
+    NetDport,
+    NetPort,
+    NetSip,
+    NetDip,
+    NetIp,
+    FlowRBytes,
+    FlowROps,
+    FlowWBytes,
+    FlowWOps,
+    ContainerId,
+    ContainerName,
+    ContainerImageId,
+    ContainerImage,
+    ContainerType,
+    ContainerPrivileged,
+    PodTs,
+    PodId,
+    PodName,
+    PodNodeName,
+    PodNamespace,
+    PodRestartCount,
+    PodHostIp,
+    PodInternalIp,
+    PodServices,
+    KeAction,
+    KeKind,
+    KeMessage,
+    NodeId,
+    NodeIp,
+    MetaSchema,
+    MetaTraceName,
+    /// Falco `evt.dir`: always both directions ("<,>").
+    EvtDir,
+}
+
+use Field::*;
+
+/// Every attribute name, `sf.*` first then the Falco aliases.
+pub const ATTRIBUTES: &[(&str, Field)] = &[
+    ("sf.type", Type),
+    ("sf.opflags", OpFlags),
+    ("sf.ret", Ret),
+    ("sf.ts", Ts),
+    ("sf.endts", EndTs),
+    ("sf.proc.oid", ProcOid),
+    ("sf.proc.pid", ProcPid),
+    ("sf.proc.name", ProcName),
+    ("sf.proc.exe", ProcExe),
+    ("sf.proc.args", ProcArgs),
+    ("sf.proc.uid", ProcUid),
+    ("sf.proc.user", ProcUser),
+    ("sf.proc.tid", ProcTid),
+    ("sf.proc.gid", ProcGid),
+    ("sf.proc.group", ProcGroup),
+    ("sf.proc.createts", ProcCreateTs),
+    ("sf.proc.tty", ProcTty),
+    ("sf.proc.entry", ProcEntry),
+    ("sf.proc.cmdline", ProcCmdline),
+    ("sf.proc.aname", ProcAName),
+    ("sf.proc.aexe", ProcAExe),
+    ("sf.proc.acmdline", ProcACmdline),
+    ("sf.proc.apid", ProcAPid),
+    ("sf.pproc.oid", PProcOid),
+    ("sf.pproc.pid", PProcPid),
+    ("sf.pproc.name", PProcName),
+    ("sf.pproc.exe", PProcExe),
+    ("sf.pproc.args", PProcArgs),
+    ("sf.pproc.uid", PProcUid),
+    ("sf.pproc.user", PProcUser),
+    ("sf.pproc.gid", PProcGid),
+    ("sf.pproc.group", PProcGroup),
+    ("sf.pproc.createts", PProcCreateTs),
+    ("sf.pproc.tty", PProcTty),
+    ("sf.pproc.entry", PProcEntry),
+    ("sf.pproc.cmdline", PProcCmdline),
+    ("sf.file.name", FileName),
+    ("sf.file.path", FilePath),
+    ("sf.file.symlink", FileSymlink),
+    ("sf.file.oid", FileOid),
+    ("sf.file.directory", FileDirectory),
+    ("sf.file.newname", FileNewName),
+    ("sf.file.newpath", FileNewPath),
+    ("sf.file.newsymlink", FileNewSymlink),
+    ("sf.file.newoid", FileNewOid),
+    ("sf.file.newdirectory", FileNewDirectory),
+    ("sf.file.type", FileType),
+    ("sf.file.is_open_write", FileIsOpenWrite),
+    ("sf.file.is_open_read", FileIsOpenRead),
+    ("sf.file.fd", FileFd),
+    ("sf.file.openflags", FileOpenFlags),
+    ("sf.net.proto", NetProto),
+    ("sf.net.sport", NetSport),
+    ("sf.net.dport", NetDport),
+    ("sf.net.port", NetPort),
+    ("sf.net.sip", NetSip),
+    ("sf.net.dip", NetDip),
+    ("sf.net.ip", NetIp),
+    ("sf.flow.rbytes", FlowRBytes),
+    ("sf.flow.rops", FlowROps),
+    ("sf.flow.wbytes", FlowWBytes),
+    ("sf.flow.wops", FlowWOps),
+    ("sf.container.id", ContainerId),
+    ("sf.container.name", ContainerName),
+    ("sf.container.imageid", ContainerImageId),
+    ("sf.container.image", ContainerImage),
+    ("sf.container.type", ContainerType),
+    ("sf.container.privileged", ContainerPrivileged),
+    ("sf.pod.ts", PodTs),
+    ("sf.pod.id", PodId),
+    ("sf.pod.name", PodName),
+    ("sf.pod.nodename", PodNodeName),
+    ("sf.pod.namespace", PodNamespace),
+    ("sf.pod.restartcnt", PodRestartCount),
+    ("sf.pod.hostip", PodHostIp),
+    ("sf.pod.internalip", PodInternalIp),
+    ("sf.pod.services", PodServices),
+    ("sf.ke.action", KeAction),
+    ("sf.ke.kind", KeKind),
+    ("sf.ke.message", KeMessage),
+    ("sf.node.id", NodeId),
+    ("sf.node.ip", NodeIp),
+    ("sf.meta.schema", MetaSchema),
+    ("sf.meta.tracename", MetaTraceName),
+    // Falco aliases (upstream's non-exported mappers).
+    ("evt.type", EvtType),
+    ("evt.rawres", Type),
+    ("evt.res", Ret),
+    ("evt.rawtime", Ts),
+    ("evt.time", Ts),
+    ("evt.dir", EvtDir),
+    ("evt.is_open_read", FileIsOpenRead),
+    ("evt.is_open_write", FileIsOpenWrite),
+    ("evt.uid", ProcUid),
+    ("fd.typechar", FileType),
+    ("fd.directory", FileDirectory),
+    ("fd.name", FileName),
+    ("fd.filename", FileName),
+    ("fd.proto", NetProto),
+    ("fd.lproto", NetProto),
+    ("fd.l4proto", NetProto),
+    ("fd.rproto", NetProto),
+    ("fd.sproto", NetProto),
+    ("fd.cproto", NetProto),
+    ("fd.sport", NetSport),
+    ("fd.dport", NetDport),
+    ("fd.sip", NetSip),
+    ("fd.dip", NetDip),
+    ("fd.ip", NetIp),
+    ("fd.port", NetPort),
+    ("fd.num", FileFd),
+    ("user.name", ProcUser),
+    ("proc.pid", ProcPid),
+    ("proc.tid", ProcTid),
+    ("proc.gid", ProcGid),
+    ("proc.uid", ProcUid),
+    ("proc.group", ProcGroup),
+    // Upstream reads the parent here; kept (see docs/policy-language.md).
+    ("proc.tty", PProcTty),
+    ("proc.user", ProcUser),
+    ("proc.exe", ProcExe),
+    ("proc.name", ProcName),
+    ("proc.args", ProcArgs),
+    // Upstream reads the parent's create time here; kept.
+    ("proc.createtime", PProcCreateTs),
+    ("proc.cmdline", ProcCmdline),
+    ("proc.aname", ProcAName),
+    ("proc.apid", ProcAPid),
+    ("proc.ppid", PProcPid),
+    ("proc.pgid", PProcGid),
+    ("proc.puid", PProcUid),
+    ("proc.pgroup", PProcGroup),
+    ("proc.ptty", PProcTty),
+    ("proc.puser", PProcUser),
+    ("proc.pexe", PProcExe),
+    ("proc.pargs", PProcArgs),
+    ("proc.pcreatetime", PProcCreateTs),
+    ("proc.pname", PProcName),
+    ("proc.pcmdline", PProcCmdline),
+    ("container.id", ContainerId),
+    ("container.image.id", ContainerImageId),
+    ("container.image", ContainerImage),
+    ("container.name", ContainerName),
+    ("container.type", ContainerType),
+    ("container.privileged", ContainerPrivileged),
+];
+
+/// Looks an attribute up (exact, case-sensitive as upstream). `proc.aname[N]`-style indexed
+/// names are not supported.
+pub fn lookup(name: &str) -> Option<Field> {
+    ATTRIBUTES.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// Whether `name` looks like an attribute (so an unknown one is an error, not a literal).
+pub fn looks_like_attribute(name: &str) -> bool {
+    const PREFIXES: [&str; 7] = ["sf.", "evt.", "fd.", "proc.", "user.", "container.", "ext."];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// How a field is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind2 {
+    Int,
+    Str,
+    /// Several values; a comparison holds if it holds for any of them ("either").
+    Multi,
+}
+
+impl Field {
+    pub fn kind(self) -> Kind2 {
+        match self {
+            Ret | Ts | EndTs | ProcPid | ProcUid | ProcTid | ProcGid | ProcCreateTs | PProcPid
+            | PProcCreateTs | FileFd | NetProto | NetSport | NetDport | FlowRBytes | FlowROps
+            | FlowWBytes | FlowWOps | ContainerPrivileged | PodTs | PodRestartCount
+            | MetaSchema => Kind2::Int,
+            PProcUid | PProcGid => Kind2::Str,
+            OpFlags | EvtType | ProcAName | ProcAExe | ProcACmdline | ProcAPid | FileOpenFlags
+            | NetPort | NetIp | PodHostIp | PodInternalIp | EvtDir => Kind2::Multi,
+            _ => Kind2::Str,
+        }
+    }
+}
+
+/// A field's value in one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    Int(i64),
+    /// Compares as the string `true`/`false`, as the number 1/0; exists when true.
+    Bool(bool),
+    Str(Cow<'a, str>),
+    Multi(Vec<Cow<'a, str>>),
+}
+
+impl Value<'_> {
+    /// Upstream's `exists`: a non-zero, non-empty, non-false value.
+    pub fn is_set(&self) -> bool {
+        match self {
+            Value::Int(i) => *i != 0,
+            Value::Bool(b) => *b,
+            Value::Str(s) => !s.is_empty(),
+            Value::Multi(v) => v.iter().any(|s| !s.is_empty()),
+        }
+    }
+
+    /// Upstream's numeric view (`MapInt`): integers as they are, booleans 1/0, everything
+    /// else 0 (strings are not parsed).
+    pub fn as_int(&self) -> i64 {
+        match self {
+            Value::Int(i) => *i,
+            Value::Bool(b) => i64::from(*b),
+            _ => 0,
+        }
+    }
+
+    /// Calls `f` on every comma-separated part of the string form until it returns true
+    /// (upstream splits every compared string on `,`).
+    pub fn any_part(&self, mut f: impl FnMut(&str) -> bool) -> bool {
+        match self {
+            Value::Int(i) => f(itoa::Buffer::new().format(*i)),
+            Value::Bool(b) => f(if *b { "true" } else { "false" }),
+            Value::Str(s) => s.split(',').any(f),
+            Value::Multi(v) => v.iter().any(|s| s.split(',').any(&mut f)),
+        }
+    }
+
+    /// The string form (multi values joined with `,`), for JSON path queries.
+    pub fn joined(&self) -> Cow<'_, str> {
+        match self {
+            Value::Int(i) => Cow::Owned(i.to_string()),
+            Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            Value::Str(s) => Cow::Borrowed(s.as_ref()),
+            Value::Multi(v) => Cow::Owned(v.join(",")),
+        }
+    }
+}
+
+fn bool_str(b: bool) -> Value<'static> {
+    Value::Bool(b)
+}
+
+fn s(v: &str) -> Value<'_> {
+    Value::Str(Cow::Borrowed(v))
+}
+
+fn path_base(p: &str) -> &str {
+    if p.is_empty() {
+        ""
+    } else {
+        base_name(p)
+    }
+}
+
+const EVT_TYPES: [(i32, &str, &str); 20] = [
+    (OP_MKDIR, "mkdir", "mkdir"),
+    (OP_RMDIR, "rmdir", "rmdir"),
+    (OP_LINK, "link", "link"),
+    (OP_SYMLINK, "symlink", "symlink"),
+    (OP_UNLINK, "unlink", "unlink"),
+    (OP_RENAME, "rename", "rename"),
+    (OP_CLONE, "clone", "clone"),
+    (OP_EXEC, "execve", "execve"),
+    (OP_EXIT, "exit", "exit"),
+    (OP_SETUID, "setuid", "setuid"),
+    (OP_OPEN, "open", "open"),
+    (OP_ACCEPT, "accept", "accept"),
+    (OP_CONNECT, "connect", "connect"),
+    (OP_CLOSE, "close", "close"),
+    (OP_WRITE_SEND, "write", "send"),
+    (OP_READ_RECV, "read", "recv"),
+    (OP_SETNS, "setns", "setns"),
+    (OP_MMAP, "mmap", "mmap"),
+    (OP_SHUTDOWN, "shutdown", "shutdown"),
+    (OP_TRUNCATE, "truncate", "truncate"),
+];
+
+/// Reads `field` from `rec`.
+pub fn value(field: Field, rec: &Record) -> Value<'_> {
+    let ev = &rec.event;
+    let p = rec.process.as_deref();
+    let parent = rec.ancestors.first().map(|a| a.as_ref());
+    let poid = p.and_then(|p| p.poid).unwrap_or_default();
+    let file = rec.file.as_deref();
+    let nfile = rec.new_file.as_deref();
+    let net = match ev {
+        Event::NetworkFlow(n) => Some((n.sip, n.sport, n.dip, n.dport, n.proto)),
+        Event::NetworkEvent(n) => Some((n.sip, n.sport, n.dip, n.dport, n.proto)),
+        _ => None,
+    };
+    let (fd, open_flags) = match ev {
+        Event::FileFlow(f) => (f.fd, f.open_flags),
+        Event::NetworkFlow(n) => (n.fd, 0),
+        _ => (0, 0),
+    };
+    let lineage = || {
+        p.into_iter()
+            .chain(rec.ancestors.iter().map(|a| a.as_ref()))
+    };
+    let counters = match ev {
+        Event::FileFlow(f) => (
+            f.num_rrecv_bytes,
+            f.num_rrecv_ops,
+            f.num_wsend_bytes,
+            f.num_wsend_ops,
+        ),
+        Event::NetworkFlow(n) => (
+            n.num_rrecv_bytes,
+            n.num_rrecv_ops,
+            n.num_wsend_bytes,
+            n.num_wsend_ops,
+        ),
+        _ => (0, 0, 0, 0),
+    };
+    let c = rec.container.as_deref();
+    let pod = rec.pod.as_deref();
+    match field {
+        Type => s(rec.kind().short()),
+        OpFlags => Value::Multi(
+            op_flag_names(ev.op_flags(), rec.kind())
+                .map(Cow::Borrowed)
+                .collect(),
+        ),
+        EvtType => {
+            let net = rec.kind() == Kind::NetworkFlow;
+            let flags = ev.op_flags();
+            let mut v: Vec<Cow<str>> = op_flag_names(flags, rec.kind())
+                .map(Cow::Borrowed)
+                .collect();
+            v.extend(
+                EVT_TYPES
+                    .iter()
+                    .filter(|(bit, _, _)| flags & bit == *bit)
+                    .map(|(_, f, n)| Cow::Borrowed(if net { *n } else { *f })),
+            );
+            Value::Multi(v)
+        }
+        EvtDir => Value::Multi(vec![Cow::Borrowed(">"), Cow::Borrowed("<")]),
+        Ret => Value::Int(i64::from(ev.ret())),
+        Ts => Value::Int(ev.ts()),
+        EndTs => Value::Int(ev.end_ts()),
+        ProcOid => Value::Str(Cow::Owned(
+            p.map(|p| oid_hash(p.oid.hpid, p.oid.create_ts))
+                .unwrap_or_default(),
+        )),
+        ProcPid => Value::Int(p.map(|p| p.oid.hpid).unwrap_or(0)),
+        ProcName => s(p.map(|p| path_base(&p.exe)).unwrap_or("")),
+        ProcExe => s(p.map(|p| p.exe.as_str()).unwrap_or("")),
+        ProcArgs => s(p.map(|p| p.exe_args.as_str()).unwrap_or("")),
+        ProcUid => Value::Int(p.map(|p| i64::from(p.uid)).unwrap_or(0)),
+        ProcUser => s(p.map(|p| p.user_name.as_str()).unwrap_or("")),
+        ProcTid => Value::Int(ev.tid()),
+        ProcGid => Value::Int(p.map(|p| i64::from(p.gid)).unwrap_or(0)),
+        ProcGroup => s(p.map(|p| p.group_name.as_str()).unwrap_or("")),
+        ProcCreateTs => Value::Int(p.map(|p| p.oid.create_ts).unwrap_or(0)),
+        ProcTty => bool_str(p.is_some_and(|p| p.tty)),
+        ProcEntry => bool_str(p.is_some_and(|p| p.entry)),
+        ProcCmdline => Value::Str(Cow::Owned(p.map(cmdline).unwrap_or_default())),
+        ProcAName => Value::Multi(
+            lineage()
+                .map(|a| Cow::Borrowed(path_base(&a.exe)))
+                .collect(),
+        ),
+        ProcAExe => Value::Multi(lineage().map(|a| Cow::Borrowed(a.exe.as_str())).collect()),
+        ProcACmdline => Value::Multi(lineage().map(|a| Cow::Owned(cmdline(a))).collect()),
+        ProcAPid => Value::Multi(
+            lineage()
+                .map(|a| Cow::Owned(a.oid.hpid.to_string()))
+                .collect(),
+        ),
+        PProcOid => Value::Str(Cow::Owned(if poid.hpid != 0 {
+            oid_hash(poid.hpid, poid.create_ts)
+        } else {
+            String::new()
+        })),
+        PProcPid => Value::Int(poid.hpid),
+        PProcName => s(parent.map(|p| path_base(&p.exe)).unwrap_or("")),
+        PProcExe => s(parent.map(|p| p.exe.as_str()).unwrap_or("")),
+        PProcArgs => s(parent.map(|p| p.exe_args.as_str()).unwrap_or("")),
+        // Upstream's numeric view of the parent's uid/gid is 0 (they are int32 there); their
+        // string form is the number. Kept so existing numeric conditions match as before.
+        PProcUid => Value::Str(Cow::Owned(parent.map(|p| p.uid).unwrap_or(0).to_string())),
+        PProcUser => s(parent.map(|p| p.user_name.as_str()).unwrap_or("")),
+        PProcGid => Value::Str(Cow::Owned(parent.map(|p| p.gid).unwrap_or(0).to_string())),
+        PProcGroup => s(parent.map(|p| p.group_name.as_str()).unwrap_or("")),
+        PProcCreateTs => Value::Int(poid.create_ts),
+        PProcTty => bool_str(parent.is_some_and(|p| p.tty)),
+        PProcEntry => bool_str(parent.is_some_and(|p| p.entry)),
+        PProcCmdline => Value::Str(Cow::Owned(parent.map(cmdline).unwrap_or_default())),
+        FileName => s(path_base(
+            split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).0,
+        )),
+        FilePath => s(split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).0),
+        FileSymlink => s(split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).1),
+        FileOid => Value::Str(Cow::Owned(file.map(|f| hex(&f.oid)).unwrap_or_default())),
+        FileDirectory => {
+            let path = split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).0;
+            Value::Str(Cow::Owned(if path.is_empty() {
+                String::new()
+            } else {
+                dir_name(path)
+            }))
+        }
+        FileNewName => s(path_base(
+            split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).0,
+        )),
+        FileNewPath => s(split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).0),
+        FileNewSymlink => s(split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).1),
+        FileNewOid => Value::Str(Cow::Owned(nfile.map(|f| hex(&f.oid)).unwrap_or_default())),
+        FileNewDirectory => {
+            let path = split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).0;
+            Value::Str(Cow::Owned(if path.is_empty() {
+                String::new()
+            } else {
+                dir_name(path)
+            }))
+        }
+        FileType => Value::Str(Cow::Owned(
+            file.filter(|f| f.restype != 0)
+                .and_then(|f| char::from_u32(f.restype as u32))
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        )),
+        FileIsOpenWrite => bool_str(is_open_write(open_flags)),
+        FileIsOpenRead => bool_str(is_open_read(open_flags)),
+        FileFd => Value::Int(i64::from(fd)),
+        FileOpenFlags => Value::Multi(open_flag_names(open_flags).map(Cow::Borrowed).collect()),
+        NetProto => Value::Int(net.map(|n| i64::from(n.4)).unwrap_or(0)),
+        NetSport => Value::Int(net.map(|n| i64::from(n.1)).unwrap_or(0)),
+        NetDport => Value::Int(net.map(|n| i64::from(n.3)).unwrap_or(0)),
+        NetPort => {
+            let (a, b) = net.map(|n| (n.1, n.3)).unwrap_or((0, 0));
+            Value::Multi(vec![Cow::Owned(a.to_string()), Cow::Owned(b.to_string())])
+        }
+        NetSip => Value::Str(Cow::Owned(ip_string(i64::from(
+            net.map(|n| n.0).unwrap_or(0),
+        )))),
+        NetDip => Value::Str(Cow::Owned(ip_string(i64::from(
+            net.map(|n| n.2).unwrap_or(0),
+        )))),
+        NetIp => {
+            let (a, b) = net.map(|n| (n.0, n.2)).unwrap_or((0, 0));
+            Value::Multi(vec![
+                Cow::Owned(ip_string(i64::from(a))),
+                Cow::Owned(ip_string(i64::from(b))),
+            ])
+        }
+        FlowRBytes => Value::Int(counters.0),
+        FlowROps => Value::Int(counters.1),
+        FlowWBytes => Value::Int(counters.2),
+        FlowWOps => Value::Int(counters.3),
+        ContainerId => s(c.map(|c| c.id.as_str()).unwrap_or("")),
+        ContainerName => s(c.map(|c| c.name.trim()).unwrap_or("")),
+        ContainerImageId => s(c.map(|c| c.imageid.as_str()).unwrap_or("")),
+        ContainerImage => s(c.map(|c| c.image.trim()).unwrap_or("")),
+        ContainerType => s(c
+            .and_then(|c| CONTAINER_TYPES.get(c.ctype as usize))
+            .map(|t| t.strip_prefix("CT_").unwrap_or(t))
+            .unwrap_or("")),
+        ContainerPrivileged => Value::Int(i64::from(c.is_some_and(|c| c.privileged))),
+
+        PodTs => Value::Int(pod.map(|p| p.ts).unwrap_or(0)),
+        PodId => s(pod.map(|p| p.id.as_str()).unwrap_or("")),
+        PodName => s(pod.map(|p| p.name.trim()).unwrap_or("")),
+        PodNodeName => s(pod.map(|p| p.node_name.trim()).unwrap_or("")),
+        PodNamespace => s(pod.map(|p| p.namespace.trim()).unwrap_or("")),
+        PodRestartCount => Value::Int(pod.map(|p| p.restart_count).unwrap_or(0)),
+        PodHostIp => Value::Multi(
+            pod.map(|p| {
+                p.host_ip
+                    .iter()
+                    .map(|i| Cow::Owned(ip_string(*i)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ),
+        PodInternalIp => Value::Multi(
+            pod.map(|p| {
+                p.internal_ip
+                    .iter()
+                    .map(|i| Cow::Owned(ip_string(*i)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ),
+        PodServices => Value::Str(Cow::Owned(pod.map(services_json).unwrap_or_default())),
+        KeAction => s(match ev {
+            Event::K8sEvent(k) => K8S_ACTIONS.get(k.action as usize).copied().unwrap_or(""),
+            _ => "",
+        }),
+        KeKind => s(match ev {
+            Event::K8sEvent(k) => K8S_COMPONENTS.get(k.kind as usize).copied().unwrap_or(""),
+            _ => "",
+        }),
+        KeMessage => s(match ev {
+            Event::K8sEvent(k) => k.message.as_str(),
+            _ => "",
+        }),
+        NodeId => s(&rec.header.exporter),
+        NodeIp => s(&rec.header.ip),
+        MetaSchema => Value::Int(rec.header.version),
+        MetaTraceName => s(path_base(&rec.header.filename)),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `sf.pod.services` as JSON (for `attr[jsonpath]`-style queries).
+fn services_json(p: &Pod) -> String {
+    let v: Vec<serde_json::Value> = p
+        .services
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id, "name": s.name, "namespace": s.namespace,
+                "clusterIP": s.cluster_ip.iter().map(|i| ip_string(*i)).collect::<Vec<_>>(),
+                "ports": s.port_list.iter().map(|p| serde_json::json!({
+                    "port": p.port, "targetport": p.target_port, "nodeport": p.node_port, "proto": p.proto
+                })).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+/// A field, optionally with a gjson-style path into its JSON value (`sf.ke.message[a.0.b]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRef {
+    pub field: Field,
+    pub path: Option<std::sync::Arc<[String]>>,
+}
+
+/// Resolves `name` (with an optional `[path]` suffix) to a field reference.
+pub fn lookup_ref(name: &str) -> Option<FieldRef> {
+    if let Some(f) = lookup(name) {
+        return Some(FieldRef {
+            field: f,
+            path: None,
+        });
+    }
+    let (base, rest) = name.split_once('[')?;
+    let path = rest.strip_suffix(']')?;
+    let field = lookup(base)?;
+    Some(FieldRef {
+        field,
+        path: Some(
+            path.split('.')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+                .into(),
+        ),
+    })
+}
+
+/// Reads a field reference: the field, or the string found at its JSON path ("" when the value
+/// is not JSON or the path does not exist, as gjson).
+pub fn ref_value<'a>(r: &FieldRef, rec: &'a Record) -> Value<'a> {
+    let v = value(r.field, rec);
+    let Some(path) = &r.path else {
+        return v;
+    };
+    let json: serde_json::Value = match serde_json::from_str(&v.joined()) {
+        Ok(j) => j,
+        Err(_) => return Value::Str(Cow::Borrowed("")),
+    };
+    let mut cur = &json;
+    for p in path.iter() {
+        let next = match cur {
+            serde_json::Value::Object(m) => m.get(p.as_str()),
+            serde_json::Value::Array(a) => p.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return Value::Str(Cow::Borrowed("")),
+        }
+    }
+    Value::Str(Cow::Owned(match cur {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }))
+}

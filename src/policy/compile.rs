@@ -1,0 +1,736 @@
+//! Compiler: resolves lists and macros (any order, across files), turns conditions into
+//! predicate trees over fields resolved at compile time, and infers the record types each rule
+//! can match (the type index).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aho_corasick::AhoCorasick;
+use rustc_hash::FxHashSet;
+
+use super::attr::{self, ref_value, Field, FieldRef, Kind2, Value};
+use super::loader::{CondText, Entry, LoadedFiles, Merge, PolicyError, Pos};
+use super::parser::{parse_condition, Atom, BinOp, Expr, Item, ListOp};
+use crate::record::Record;
+use crate::sysflow::model::Kind;
+
+/// Record types a rule can apply to, as a bit set over [`TYPES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TypeSet(pub u8);
+
+/// Event and flow types, in bit order.
+pub const TYPES: [Kind; 7] = [
+    Kind::ProcessEvent,
+    Kind::ProcessFlow,
+    Kind::FileEvent,
+    Kind::FileFlow,
+    Kind::NetworkEvent,
+    Kind::NetworkFlow,
+    Kind::K8sEvent,
+];
+
+impl TypeSet {
+    pub const ALL: TypeSet = TypeSet(0x7f);
+    pub const NONE: TypeSet = TypeSet(0);
+    pub fn bit(k: Kind) -> Option<u8> {
+        TYPES.iter().position(|t| *t == k).map(|i| i as u8)
+    }
+    pub fn of(k: Kind) -> TypeSet {
+        TypeSet(Self::bit(k).map(|b| 1 << b).unwrap_or(0))
+    }
+    pub fn from_short(s: &str) -> Option<TypeSet> {
+        TYPES
+            .iter()
+            .find(|k| k.short().eq_ignore_ascii_case(s))
+            .map(|k| Self::of(*k))
+    }
+    /// Exact (case-sensitive) type name, as `sf.type` compares.
+    pub fn from_short_exact(s: &str) -> TypeSet {
+        TYPES
+            .iter()
+            .find(|k| k.short() == s)
+            .map(|k| Self::of(*k))
+            .unwrap_or(TypeSet::NONE)
+    }
+    pub fn contains(self, k: Kind) -> bool {
+        self.0 & Self::of(k).0 != 0
+    }
+    pub fn and(self, o: TypeSet) -> TypeSet {
+        TypeSet(self.0 & o.0)
+    }
+    pub fn or(self, o: TypeSet) -> TypeSet {
+        TypeSet(self.0 | o.0)
+    }
+    pub fn complement(self) -> TypeSet {
+        TypeSet(!self.0 & 0x7f)
+    }
+}
+
+/// A literal compared against a field, split on `,` once (upstream compares every comma
+/// part of both sides).
+#[derive(Debug, Clone)]
+pub struct Lit {
+    pub text: String,
+    pub parts: Vec<String>,
+    /// Parts lowercased once for `icontains`.
+    pub lower: Vec<String>,
+    /// The numeric value for `<`/`>` (a quoted number counts as 0, as upstream).
+    pub int: i64,
+    /// Set when the literal is a canonical integer: `=` on an integer field compares numbers.
+    pub canonical_int: Option<i64>,
+}
+
+impl Lit {
+    fn new(text: &str, quoted: bool) -> Lit {
+        let parts: Vec<String> = text.split(',').map(str::to_string).collect();
+        let int = if quoted {
+            0
+        } else {
+            text.trim().parse().unwrap_or(0)
+        };
+        let canonical_int = text.parse::<i64>().ok().filter(|i| i.to_string() == text);
+        Lit {
+            text: text.to_string(),
+            lower: parts.iter().map(|p| p.to_lowercase()).collect(),
+            parts,
+            int,
+            canonical_int,
+        }
+    }
+
+    fn any(&self, op: BinOp, v: &str) -> bool {
+        match op {
+            BinOp::Eq | BinOp::Ne => self.parts.iter().any(|p| v == p),
+            BinOp::Contains => self.parts.iter().any(|p| v.contains(p.as_str())),
+            BinOp::IContains => {
+                let lv = v.to_lowercase();
+                self.lower.iter().any(|p| lv.contains(p.as_str()))
+            }
+            BinOp::StartsWith => self.parts.iter().any(|p| v.starts_with(p.as_str())),
+            BinOp::EndsWith => self.parts.iter().any(|p| v.ends_with(p.as_str())),
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => false,
+        }
+    }
+}
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub enum Pred {
+    Const(bool),
+    And(Vec<Pred>),
+    Or(Vec<Pred>),
+    Not(Box<Pred>),
+    Exists(FieldRef),
+    Cmp(FieldRef, BinOp, Lit),
+    FieldCmp(FieldRef, BinOp, FieldRef),
+    /// `in` over literals: a hash set of the items' comma parts.
+    In(FieldRef, Arc<FxHashSet<String>>),
+    /// `pmatch` (any pattern contained in the value): Aho-Corasick for large sets.
+    Pmatch(FieldRef, Arc<Vec<String>>, Option<Arc<AhoCorasick>>),
+}
+
+/// Patterns above this count are matched with Aho-Corasick.
+const AC_MIN: usize = 8;
+
+fn int_op(op: BinOp, a: i64, b: i64) -> bool {
+    match op {
+        BinOp::Lt => a < b,
+        BinOp::Le => a <= b,
+        BinOp::Gt => a > b,
+        BinOp::Ge => a >= b,
+        _ => false,
+    }
+}
+
+impl Pred {
+    pub fn eval(&self, r: &Record) -> bool {
+        match self {
+            Pred::Const(b) => *b,
+            Pred::And(v) => v.iter().all(|p| p.eval(r)),
+            Pred::Or(v) => v.iter().any(|p| p.eval(r)),
+            Pred::Not(p) => !p.eval(r),
+            Pred::Exists(f) => ref_value(f, r).is_set(),
+            Pred::Cmp(f, op, lit) => {
+                let v = ref_value(f, r);
+                match op {
+                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                        int_op(*op, v.as_int(), lit.int)
+                    }
+                    BinOp::Eq | BinOp::Ne => {
+                        let eq = match (&v, lit.canonical_int) {
+                            (Value::Int(i), Some(l)) => *i == l,
+                            _ => v.any_part(|s| lit.any(BinOp::Eq, s)),
+                        };
+                        eq == (*op == BinOp::Eq)
+                    }
+                    _ => v.any_part(|s| lit.any(*op, s)),
+                }
+            }
+            Pred::FieldCmp(l, op, rf) => {
+                let (a, b) = (ref_value(l, r), ref_value(rf, r));
+                match op {
+                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                        int_op(*op, a.as_int(), b.as_int())
+                    }
+                    BinOp::Ne => !a.any_part(|x| b.any_part(|y| x == y)),
+                    BinOp::Eq => a.any_part(|x| b.any_part(|y| x == y)),
+                    BinOp::Contains => a.any_part(|x| b.any_part(|y| x.contains(y))),
+                    BinOp::IContains => a.any_part(|x| {
+                        let lx = x.to_lowercase();
+                        b.any_part(|y| lx.contains(&y.to_lowercase()))
+                    }),
+                    BinOp::StartsWith => a.any_part(|x| b.any_part(|y| x.starts_with(y))),
+                    BinOp::EndsWith => a.any_part(|x| b.any_part(|y| x.ends_with(y))),
+                }
+            }
+            Pred::In(f, set) => ref_value(f, r).any_part(|s| set.contains(s)),
+            Pred::Pmatch(f, pats, ac) => {
+                let v = ref_value(f, r);
+                match ac {
+                    Some(ac) => v.any_part(|s| ac.is_match(s)),
+                    None => v.any_part(|s| pats.iter().any(|p| s.contains(p.as_str()))),
+                }
+            }
+        }
+    }
+
+    /// Record types for which this predicate can be true (`pos`) or false (`neg`).
+    fn types(&self) -> (TypeSet, TypeSet) {
+        match self {
+            Pred::Const(true) => (TypeSet::ALL, TypeSet::NONE),
+            Pred::Const(false) => (TypeSet::NONE, TypeSet::ALL),
+            Pred::And(v) => v.iter().fold((TypeSet::ALL, TypeSet::NONE), |(p, n), x| {
+                let (xp, xn) = x.types();
+                (p.and(xp), n.or(xn))
+            }),
+            Pred::Or(v) => v.iter().fold((TypeSet::NONE, TypeSet::ALL), |(p, n), x| {
+                let (xp, xn) = x.types();
+                (p.or(xp), n.and(xn))
+            }),
+            Pred::Not(x) => {
+                let (p, n) = x.types();
+                (n, p)
+            }
+            Pred::Cmp(
+                FieldRef {
+                    field: Field::Type,
+                    path: None,
+                },
+                op @ (BinOp::Eq | BinOp::Ne),
+                lit,
+            ) => {
+                let set = lit
+                    .parts
+                    .iter()
+                    .map(|p| TypeSet::from_short_exact(p))
+                    .fold(TypeSet::NONE, TypeSet::or);
+                if *op == BinOp::Eq {
+                    (set, set.complement())
+                } else {
+                    (set.complement(), set)
+                }
+            }
+            Pred::In(
+                FieldRef {
+                    field: Field::Type,
+                    path: None,
+                },
+                items,
+            ) => {
+                let set = items
+                    .iter()
+                    .map(|s| TypeSet::from_short_exact(s))
+                    .fold(TypeSet::NONE, TypeSet::or);
+                (set, set.complement())
+            }
+            _ => (TypeSet::ALL, TypeSet::ALL),
+        }
+    }
+
+    /// The record types this predicate can match.
+    pub fn possible_types(&self) -> TypeSet {
+        self.types().0
+    }
+}
+
+/// An action run on records a rule matched.
+pub trait Action: Send + Sync {
+    fn name(&self) -> &str;
+    fn run(&self, rec: &mut Record);
+}
+
+/// A compiled rule.
+#[derive(Clone)]
+pub struct Rule {
+    pub name: Arc<str>,
+    pub desc: Arc<str>,
+    pub priority: i64,
+    pub tags: Arc<[String]>,
+    pub actions: Vec<Arc<dyn Action>>,
+    pub pred: Pred,
+    /// Types the rule is evaluated for: inferred from the condition, intersected with
+    /// `prefilter`.
+    pub types: TypeSet,
+    /// The `prefilter` types as written (all types when absent).
+    pub prefilter: TypeSet,
+    pub enabled: bool,
+    pub pos: Pos,
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("priority", &self.priority)
+            .field("types", &self.types)
+            .finish()
+    }
+}
+
+/// A compiled `filter`/`drop` entry.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub name: String,
+    pub pred: Pred,
+    pub types: TypeSet,
+}
+
+/// Entry counts of a loaded policy set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub rules: usize,
+    pub macros: usize,
+    pub lists: usize,
+    pub filters: usize,
+}
+
+/// A compiled, indexed policy set.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub rules: Vec<Rule>,
+    pub filters: Vec<Filter>,
+    /// Per type bit: indexes of the enabled rules that can match, in file order.
+    pub index: [Vec<usize>; 7],
+    pub counts: Counts,
+    pub warnings: Vec<String>,
+}
+
+/// Upstream's priority numbers (Informational 0, Low 1, Medium 2, High 3).
+pub fn priority(name: &str) -> Option<i64> {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
+        "informational" | "info" | "debug" | "notice" | "low" => 1,
+        "medium" | "warning" => 2,
+        "high" | "error" | "critical" | "emergency" | "alert" => 3,
+        _ => return None,
+    })
+}
+
+/// Named actions available to rules.
+pub type ActionRegistry = HashMap<String, Arc<dyn Action>>;
+
+struct Compiler<'a> {
+    lists: HashMap<String, Vec<String>>,
+    macros: HashMap<String, CondText>,
+    compiled_macros: HashMap<String, Pred>,
+    expanding: HashSet<String>,
+    lenient: bool,
+    warnings: &'a mut Vec<String>,
+}
+
+fn trim_bounding_quotes(s: &str) -> &str {
+    let s = s.strip_prefix(['"', '\'']).unwrap_or(s);
+    s.strip_suffix(['"', '\'']).unwrap_or(s)
+}
+
+impl Compiler<'_> {
+    fn err(&self, cond: &CondText, offset: usize, message: String) -> PolicyError {
+        PolicyError {
+            pos: cond.pos_of(offset),
+            message,
+            snippet: cond.snippet(offset),
+        }
+    }
+
+    fn expand_list(&self, name: &str, out: &mut Vec<String>, depth: usize) {
+        match self.lists.get(name) {
+            Some(items) if depth < 32 => {
+                for i in items {
+                    self.expand_list(i, out, depth + 1);
+                }
+            }
+            _ => out.push(trim_bounding_quotes(name).to_string()),
+        }
+    }
+
+    fn compile_cond(&mut self, cond: &CondText) -> Result<Pred, PolicyError> {
+        let ast = parse_condition(&cond.text)
+            .map_err(|e| self.err(cond, e.offset, format!("syntax error: {}", e.message)))?;
+        self.compile_expr(&ast, cond)
+    }
+
+    fn field_of(&mut self, a: &Atom, cond: &CondText) -> Result<Option<FieldRef>, PolicyError> {
+        let Atom::Word(w, span) = a else {
+            return Ok(None);
+        };
+        if let Some(f) = attr::lookup_ref(w) {
+            return Ok(Some(f));
+        }
+        if attr::looks_like_attribute(w) {
+            let msg = format!("unknown attribute `{w}`");
+            if self.lenient {
+                let p = cond.pos_of(span.start);
+                self.warnings.push(format!(
+                    "{p}: {msg}; treated as the literal text `{w}` (upstream's behaviour)"
+                ));
+                return Ok(None);
+            }
+            return Err(self.err(cond, span.start, msg));
+        }
+        Ok(None)
+    }
+
+    fn compile_expr(&mut self, e: &Expr, cond: &CondText) -> Result<Pred, PolicyError> {
+        Ok(match e {
+            Expr::And(v) => Pred::And(
+                v.iter()
+                    .map(|x| self.compile_expr(x, cond))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Or(v) => Pred::Or(
+                v.iter()
+                    .map(|x| self.compile_expr(x, cond))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Not(x) => Pred::Not(Box::new(self.compile_expr(x, cond)?)),
+            Expr::Ref(name, span) => {
+                if let Some(p) = self.compiled_macros.get(name) {
+                    return Ok(p.clone());
+                }
+                let Some(m) = self.macros.get(name).cloned() else {
+                    let msg = format!("unknown macro `{name}`");
+                    if self.lenient {
+                        let p = cond.pos_of(span.start);
+                        self.warnings.push(format!(
+                            "{p}: {msg}; evaluates to false (upstream's behaviour)"
+                        ));
+                        return Ok(Pred::Const(false));
+                    }
+                    return Err(self.err(cond, span.start, msg));
+                };
+                if !self.expanding.insert(name.clone()) {
+                    return Err(self.err(
+                        cond,
+                        span.start,
+                        format!("macro `{name}` refers to itself"),
+                    ));
+                }
+                let p = self.compile_cond(&m)?;
+                self.expanding.remove(name);
+                self.compiled_macros.insert(name.clone(), p.clone());
+                p
+            }
+            Expr::Exists(a, span) => match self.field_of(a, cond)? {
+                Some(f) => Pred::Exists(f),
+                None => {
+                    if !self.lenient {
+                        return Err(self.err(
+                            cond,
+                            span.start,
+                            format!("`exists` needs an attribute, found `{}`", a.text()),
+                        ));
+                    }
+                    Pred::Const(!a.text().is_empty())
+                }
+            },
+            Expr::Binary(l, op, r, span) => {
+                let lf = self.field_of(l, cond)?;
+                let rf = match r {
+                    Atom::Word(w, _) => attr::lookup_ref(w),
+                    Atom::Quoted(..) => None,
+                };
+                match (lf, rf) {
+                    (Some(lf), Some(rf)) => Pred::FieldCmp(lf, *op, rf),
+                    (Some(lf), None) => {
+                        let quoted = matches!(r, Atom::Quoted(..));
+                        let lit = Lit::new(trim_bounding_quotes(r.text()), quoted);
+                        if matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+                            && (lf.field.kind() != Kind2::Int
+                                || quoted
+                                || r.text().trim().parse::<i64>().is_err())
+                        {
+                            let p = cond.pos_of(span.start);
+                            self.warnings.push(format!(
+                                "{p}: numeric comparison of `{}` with `{}`: non-numbers compare as 0 (upstream's behaviour)",
+                                l.text(),
+                                r.text()
+                            ));
+                        }
+                        Pred::Cmp(lf, *op, lit)
+                    }
+                    (None, _) => {
+                        if !self.lenient {
+                            return Err(self.err(
+                                cond,
+                                span.start,
+                                format!("the left side of a comparison must be an attribute, found `{}`", l.text()),
+                            ));
+                        }
+                        // Upstream compares the literal texts.
+                        let a = trim_bounding_quotes(l.text());
+                        let b = trim_bounding_quotes(r.text());
+                        Pred::Const(match op {
+                            BinOp::Eq => a == b,
+                            BinOp::Ne => a != b,
+                            BinOp::Contains => a.contains(b),
+                            BinOp::IContains => a.to_lowercase().contains(&b.to_lowercase()),
+                            BinOp::StartsWith => a.starts_with(b),
+                            BinOp::EndsWith => a.ends_with(b),
+                            _ => false,
+                        })
+                    }
+                }
+            }
+            Expr::List(l, op, items, span) => {
+                let mut values = Vec::new();
+                for it in items {
+                    match it {
+                        Item::Atom(Atom::Word(w, _)) => self.expand_list(w, &mut values, 0),
+                        Item::Atom(Atom::Quoted(q, _)) => values.push(q.clone()),
+                        Item::Inline(v) => {
+                            for a in v {
+                                match a {
+                                    Atom::Word(w, _) => self.expand_list(w, &mut values, 0),
+                                    Atom::Quoted(q, _) => values.push(q.clone()),
+                                }
+                            }
+                        }
+                    }
+                }
+                let Some(f) = self.field_of(l, cond)? else {
+                    if !self.lenient {
+                        return Err(self.err(
+                            cond,
+                            span.start,
+                            format!(
+                                "the left side of `in`/`pmatch` must be an attribute, found `{}`",
+                                l.text()
+                            ),
+                        ));
+                    }
+                    let a = trim_bounding_quotes(l.text());
+                    return Ok(Pred::Const(match op {
+                        ListOp::In => values.iter().any(|v| v == a),
+                        ListOp::Pmatch => values.iter().any(|v| a.contains(v.as_str())),
+                    }));
+                };
+                match op {
+                    ListOp::In => Pred::In(
+                        f,
+                        Arc::new(
+                            values
+                                .iter()
+                                .flat_map(|v| v.split(','))
+                                .map(str::to_string)
+                                .collect(),
+                        ),
+                    ),
+                    ListOp::Pmatch => {
+                        let values: Vec<String> = values
+                            .iter()
+                            .flat_map(|v| v.split(','))
+                            .map(str::to_string)
+                            .collect();
+                        let ac = (values.len() > AC_MIN)
+                            .then(|| AhoCorasick::new(&values).ok().map(Arc::new))
+                            .flatten();
+                        Pred::Pmatch(f, Arc::new(values), ac)
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Compiles loaded files. `lenient` turns unknown attributes and macros into warnings with
+/// upstream's behaviour (literal text / false) instead of errors.
+pub fn compile(
+    loaded: &LoadedFiles,
+    actions: &ActionRegistry,
+    lenient: bool,
+) -> Result<PolicySet, PolicyError> {
+    let mut warnings = loaded.warnings.clone();
+    let mut counts = Counts::default();
+    // Lists and macros first: they may be used before they are defined.
+    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
+    let mut macros: HashMap<String, CondText> = HashMap::new();
+    for e in &loaded.entries {
+        match e {
+            Entry::List(l) => {
+                counts.lists += 1;
+                let items = lists.entry(l.name.clone()).or_default();
+                match l.merge {
+                    Merge::Append => items.extend(l.items.iter().cloned()),
+                    _ => *items = l.items.clone(),
+                }
+            }
+            Entry::Macro(m) => {
+                counts.macros += 1;
+                match (m.merge, macros.get_mut(&m.name)) {
+                    (Merge::Append, Some(prev)) => {
+                        prev.text = format!("{} {}", prev.text, m.condition.text);
+                    }
+                    _ => {
+                        macros.insert(m.name.clone(), m.condition.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut c = Compiler {
+        lists,
+        macros,
+        compiled_macros: HashMap::new(),
+        expanding: HashSet::new(),
+        lenient,
+        warnings: &mut warnings,
+    };
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut filters = Vec::new();
+    for e in &loaded.entries {
+        match e {
+            Entry::Rule(r) => {
+                // `append`/`override` on a rule extends the earlier rule of that name.
+                if r.merge != Merge::Define {
+                    if let Some(prev) = rules.iter_mut().find(|x| *x.name == *r.name) {
+                        if let Some(cond) = &r.condition {
+                            let extra = c.compile_cond(cond)?;
+                            prev.pred = match r.merge {
+                                Merge::Replace => extra,
+                                _ => Pred::And(vec![prev.pred.clone(), extra]),
+                            };
+                            prev.types = prev.pred.possible_types().and(prev.prefilter);
+                        }
+                        continue;
+                    }
+                }
+                counts.rules += 1;
+                let Some(cond) = &r.condition else {
+                    return Err(PolicyError {
+                        pos: r.pos.clone(),
+                        message: format!("rule `{}` has no condition", r.name),
+                        snippet: String::new(),
+                    });
+                };
+                let mut pred = c.compile_cond(cond)?;
+                if let Some(exc) = &r.exceptions {
+                    let exc_cond = CondText {
+                        text: exc.clone(),
+                        ..cond.clone()
+                    };
+                    pred = Pred::And(vec![pred, c.compile_cond(&exc_cond)?]);
+                }
+                let prio = match &r.priority {
+                    Some(p) => priority(p).unwrap_or_else(|| {
+                        c.warnings.push(format!(
+                            "{}: rule `{}`: unknown priority `{p}`; using low",
+                            r.pos, r.name
+                        ));
+                        1
+                    }),
+                    None => 1,
+                };
+                let mut acts = Vec::new();
+                for a in &r.actions {
+                    match actions.get(a) {
+                        Some(x) => acts.push(x.clone()),
+                        None if lenient => c.warnings.push(format!(
+                            "{}: rule `{}`: unknown action `{a}` ignored (upstream's behaviour)",
+                            r.pos, r.name
+                        )),
+                        None => {
+                            return Err(PolicyError {
+                                pos: r.pos.clone(),
+                                message: format!("rule `{}`: unknown action `{a}`", r.name),
+                                snippet: String::new(),
+                            })
+                        }
+                    }
+                }
+                let mut prefilter = TypeSet::ALL;
+                if !r.prefilter.is_empty() {
+                    let mut pf = TypeSet::NONE;
+                    for t in &r.prefilter {
+                        match TypeSet::from_short(t) {
+                            Some(s) => pf = pf.or(s),
+                            None => {
+                                return Err(PolicyError {
+                                    pos: r.pos.clone(),
+                                    message: format!(
+                                        "rule `{}`: unknown prefilter type `{t}` (expected PE PF FE FF NE NF KE)",
+                                        r.name
+                                    ),
+                                    snippet: String::new(),
+                                })
+                            }
+                        }
+                    }
+                    prefilter = pf;
+                }
+                let types = pred.possible_types().and(prefilter);
+                rules.push(Rule {
+                    name: Arc::from(r.name.as_str()),
+                    desc: Arc::from(r.desc.trim()),
+                    priority: prio,
+                    tags: Arc::from(r.tags.clone()),
+                    actions: acts,
+                    pred,
+                    types,
+                    prefilter,
+                    enabled: r.enabled,
+                    pos: r.pos.clone(),
+                });
+            }
+            Entry::Filter(f) => {
+                counts.filters += 1;
+                if f.enabled {
+                    let pred = c.compile_cond(&f.condition)?;
+                    let types = pred.possible_types();
+                    filters.push(Filter {
+                        name: f.name.clone(),
+                        pred,
+                        types,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    // Macros and lists that no rule used are still checked.
+    let names: Vec<String> = c.macros.keys().cloned().collect();
+    for n in names {
+        if !c.compiled_macros.contains_key(&n) {
+            let m = c.macros[&n].clone();
+            let p = c.compile_cond(&m)?;
+            c.compiled_macros.insert(n, p);
+        }
+    }
+    let mut index: [Vec<usize>; 7] = Default::default();
+    for (i, r) in rules.iter().enumerate() {
+        if !r.enabled {
+            continue;
+        }
+        for (b, slot) in index.iter_mut().enumerate() {
+            if r.types.0 & (1 << b) != 0 {
+                slot.push(i);
+            }
+        }
+    }
+    Ok(PolicySet {
+        rules,
+        filters,
+        index,
+        counts,
+        warnings,
+    })
+}
