@@ -68,6 +68,10 @@ fn configuration_errors_name_file_stage_and_key() {
             "pipeline[1] (policyengine): key `mode`: unknown mode `sometimes`",
         ),
         (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"policyengine","in":"flat flattenerchan","out":"e eventchan","policies":"/nonexistent/p.yaml"}},{{"processor":"exporter","in":"e eventchan"}}]}}"#),
+            "pipeline[1] (policyengine): key `policies`: /nonexistent/p.yaml",
+        ),
+        (
             r#"{"pipeline": [ {"processor": "exporter", }"#.to_string(),
             "invalid JSON at line 1",
         ),
@@ -92,15 +96,48 @@ fn test_flag_validates_and_lists_warnings() {
 }
 
 #[test]
-fn upstream_configs_with_policies_fail_clearly_until_the_engine_lands() {
+fn upstream_configs_point_at_local_policies_through_the_environment() {
     let p = common::upstream().join("sf-processor/resources/pipelines/pipeline.terminal.json");
+    // As shipped, the policy path does not exist here: a clear error naming the key.
     let o = sfprocessor(&["-test", "-config", p.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("key `policies`: policy evaluation is not available"),
+        stderr(&o).contains("pipeline[1] (policyengine): key `policies`"),
         "{}",
         stderr(&o)
     );
+    let filter =
+        common::upstream().join("sf-processor/resources/policies/distribution/filter.yaml");
+    let o = sfprocessor(
+        &["-test", "-config", p.to_str().unwrap()],
+        &[("POLICYENGINE_POLICIES", filter.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("21 rule(s), 84 macro(s), 42 list(s), 1 filter/drop(s)"),
+        "{out}"
+    );
+    assert!(out.contains("Alert mode"), "{out}");
+    assert!(
+        out.contains("filter.yaml:227:"),
+        "repairs are listed as warnings: {out}"
+    );
+    // A broken policy is an error with file:line:col.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "- rule: r\n  desc: d\n  condition: sf.type = PE and (sf.proc.name = x\n",
+    )
+    .unwrap();
+    let o = sfprocessor(
+        &["-test", "-config", p.to_str().unwrap()],
+        &[("POLICYENGINE_POLICIES", bad.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.yaml:3:"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("syntax error"), "{}", stderr(&o));
 }
 
 #[test]

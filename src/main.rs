@@ -70,6 +70,23 @@ fn main() -> ExitCode {
             plan.stages.len(),
             plan.warnings.len()
         );
+        for sp in &plan.stages {
+            if let Some(ps) = &sp.policy {
+                let set = ps.handle.current();
+                let c = set.counts;
+                println!(
+                    "pipeline[{}] (policyengine): {} rule(s), {} macro(s), {} list(s), {} filter/drop(s) from {} ({:?} mode, {} shard(s))",
+                    sp.config.index,
+                    c.rules,
+                    c.macros,
+                    c.lists,
+                    c.filters,
+                    ps.path.display(),
+                    ps.handle.mode,
+                    ps.shards
+                );
+            }
+        }
         for w in &plan.warnings {
             println!("warning: {w}");
         }

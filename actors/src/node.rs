@@ -81,6 +81,12 @@ pub trait Node: Send + Unpin + 'static {
 
     /// Called when the node is restarted after a panic; drop state that may be inconsistent.
     fn reset(&mut self) {}
+
+    /// For routers: the downstream (by index) that output batch `position` of the last
+    /// `process` call goes to. `None` (the default) sends every batch to every downstream.
+    fn route(&self, _position: usize) -> Option<usize> {
+        None
+    }
 }
 
 /// What a source produced on one step.
@@ -169,10 +175,15 @@ impl<N: Node> NodeActor<N> {
             return AtomicResponse::new(Box::pin(actix::fut::ready(())));
         };
         let name = self.metrics.name().to_string();
+        let routes: Vec<Option<usize>> = (0..out.len()).map(|i| self.node.route(i)).collect();
         let fut = async move {
             let mut result = Ok(());
-            for batch in out {
-                if let Err(e) = outbox.push(batch).await {
+            for (batch, route) in out.into_iter().zip(routes) {
+                let r = match route {
+                    Some(to) => outbox.push_to(to, batch).await,
+                    None => outbox.push(batch).await,
+                };
+                if let Err(e) = r {
                     result = Err(e);
                     break;
                 }

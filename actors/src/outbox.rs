@@ -91,6 +91,28 @@ impl<T: BatchLen + Clone + Send + 'static> Outbox<T> {
         Ok(())
     }
 
+    /// Sends one batch to downstream `to` only (routing, e.g. by key to shards).
+    pub async fn push_to(&mut self, to: usize, batch: T) -> Result<(), MailboxError> {
+        let n = batch.batch_len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        let window = self.window;
+        let Some(edge) = self.edges.get_mut(to) else {
+            return Err(MailboxError::Closed);
+        };
+        while edge.inflight.len() >= window {
+            if let Some(oldest) = edge.inflight.pop_front() {
+                oldest.await?;
+            }
+        }
+        edge.ds.metrics.inc_queued();
+        edge.inflight
+            .push_back(Box::pin(edge.ds.recipient.send(Envelope::Batch(batch))));
+        self.sender_metrics.add_sent(n);
+        Ok(())
+    }
+
     /// Waits for every batch in flight to be handled.
     pub async fn drain(&mut self) -> Result<(), MailboxError> {
         for edge in &mut self.edges {

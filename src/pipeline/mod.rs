@@ -6,6 +6,7 @@ pub mod batch;
 pub mod driver;
 pub mod exporter;
 pub mod flattener;
+pub mod monitor;
 pub mod policy;
 pub mod reader;
 
@@ -23,6 +24,7 @@ use crate::cache::{CacheLimits, CacheStats};
 use crate::config::{ConfigError, PipelineConfig, StageConfig};
 use crate::diagnostics::{Diagnostics, Skipped};
 use crate::exporter::{ExporterConfig, KNOWN_KEYS as EXPORTER_KEYS};
+use crate::policy::engine::{load_policies, Mode};
 use batch::Records;
 
 /// Channel types of upstream's plugins.
@@ -40,11 +42,35 @@ pub enum StageKind {
     Exporter(ExporterConfig),
 }
 
+/// A policy engine stage with policies.
+#[derive(Clone)]
+pub struct PolicyStage {
+    pub handle: Arc<policy::PolicyHandle>,
+    pub path: PathBuf,
+    pub lenient: bool,
+    /// Shard actors (`concurrency`).
+    pub shards: usize,
+    /// `monitor: local`: check interval.
+    pub monitor: Option<std::time::Duration>,
+}
+
+impl std::fmt::Debug for PolicyStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyStage")
+            .field("path", &self.path)
+            .field("shards", &self.shards)
+            .field("monitor", &self.monitor)
+            .finish()
+    }
+}
+
 /// A validated stage.
 #[derive(Debug, Clone)]
 pub struct StagePlan {
     pub config: StageConfig,
     pub kind: StageKind,
+    /// Policies of a `policyengine` stage (none: pass-through).
+    pub policy: Option<PolicyStage>,
     /// Indexes of the stages that consume this stage's outputs.
     pub downstream: Vec<usize>,
     /// Number of stages producing into this stage's input.
@@ -63,6 +89,7 @@ pub struct PipelinePlan {
 const READER_KEYS: &[&str] = &["handler", "filter.enabled", "filter.maxage"];
 const POLICY_KEYS: &[&str] = &[
     "policies",
+    "lenient",
     "mode",
     "monitor",
     "monitor.interval",
@@ -87,6 +114,122 @@ fn warn_unknown_keys(cfg: &PipelineConfig, st: &StageConfig, known: &[&str], w: 
     }
 }
 
+fn parse_flag(cfg: &PipelineConfig, st: &StageConfig, key: &str) -> Result<bool, ConfigError> {
+    match st.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) => match v.as_str() {
+            "true" | "on" | "yes" | "1" => Ok(true),
+            "false" | "off" | "no" | "0" | "" => Ok(false),
+            _ => Err(cfg.error(st, Some(key), format!("`{v}` is not true or false"))),
+        },
+    }
+}
+
+/// Parses a `policyengine` stage: policies (loaded and compiled now, so `-test` reports their
+/// errors), mode, shards and monitor.
+fn policy_stage_of(
+    cfg: &PipelineConfig,
+    st: &StageConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PolicyStage>, ConfigError> {
+    let lenient = parse_flag(cfg, st, "lenient")?;
+    let Some(path) = st.get("policies").filter(|p| !p.trim().is_empty()) else {
+        match st.get("mode").unwrap_or("enrich").to_ascii_lowercase().as_str() {
+            "enrich" | "" => {}
+            m @ ("filter" | "bypass") => warnings.push(format!(
+                "{}: pipeline[{}] (policyengine): key `mode`: legacy mode `{m}` without policies passes every record through",
+                cfg.file.display(),
+                st.index
+            )),
+            "alert" => {
+                return Err(cfg.error(
+                    st,
+                    Some("mode"),
+                    "`alert` needs `policies` (without them every record would be dropped)".into(),
+                ))
+            }
+            other => {
+                return Err(cfg.error(
+                    st,
+                    Some("mode"),
+                    format!("unknown mode `{other}` (expected alert, enrich, filter or bypass)"),
+                ))
+            }
+        }
+        return Ok(None);
+    };
+    let mode_text = st.get("mode").unwrap_or("alert");
+    let (mode, legacy) = Mode::parse(mode_text).ok_or_else(|| {
+        cfg.error(
+            st,
+            Some("mode"),
+            format!("unknown mode `{mode_text}` (expected alert, enrich, filter or bypass)"),
+        )
+    })?;
+    if legacy {
+        warnings.push(format!(
+            "{}: pipeline[{}] (policyengine): key `mode`: legacy mode `{mode_text}` behaves as `enrich` (as upstream)",
+            cfg.file.display(),
+            st.index
+        ));
+    }
+    let path = PathBuf::from(path);
+    let set = load_policies(&path, lenient)
+        .map_err(|e| cfg.error(st, Some("policies"), e.to_string()))?;
+    warnings.extend(set.warnings.iter().cloned());
+    let shards = match st.get("concurrency") {
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(5),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => {
+                return Err(cfg.error(
+                    st,
+                    Some("concurrency"),
+                    format!("`{v}` is not a number of shards from 1 to 64"),
+                ))
+            }
+        },
+    };
+    let monitor = match st.get("monitor").map(|m| m.trim().to_ascii_lowercase()) {
+        None => None,
+        Some(m) if m == "none" || m.is_empty() => None,
+        Some(m) if m == "local" => {
+            let iv = st.get("monitor.interval").unwrap_or("30");
+            let d = match iv.trim().parse::<u64>() {
+                Ok(secs) => std::time::Duration::from_secs(secs),
+                Err(_) => humantime::parse_duration(iv.trim()).map_err(|_| {
+                    cfg.error(
+                        st,
+                        Some("monitor.interval"),
+                        format!("`{iv}` is not a number of seconds or a duration like 500ms"),
+                    )
+                })?,
+            };
+            if d.is_zero() {
+                return Err(cfg.error(st, Some("monitor.interval"), "must be positive".into()));
+            }
+            Some(d)
+        }
+        Some(other) => {
+            return Err(cfg.error(
+                st,
+                Some("monitor"),
+                format!("unknown monitor `{other}` (expected none or local)"),
+            ))
+        }
+    };
+    Ok(Some(PolicyStage {
+        handle: policy::PolicyHandle::new(set, mode),
+        path,
+        lenient,
+        shards,
+        monitor,
+    }))
+}
+
 /// Validates `cfg`: processors, handlers, required keys, values and the channel graph.
 pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
     let mut warnings = cfg.warnings.clone();
@@ -108,6 +251,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
     }
     let mut stages = Vec::new();
     for st in &cfg.stages {
+        let mut policy_stage = None;
         let kind = match st.processor.as_str() {
             "sysflowreader" => {
                 match st.handler.as_deref() {
@@ -136,35 +280,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                 StageKind::Reader
             }
             "policyengine" => {
-                if st.get("policies").is_some_and(|p| !p.is_empty()) {
-                    return Err(cfg.error(
-                        st,
-                        Some("policies"),
-                        "policy evaluation is not available in this build yet; remove `policies` to run the stage as a pass-through (enrich mode)".into(),
-                    ));
-                }
-                match st.get("mode").unwrap_or("enrich").to_ascii_lowercase().as_str() {
-                    "enrich" | "" => {}
-                    m @ ("filter" | "bypass") => warnings.push(format!(
-                        "{}: pipeline[{}] (policyengine): key `mode`: legacy mode `{m}` without policies passes every record through",
-                        cfg.file.display(),
-                        st.index
-                    )),
-                    "alert" => {
-                        return Err(cfg.error(
-                            st,
-                            Some("mode"),
-                            "`alert` needs policies, and policy evaluation is not available in this build yet; use `enrich`".into(),
-                        ))
-                    }
-                    other => {
-                        return Err(cfg.error(
-                            st,
-                            Some("mode"),
-                            format!("unknown mode `{other}` (expected alert, enrich, filter or bypass)"),
-                        ))
-                    }
-                }
+                policy_stage = policy_stage_of(cfg, st, &mut warnings)?;
                 warn_unknown_keys(cfg, st, POLICY_KEYS, &mut warnings);
                 StageKind::Policy
             }
@@ -231,6 +347,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
         stages.push(StagePlan {
             config: st.clone(),
             kind,
+            policy: policy_stage,
             downstream: Vec::new(),
             upstreams: 0,
         });
@@ -288,8 +405,10 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
         }
     }
     for (from, to) in &edges {
+        // A sharded policy stage feeds its consumers from every shard.
+        let producers = stages[*from].policy.as_ref().map(|p| p.shards).unwrap_or(1);
         stages[*from].downstream.push(*to);
-        stages[*to].upstreams += 1;
+        stages[*to].upstreams += producers;
     }
     let readers: Vec<usize> = stages
         .iter()
@@ -466,21 +585,88 @@ pub fn run(
                             )
                             .recipient::<Envelope<Records>>()
                         }
-                        StageKind::Policy | StageKind::Reader => NodeActor::start(
-                            &arb,
-                            NodeSpec {
-                                node: policy::PassThroughNode,
-                                metrics: metrics.clone(),
-                                downstream: down,
-                                upstreams: sp.upstreams,
-                                window: w,
-                                policy: opts.restart.clone(),
-                                control: control.clone(),
-                            },
-                            w,
-                        )
-                        .recipient(),
+                        StageKind::Policy | StageKind::Reader => match &sp.policy {
+                            None => NodeActor::start(
+                                &arb,
+                                NodeSpec {
+                                    node: policy::PassThroughNode,
+                                    metrics: metrics.clone(),
+                                    downstream: down,
+                                    upstreams: sp.upstreams,
+                                    window: w,
+                                    policy: opts.restart.clone(),
+                                    control: control.clone(),
+                                },
+                                w,
+                            )
+                            .recipient(),
+                            Some(ps) if ps.shards == 1 => NodeActor::start(
+                                &arb,
+                                NodeSpec {
+                                    node: policy::PolicyNode::new(ps.handle.clone()),
+                                    metrics: metrics.clone(),
+                                    downstream: down,
+                                    upstreams: sp.upstreams,
+                                    window: w,
+                                    policy: opts.restart.clone(),
+                                    control: control.clone(),
+                                },
+                                w,
+                            )
+                            .recipient(),
+                            Some(ps) => {
+                                // Router (this stage's metrics) -> N shards -> downstream.
+                                let mut shard_downs = Vec::new();
+                                for k in 0..ps.shards {
+                                    let (sarb, sm) = spawn(format!(
+                                        "{}[{}].shard{k}",
+                                        sp.config.processor, sp.config.index
+                                    ));
+                                    let shard = NodeActor::start(
+                                        &sarb,
+                                        NodeSpec {
+                                            node: policy::PolicyNode::new(ps.handle.clone()),
+                                            metrics: sm.clone(),
+                                            downstream: down.clone(),
+                                            upstreams: 1,
+                                            window: w,
+                                            policy: opts.restart.clone(),
+                                            control: control.clone(),
+                                        },
+                                        w,
+                                    );
+                                    nodes += 1;
+                                    shard_downs.push(Downstream {
+                                        recipient: shard.recipient(),
+                                        metrics: sm,
+                                    });
+                                }
+                                NodeActor::start(
+                                    &arb,
+                                    NodeSpec {
+                                        node: policy::RouterNode::new(ps.shards),
+                                        metrics: metrics.clone(),
+                                        downstream: shard_downs,
+                                        upstreams: sp.upstreams,
+                                        window: w,
+                                        policy: opts.restart.clone(),
+                                        control: control.clone(),
+                                    },
+                                    w,
+                                )
+                                .recipient()
+                            }
+                        },
                     };
+                    if let Some(ps) = &sp.policy {
+                        if let Some(interval) = ps.monitor {
+                            let (marb, _) = spawn(format!(
+                                "{}[{}].monitor",
+                                sp.config.processor, sp.config.index
+                            ));
+                            monitor::PolicyMonitor::start(&marb, ps.clone(), interval);
+                        }
+                    }
                     nodes += 1;
                     entries.insert(i, Downstream { recipient, metrics });
                 }

@@ -1,10 +1,47 @@
-//! The policy engine node. In this build it is a pass-through (enrich mode without policies):
-//! every record goes on unchanged. The engine itself is a separate piece of work.
+//! The policy engine nodes: a router that shards records by process (so each process's
+//! records stay in order), shard nodes that evaluate the current policy set, and a
+//! pass-through when no policies are configured.
+
+use std::sync::{Arc, RwLock};
 
 use sfactors::{Node, NodeError};
 
 use super::batch::Records;
+use crate::policy::compile::PolicySet;
+use crate::policy::engine::{Engine, Mode};
 
+/// The policy set in force, swapped atomically by the monitor between batches.
+pub struct PolicyHandle {
+    current: RwLock<Arc<PolicySet>>,
+    pub mode: Mode,
+}
+
+impl PolicyHandle {
+    pub fn new(set: PolicySet, mode: Mode) -> Arc<Self> {
+        Arc::new(PolicyHandle {
+            current: RwLock::new(Arc::new(set)),
+            mode,
+        })
+    }
+
+    pub fn current(&self) -> Arc<PolicySet> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the policy set; batches already being evaluated finish with the old one.
+    pub fn swap(&self, set: PolicySet) {
+        let new = Arc::new(set);
+        match self.current.write() {
+            Ok(mut g) => *g = new,
+            Err(p) => *p.into_inner() = new,
+        }
+    }
+}
+
+/// Every record goes on unchanged (no policies configured).
 #[derive(Default)]
 pub struct PassThroughNode;
 
@@ -15,5 +52,66 @@ impl Node for PassThroughNode {
     fn process(&mut self, input: Records, out: &mut Vec<Records>) -> Result<(), NodeError> {
         out.push(input);
         Ok(())
+    }
+}
+
+/// Evaluates the policies on each batch.
+pub struct PolicyNode {
+    handle: Arc<PolicyHandle>,
+}
+
+impl PolicyNode {
+    pub fn new(handle: Arc<PolicyHandle>) -> Self {
+        PolicyNode { handle }
+    }
+}
+
+impl Node for PolicyNode {
+    type In = Records;
+    type Out = Records;
+
+    fn process(&mut self, input: Records, out: &mut Vec<Records>) -> Result<(), NodeError> {
+        let engine = Engine::new(self.handle.current(), self.handle.mode);
+        let mut kept = Vec::with_capacity(input.0.len());
+        engine.process(input.0, &mut kept);
+        if !kept.is_empty() {
+            out.push(Records(kept));
+        }
+        Ok(())
+    }
+}
+
+/// Splits batches by process key across `shards` downstream shard nodes.
+pub struct RouterNode {
+    shards: usize,
+}
+
+impl RouterNode {
+    pub fn new(shards: usize) -> Self {
+        RouterNode {
+            shards: shards.max(1),
+        }
+    }
+}
+
+impl Node for RouterNode {
+    type In = Records;
+    type Out = Records;
+
+    fn process(&mut self, input: Records, out: &mut Vec<Records>) -> Result<(), NodeError> {
+        let mut parts: Vec<Vec<crate::record::Record>> = (0..self.shards)
+            .map(|_| Vec::with_capacity(input.0.len() / self.shards + 1))
+            .collect();
+        for r in input.0 {
+            let k = (r.process_key() % self.shards as u64) as usize;
+            parts[k].push(r);
+        }
+        out.extend(parts.into_iter().map(Records));
+        Ok(())
+    }
+
+    /// Output `i` goes to shard `i`.
+    fn route(&self, position: usize) -> Option<usize> {
+        Some(position)
     }
 }
