@@ -734,3 +734,324 @@ pub fn compile(
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::actions;
+    use crate::policy::loader::{load_text, LoadedFiles};
+    use crate::record::Event;
+    use crate::sysflow::model::*;
+
+    fn rec(event: Event) -> Record {
+        Record {
+            event,
+            header: Arc::new(Header {
+                version: 5,
+                exporter: "node-a".into(),
+                ip: "10.0.0.1".into(),
+                filename: "/data/trace-1".into(),
+            }),
+            process: Some(Arc::new(Process {
+                oid: Oid {
+                    create_ts: 100,
+                    hpid: 42,
+                },
+                poid: Some(Oid {
+                    create_ts: 50,
+                    hpid: 7,
+                }),
+                exe: "/usr/bin/python3".into(),
+                exe_args: "app.py --name=ünï,cöde".into(),
+                uid: 1000,
+                user_name: "alice".into(),
+                tty: true,
+                container_id: Some("c1".into()),
+                ..Default::default()
+            })),
+            ancestors: Arc::from(vec![
+                Arc::new(Process {
+                    oid: Oid {
+                        create_ts: 50,
+                        hpid: 7,
+                    },
+                    exe: "/bin/bash".into(),
+                    uid: 0,
+                    ..Default::default()
+                }),
+                Arc::new(Process {
+                    oid: Oid {
+                        create_ts: 1,
+                        hpid: 1,
+                    },
+                    exe: "/sbin/init".into(),
+                    ..Default::default()
+                }),
+            ]),
+            container: Some(Arc::new(Container {
+                id: "c1".into(),
+                name: "web".into(),
+                image: "nginx:1".into(),
+                ctype: 0,
+                privileged: true,
+                ..Default::default()
+            })),
+            pod: None,
+            file: Some(Arc::new(File {
+                oid: [1; 20],
+                path: "/etc/passwd".into(),
+                restype: b'f' as i32,
+                ..Default::default()
+            })),
+            new_file: None,
+            policies: vec![],
+            tags: vec![],
+        }
+    }
+
+    fn ff() -> Record {
+        rec(Event::FileFlow(FileFlow {
+            ts: 10,
+            tid: 42,
+            op_flags: crate::sysflow::names::OP_OPEN | crate::sysflow::names::OP_READ_RECV,
+            open_flags: crate::sysflow::names::O_RDONLY,
+            fd: 3,
+            ..Default::default()
+        }))
+    }
+
+    fn nf() -> Record {
+        let mut r = rec(Event::NetworkFlow(NetworkFlow {
+            sip: 0x0100007f,
+            sport: 40000,
+            dip: 0x0101a8c0,
+            dport: 443,
+            proto: 6,
+            op_flags: crate::sysflow::names::OP_CONNECT | crate::sysflow::names::OP_WRITE_SEND,
+            ..Default::default()
+        }));
+        r.file = None;
+        r
+    }
+
+    /// Compiles `cond` (strict unless `lenient`) and evaluates it on `r`.
+    fn eval_with(cond: &str, r: &Record, lenient: bool) -> Result<bool, String> {
+        let text = format!(
+            "- rule: t\n  desc: d\n  condition: '{}'\n",
+            cond.replace('\'', "''")
+        );
+        let mut lf = LoadedFiles::default();
+        load_text("t.yaml", &text, &mut lf).map_err(|e| e.to_string())?;
+        let set = compile(&lf, &actions::registry(), lenient).map_err(|e| e.to_string())?;
+        Ok(set.rules[0].pred.eval(r))
+    }
+
+    fn t(cond: &str, r: &Record) -> bool {
+        eval_with(cond, r, false).unwrap_or_else(|e| panic!("{cond}: {e}"))
+    }
+
+    #[test]
+    fn equality_and_negation() {
+        let r = ff();
+        assert!(t("sf.type = FF", &r));
+        assert!(t("sf.type != PE", &r));
+        assert!(t("sf.proc.name = python3", &r));
+        assert!(t("sf.proc.uid = 1000", &r));
+        assert!(
+            !t("sf.proc.uid = 01000", &r),
+            "string form of ints, as upstream"
+        );
+        assert!(t("sf.file.path = \"/etc/passwd\"", &r));
+        assert!(t(
+            "sf.container.name = web and sf.container.type = DOCKER",
+            &r
+        ));
+        assert!(t("sf.container.privileged = 1", &r));
+    }
+
+    #[test]
+    fn comma_parts_either_semantics() {
+        let r = nf();
+        assert!(t("sf.net.ip = 192.168.1.1", &r));
+        assert!(t("sf.net.ip = 127.0.0.1", &r));
+        assert!(!t("sf.net.ip != 127.0.0.1", &r), "!= means no part equals");
+        assert!(t("sf.net.port = 443", &r));
+        assert!(t("sf.net.dport = 443 and sf.net.sport > 1024", &r));
+        assert!(t("sf.opflags = SEND", &r));
+        assert!(
+            t("evt.type = connect", &r),
+            "Falco's lowercase names also match"
+        );
+        assert!(t("evt.type = CONNECT", &r));
+        assert!(t("sf.proc.aname = bash and sf.proc.aname = init", &r));
+        assert!(t("sf.proc.apid = 7", &r));
+        // Values with commas split too (upstream): the args hold "ünï" and "cöde" parts.
+        assert!(t("sf.proc.args endswith cöde", &r));
+        // ...and so do literals: any part of one side equal to any part of the other.
+        assert!(t("sf.proc.args = \"app.py --name=ünï,nomatch\"", &r));
+        assert!(!t("sf.proc.args = \"nomatch,other\"", &r));
+    }
+
+    #[test]
+    fn string_operators_with_unicode_and_case() {
+        let r = ff();
+        assert!(t("sf.proc.args contains ünï", &r));
+        assert!(t("sf.proc.args icontains ÜNÏ", &r));
+        assert!(!t("sf.proc.args contains ÜNÏ", &r));
+        assert!(t("sf.proc.exe startswith /usr/", &r));
+        assert!(t("sf.proc.exe endswith thon3", &r));
+        assert!(t("sf.file.name = passwd and sf.file.directory = /etc", &r));
+        assert!(t(
+            "sf.file.is_open_read = true and sf.file.is_open_write = false",
+            &r
+        ));
+        assert!(t("sf.file.openflags = RDONLY", &r));
+    }
+
+    #[test]
+    fn numeric_comparisons_and_negative_numbers() {
+        let r = ff();
+        assert!(t("sf.file.fd >= 3 and sf.file.fd < 4", &r));
+        assert!(t("sf.ret > -1", &r));
+        assert!(t("sf.ret <= 0", &r));
+        assert!(!t("sf.ret < -1", &r));
+        // Upstream: strings and quoted numbers compare as 0.
+        assert!(t("sf.proc.exe < 1", &r));
+        assert!(t("sf.file.fd > '2' ", &r), "'2' counts as 0");
+    }
+
+    #[test]
+    fn in_pmatch_lists_and_large_sets() {
+        let r = ff();
+        assert!(t("sf.proc.name in (bash, python3)", &r));
+        assert!(t("sf.proc.name in ([sh, zsh], 'python3')", &r));
+        assert!(!t("sf.proc.name in (python)", &r));
+        assert!(t("sf.file.path pmatch (/etc/)", &r));
+        let many: Vec<String> = (0..40).map(|i| format!("/nomatch{i}/")).collect();
+        let cond = format!("sf.file.path pmatch ({}, passw)", many.join(", "));
+        assert!(t(&cond, &r), "Aho-Corasick path");
+        let cond = format!("sf.file.path pmatch ({})", many.join(", "));
+        assert!(!t(&cond, &r));
+        let set: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        assert!(t(
+            &format!("sf.proc.name in ({}, python3)", set.join(",")),
+            &r
+        ));
+    }
+
+    #[test]
+    fn exists_and_missing_entities() {
+        let mut r = ff();
+        assert!(t("sf.pproc.name exists", &r));
+        assert!(t("sf.container.id exists", &r));
+        assert!(!t("sf.pod.id exists", &r), "no pod");
+        r.process = None;
+        r.ancestors = Arc::from(Vec::new());
+        r.container = None;
+        r.file = None;
+        assert!(!t("sf.proc.name exists", &r));
+        assert!(
+            t("sf.proc.name = \"\"", &r),
+            "empty values compare as empty strings"
+        );
+        assert!(!t("sf.pproc.pid exists", &r));
+        assert!(t("sf.file.path = \"\" and sf.container.name = \"\"", &r));
+    }
+
+    #[test]
+    fn parent_fields_and_falco_aliases() {
+        let r = ff();
+        assert!(t("sf.pproc.exe = /bin/bash and sf.pproc.pid = 7", &r));
+        assert!(t(
+            "proc.pname = bash and proc.name = python3 and user.name = alice",
+            &r
+        ));
+        assert!(
+            t("proc.tty = false", &r),
+            "upstream: proc.tty reads the parent"
+        );
+        assert!(t("sf.proc.tty = true", &r));
+        assert!(t("fd.name = passwd and fd.typechar = f", &r));
+        assert!(t("sf.proc.exe != sf.pproc.exe", &r), "field against field");
+        assert!(t("container.image = nginx:1", &r));
+    }
+
+    #[test]
+    fn json_path_attributes() {
+        let mut r = rec(Event::K8sEvent(K8sEvent {
+            kind: 2,
+            action: 0,
+            ts: 5,
+            message: r#"{"items":[{"namespace":"robot-shop","name":"web"}]}"#.into(),
+        }));
+        r.file = None;
+        assert!(t("sf.ke.message[items.0.namespace] = robot-shop", &r));
+        assert!(!t("sf.ke.message[items.1.namespace] exists", &r));
+        assert!(t(
+            "sf.ke.kind = K8S_PODS and sf.ke.action = K8S_COMPONENT_ADDED",
+            &r
+        ));
+    }
+
+    #[test]
+    fn quotes_nested_and_escaped_forms() {
+        let mut r = ff();
+        Arc::make_mut(r.process.as_mut().unwrap()).exe = "75-system-update".into();
+        assert!(t(r#"sf.proc.name startswith '"75-system-updat"'"#, &r));
+    }
+
+    #[test]
+    fn strict_errors_and_lenient_warnings() {
+        let r = ff();
+        let e = eval_with("sf.proc.nmae = bash", &r, false).unwrap_err();
+        assert!(
+            e.contains("t.yaml:3:") && e.contains("unknown attribute `sf.proc.nmae`"),
+            "{e}"
+        );
+        let e = eval_with("no_such_macro and sf.type = FF", &r, false).unwrap_err();
+        assert!(e.contains("unknown macro `no_such_macro`"), "{e}");
+        // Lenient: upstream's meaning (literal text / false).
+        assert_eq!(eval_with("sf.proc.nmae = bash", &r, true), Ok(false));
+        assert_eq!(eval_with("not no_such_macro", &r, true), Ok(true));
+        let e = eval_with("sf.type = FF and (", &r, false).unwrap_err();
+        assert!(e.contains("syntax error"), "{e}");
+    }
+
+    #[test]
+    fn not_not_is_identity_over_many_conditions() {
+        let recs = [ff(), nf()];
+        let conds = [
+            "sf.type = FF",
+            "sf.net.ip = 127.0.0.1",
+            "sf.proc.name in (bash, python3) and sf.file.fd > 2",
+            "sf.opflags = READ or sf.opflags = SEND",
+            "sf.pproc.name exists",
+        ];
+        for c in conds {
+            for r in &recs {
+                assert_eq!(t(c, r), t(&format!("not not ({c})"), r), "{c}");
+                assert_eq!(!t(c, r), t(&format!("not ({c})"), r), "{c}");
+            }
+        }
+    }
+
+    #[test]
+    fn type_inference() {
+        let types = |c: &str| {
+            let text = format!("- rule: t\n  desc: d\n  condition: {c}\n");
+            let mut lf = LoadedFiles::default();
+            load_text("t.yaml", &text, &mut lf).unwrap();
+            compile(&lf, &actions::registry(), false).unwrap().rules[0].types
+        };
+        let pe = TypeSet::of(Kind::ProcessEvent);
+        let ff = TypeSet::of(Kind::FileFlow);
+        assert_eq!(types("sf.type = PE"), pe);
+        assert_eq!(types("sf.type = PE and sf.proc.name = x"), pe);
+        assert_eq!(types("sf.type = PE or sf.type = FF"), pe.or(ff));
+        assert_eq!(types("sf.type in (PE, FF)"), pe.or(ff));
+        assert_eq!(types("not sf.type = PE"), pe.complement());
+        assert_eq!(types("not (sf.type != PE)"), pe);
+        assert_eq!(types("sf.proc.name = x"), TypeSet::ALL);
+        assert_eq!(types("sf.type = PE and sf.type = FF"), TypeSet::NONE);
+    }
+}
