@@ -247,8 +247,10 @@ fn alert_mode_end_to_end_with_the_example_action() {
         dir.path(),
     );
     assert_eq!(code, 0, "{err}");
-    let lines = common::read_json_lines(&out);
+    let mut lines = common::read_json_lines(&out);
     assert_eq!(lines.len(), 2);
+    // Shards keep each process in order; two processes may come out in either order.
+    lines.sort_by_key(|l| l["ts"].as_i64().unwrap());
     assert_eq!(lines[0]["proc"]["exe"], "./server");
     assert_eq!(lines[1]["proc"]["exe"], "./client");
     assert_eq!(
@@ -367,4 +369,197 @@ fn the_monitor_swaps_valid_edits_and_keeps_the_rules_on_a_broken_one() {
         assert_eq!(&*handle.current().rules[0].name, "three");
         arb.stop();
     });
+}
+
+fn run_cli(cfg: &str, trace: &std::path::Path, dir: &std::path::Path) -> (i32, String) {
+    let p = dir.join("pipeline.json");
+    std::fs::write(&p, cfg).unwrap();
+    let o = common::sfprocessor(
+        &[
+            "-config",
+            p.to_str().unwrap(),
+            "-log",
+            "warn",
+            trace.to_str().unwrap(),
+        ],
+        &[],
+    );
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn policy_pipeline(policies: &std::path::Path, out: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"{{"pipeline":[
+ {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
+ {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","policies":"{}"{extra}}},
+ {{"processor":"exporter","in":"evt eventchan","export":"file","file.path":"{}"}}]}}"#,
+        policies.display(),
+        out.display()
+    )
+}
+
+#[test]
+fn alert_mode_end_to_end_with_the_example_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("p.yaml");
+    std::fs::write(
+        &pol,
+        "- rule: exec\n  desc: process executions\n  condition: sf.type = PE and sf.opflags = EXEC\n  priority: high\n  tags: [exec, mitre:T1059]\n  actions: [now]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.json");
+    let trace = upstream().join("sf-processor/resources/traces/tcp.sf");
+    let (code, err) = run_cli(
+        &policy_pipeline(&pol, &out, r#","mode":"alert""#),
+        &trace,
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut lines = common::read_json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    // Shards keep each process in order; two processes may come out in either order.
+    lines.sort_by_key(|l| l["ts"].as_i64().unwrap());
+    assert_eq!(lines[0]["proc"]["exe"], "./server");
+    assert_eq!(lines[1]["proc"]["exe"], "./client");
+    assert_eq!(
+        lines[0]["policies"],
+        serde_json::json!([{"id": "exec", "desc": "process executions", "priority": 3}])
+    );
+    let tags: Vec<&str> = lines[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags[0].starts_with("now_in_nanos:"), "{tags:?}");
+    assert_eq!(&tags[1..], ["exec", "mitre:T1059"]);
+}
+
+#[test]
+fn shards_keep_each_process_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.sf");
+    let recs = common::write_trace(
+        &trace,
+        31,
+        40_000,
+        "deflate",
+        sfprocessor::sysflow::writer::SchemaVersion::V5,
+    );
+    let events = recs.iter().filter(|r| r.kind().is_event_or_flow()).count();
+    let pol = dir.path().join("p.yaml");
+    std::fs::write(
+        &pol,
+        "- rule: all\n  desc: everything\n  condition: sf.ts > 0\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.json");
+    let (code, err) = run_cli(
+        &policy_pipeline(&pol, &out, r#","mode":"enrich","concurrency":4"#),
+        &trace,
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines = common::read_json_lines(&out);
+    assert_eq!(lines.len(), events, "nothing lost across shards");
+    let mut last: std::collections::HashMap<String, i64> = Default::default();
+    let mut interleaved = false;
+    let mut prev_pid = String::new();
+    for l in &lines {
+        let key = l["proc"]["oid"].as_str().unwrap_or("").to_string();
+        let ts = l["ts"].as_i64().unwrap();
+        if let Some(p) = last.get(&key) {
+            assert!(ts >= *p, "process {key} out of order: {ts} after {p}");
+        }
+        if key != prev_pid {
+            interleaved = true;
+        }
+        prev_pid = key.clone();
+        last.insert(key, ts);
+        assert_eq!(l["policies"][0]["id"], "all");
+    }
+    assert!(
+        interleaved && last.len() > 10,
+        "many processes went through the shards"
+    );
+}
+
+#[test]
+fn the_monitor_swaps_valid_edits_and_keeps_the_rules_on_a_broken_one() {
+    use sfprocessor::pipeline::{policy::PolicyHandle, PolicyStage};
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("p.yaml");
+    std::fs::write(&pol, "- rule: one\n  desc: d\n  condition: sf.type = PE\n").unwrap();
+    let set = load_policies(&pol, false).unwrap();
+    let handle = PolicyHandle::new(set, Mode::Alert);
+    let stage = PolicyStage {
+        handle: handle.clone(),
+        path: pol.clone(),
+        lenient: false,
+        shards: 1,
+        monitor: Some(std::time::Duration::from_millis(50)),
+    };
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let arb = actix::Arbiter::new();
+        sfprocessor::pipeline::monitor::PolicyMonitor::start(
+            &arb.handle(),
+            stage,
+            std::time::Duration::from_millis(50),
+        );
+        let wait_for = |n: usize| {
+            let handle = handle.clone();
+            async move {
+                for _ in 0..200 {
+                    if handle.current().counts.rules == n {
+                        return true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                false
+            }
+        };
+        // A valid edit with a second rule is picked up.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        std::fs::write(
+            &pol,
+            "- rule: one\n  desc: d\n  condition: sf.type = PE\n- rule: two\n  desc: d\n  condition: sf.type = NF\n",
+        )
+        .unwrap();
+        assert!(wait_for(2).await, "the valid edit was applied");
+        // A broken edit keeps the two rules.
+        std::fs::write(&pol, "- rule: broken\n  desc: d\n  condition: sf.type = = PE\n").unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(handle.current().counts.rules, 2, "previous rules stay in force");
+        // Fixing it again is picked up.
+        std::fs::write(&pol, "- rule: three\n  desc: d\n  condition: sf.type = FF\n").unwrap();
+        assert!(wait_for(1).await);
+        assert_eq!(&*handle.current().rules[0].name, "three");
+        arb.stop();
+    });
+}
+
+#[test]
+#[ignore]
+fn print_bucket_sizes() {
+    let p = policies();
+    let set = sfprocessor::policy::engine::load_policy_paths(
+        &[
+            p.join("distribution/filter.yaml").as_path(),
+            p.join("runtimeintegrity").as_path(),
+        ],
+        true,
+    )
+    .unwrap();
+    for (i, b) in set.index.iter().enumerate() {
+        eprintln!("bucket {i}: {} rules", b.len());
+    }
+    for r in &set.rules {
+        if r.types.0 == 0x7f {
+            eprintln!("ALL: {}", r.name);
+        }
+    }
 }

@@ -1,7 +1,13 @@
 //! `sfbench`: records/s and peak RSS per stage configuration, each stage in a fresh process so
 //! its peak RSS is its own.
 //!
-//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|all]
+//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|all]
+//!                [-policies P1,P2] [-rules N]
+//!
+//! `engine`: policy evaluation only, over records already assembled in memory (the first
+//! 1,000,000 of the trace, evaluated in a loop up to the trace's size), with the upstream
+//! policies given by `-policies` (lenient mode) or `-rules N` synthetic rules. `alert`: the
+//! full pipeline in alert mode with those policies (JSON, null exporter).
 //!
 //! Stages: decode only; + entity cache and record assembly; + JSON encoding (all on one
 //! thread); the full actor pipeline (pass-through policy engine, JSON, null exporter).
@@ -114,16 +120,173 @@ fn pipeline_stage(trace: &Path) -> Result<u64, String> {
         .unwrap_or(0))
 }
 
-fn run_child(stage: &str, trace: &Path) -> Result<(), String> {
+fn policy_set(
+    policies: &str,
+    rules: usize,
+) -> Result<sfprocessor::policy::compile::PolicySet, String> {
+    use sfprocessor::policy::engine::{load_policy_paths, synthetic_rules};
+    if rules > 0 {
+        let p = std::env::temp_dir().join(format!("sfbench-rules-{rules}.yaml"));
+        std::fs::write(&p, synthetic_rules(rules)).map_err(|e| e.to_string())?;
+        return load_policy_paths(&[p.as_path()], false).map_err(|e| e.to_string());
+    }
+    let paths: Vec<PathBuf> = policies
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    load_policy_paths(&refs, true).map_err(|e| e.to_string())
+}
+
+/// Engine only: assemble up to 1M records in memory, then time evaluation alone.
+fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64), String> {
+    use sfprocessor::policy::engine::{Engine, Mode};
+    let set = policy_set(policies, rules)?;
+    eprintln!(
+        "engine: {} rules, {} filters",
+        set.counts.rules, set.counts.filters
+    );
+    let engine = Engine::new(std::sync::Arc::new(set), Mode::Enrich);
+    let mut recs = Vec::new();
+    let mut cache = EntityCache::default();
+    let mut total = 0u64;
+    sfprocessor::sysflow::trace::read_trace(trace, |r| {
+        total += 1;
+        if recs.len() < 1_000_000 {
+            if let Some(rec) = cache.apply(r) {
+                recs.push(rec);
+            }
+        }
+    })?;
+    let target = total.max(recs.len() as u64);
     let t = Instant::now();
-    let n = match stage {
-        "decode" => decode_stage(trace, false, false)?,
-        "cache" => decode_stage(trace, true, false)?,
-        "encode" => decode_stage(trace, true, true)?,
-        "pipeline" => pipeline_stage(trace)?,
+    let mut n = 0u64;
+    let mut matched = 0u64;
+    while n < target {
+        for r in recs.iter_mut() {
+            engine.apply(r);
+            matched += r.policies.len() as u64;
+            r.policies.clear();
+            r.tags.clear();
+            n += 1;
+            if n >= target {
+                break;
+            }
+        }
+    }
+    eprintln!("engine: {matched} rule matches");
+    Ok((n, t.elapsed().as_secs_f64()))
+}
+
+/// Time per rule (diagnostics for rule authors and for tuning the engine).
+fn rule_profile(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64), String> {
+    let set = policy_set(policies, rules)?;
+    let mut recs = Vec::new();
+    let mut cache = EntityCache::default();
+    sfprocessor::sysflow::trace::read_trace(trace, |r| {
+        if recs.len() < 200_000 {
+            if let Some(rec) = cache.apply(r) {
+                recs.push(rec);
+            }
+        }
+    })?;
+    let t0 = Instant::now();
+    let mut times: Vec<(f64, String, usize)> = Vec::new();
+    for rule in &set.rules {
+        let t = Instant::now();
+        let mut hits = 0;
+        for r in &recs {
+            if rule.types.contains(r.kind()) && rule.pred.eval(r) {
+                hits += 1;
+            }
+        }
+        times.push((t.elapsed().as_secs_f64(), rule.name.to_string(), hits));
+    }
+    for flt in &set.filters {
+        let t = Instant::now();
+        let mut hits = 0;
+        for r in &recs {
+            if flt.types.contains(r.kind()) && flt.pred.eval(r) {
+                hits += 1;
+            }
+        }
+        times.push((
+            t.elapsed().as_secs_f64(),
+            format!("filter {}", flt.name),
+            hits,
+        ));
+    }
+    times.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (secs, name, hits) in times.iter().take(15) {
+        eprintln!(
+            "{:>8.1} ns/record  {hits:>7} hits  {name}",
+            secs * 1e9 / recs.len() as f64
+        );
+    }
+    Ok((recs.len() as u64, t0.elapsed().as_secs_f64()))
+}
+
+fn alert_stage(trace: &Path, policies: &str) -> Result<u64, String> {
+    let list: Vec<&str> = policies.split(',').filter(|p| !p.is_empty()).collect();
+    // One policy stage per path is not what users run: copy the files into one directory.
+    let dir = std::env::temp_dir().join("sfbench-policies");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for (i, p) in list.iter().enumerate() {
+        for f in sfprocessor::policy::loader::policy_files(Path::new(p))? {
+            let name = format!(
+                "{i:02}-{}",
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
+            std::fs::copy(&f, dir.join(name)).map_err(|e| e.to_string())?;
+        }
+    }
+    let cfg_text = format!(
+        r#"{{"pipeline":[
+ {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
+ {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","lenient":"true","policies":"{}"}},
+ {{"processor":"exporter","in":"evt eventchan","export":"null","format":"json"}}]}}"#,
+        dir.display()
+    );
+    let cfg =
+        PipelineConfig::parse(&cfg_text, "bench-alert.json", &[]).map_err(|e| e.to_string())?;
+    let plan = pipeline::plan(&cfg).map_err(|e| e.to_string())?;
+    let out = pipeline::run(
+        &plan,
+        vec![trace.to_path_buf()],
+        StopFlag::new(),
+        RunOptions::default(),
+    );
+    if let Some(f) = out.failure {
+        return Err(f);
+    }
+    eprintln!("alert: {} records exported", out.exported());
+    Ok(out
+        .metrics
+        .iter()
+        .find(|m| m.name == "driver")
+        .map(|m| m.received_records)
+        .unwrap_or(0))
+}
+
+fn run_child(stage: &str, trace: &Path, policies: &str, rules: usize) -> Result<(), String> {
+    let t = Instant::now();
+    let (n, secs) = match stage {
+        "decode" => (
+            decode_stage(trace, false, false)?,
+            t.elapsed().as_secs_f64(),
+        ),
+        "cache" => (decode_stage(trace, true, false)?, t.elapsed().as_secs_f64()),
+        "encode" => (decode_stage(trace, true, true)?, t.elapsed().as_secs_f64()),
+        "pipeline" => (pipeline_stage(trace)?, t.elapsed().as_secs_f64()),
+        "engine" => engine_stage(trace, policies, rules)?,
+        "alert" => (alert_stage(trace, policies)?, t.elapsed().as_secs_f64()),
+        "ruleprof" => rule_profile(trace, policies, rules)?,
         other => return Err(format!("unknown stage {other}")),
     };
-    let secs = t.elapsed().as_secs_f64();
     println!(
         "{stage:<9} records={n} seconds={secs:.3} records_per_sec={:.0} peak_rss_mib={:.1}",
         n as f64 / secs,
@@ -157,6 +320,8 @@ fn main() -> ExitCode {
     let mut records: u64 = 5_000_000;
     let mut trace: Option<PathBuf> = None;
     let mut stage = "all".to_string();
+    let mut policies = String::new();
+    let mut rules = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.trim_start_matches('-') {
@@ -168,6 +333,8 @@ fn main() -> ExitCode {
             }
             "trace" => trace = args.next().map(PathBuf::from),
             "stage" => stage = args.next().unwrap_or(stage),
+            "policies" => policies = args.next().unwrap_or_default(),
+            "rules" => rules = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             other => {
                 eprintln!("sfbench: unknown argument {other}");
                 return ExitCode::from(2);
@@ -189,7 +356,7 @@ fn main() -> ExitCode {
         }
     };
     if stage != "all" {
-        return match run_child(&stage, &trace) {
+        return match run_child(&stage, &trace, &policies, rules) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sfbench: {stage}: {e}");

@@ -389,12 +389,12 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
     let poid = p.and_then(|p| p.poid).unwrap_or_default();
     let file = rec.file.as_deref();
     let nfile = rec.new_file.as_deref();
-    let net = match ev {
+    let net = || match ev {
         Event::NetworkFlow(n) => Some((n.sip, n.sport, n.dip, n.dport, n.proto)),
         Event::NetworkEvent(n) => Some((n.sip, n.sport, n.dip, n.dport, n.proto)),
         _ => None,
     };
-    let (fd, open_flags) = match ev {
+    let fd_flags = || match ev {
         Event::FileFlow(f) => (f.fd, f.open_flags),
         Event::NetworkFlow(n) => (n.fd, 0),
         _ => (0, 0),
@@ -403,7 +403,7 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
         p.into_iter()
             .chain(rec.ancestors.iter().map(|a| a.as_ref()))
     };
-    let counters = match ev {
+    let counters = || match ev {
         Event::FileFlow(f) => (
             f.num_rrecv_bytes,
             f.num_rrecv_ops,
@@ -527,34 +527,34 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
                 .map(|c| c.to_string())
                 .unwrap_or_default(),
         )),
-        FileIsOpenWrite => bool_str(is_open_write(open_flags)),
-        FileIsOpenRead => bool_str(is_open_read(open_flags)),
-        FileFd => Value::Int(i64::from(fd)),
-        FileOpenFlags => Value::Multi(open_flag_names(open_flags).map(Cow::Borrowed).collect()),
-        NetProto => Value::Int(net.map(|n| i64::from(n.4)).unwrap_or(0)),
-        NetSport => Value::Int(net.map(|n| i64::from(n.1)).unwrap_or(0)),
-        NetDport => Value::Int(net.map(|n| i64::from(n.3)).unwrap_or(0)),
+        FileIsOpenWrite => bool_str(is_open_write(fd_flags().1)),
+        FileIsOpenRead => bool_str(is_open_read(fd_flags().1)),
+        FileFd => Value::Int(i64::from(fd_flags().0)),
+        FileOpenFlags => Value::Multi(open_flag_names(fd_flags().1).map(Cow::Borrowed).collect()),
+        NetProto => Value::Int(net().map(|n| i64::from(n.4)).unwrap_or(0)),
+        NetSport => Value::Int(net().map(|n| i64::from(n.1)).unwrap_or(0)),
+        NetDport => Value::Int(net().map(|n| i64::from(n.3)).unwrap_or(0)),
         NetPort => {
-            let (a, b) = net.map(|n| (n.1, n.3)).unwrap_or((0, 0));
+            let (a, b) = net().map(|n| (n.1, n.3)).unwrap_or((0, 0));
             Value::Multi(vec![Cow::Owned(a.to_string()), Cow::Owned(b.to_string())])
         }
         NetSip => Value::Str(Cow::Owned(ip_string(i64::from(
-            net.map(|n| n.0).unwrap_or(0),
+            net().map(|n| n.0).unwrap_or(0),
         )))),
         NetDip => Value::Str(Cow::Owned(ip_string(i64::from(
-            net.map(|n| n.2).unwrap_or(0),
+            net().map(|n| n.2).unwrap_or(0),
         )))),
         NetIp => {
-            let (a, b) = net.map(|n| (n.0, n.2)).unwrap_or((0, 0));
+            let (a, b) = net().map(|n| (n.0, n.2)).unwrap_or((0, 0));
             Value::Multi(vec![
                 Cow::Owned(ip_string(i64::from(a))),
                 Cow::Owned(ip_string(i64::from(b))),
             ])
         }
-        FlowRBytes => Value::Int(counters.0),
-        FlowROps => Value::Int(counters.1),
-        FlowWBytes => Value::Int(counters.2),
-        FlowWOps => Value::Int(counters.3),
+        FlowRBytes => Value::Int(counters().0),
+        FlowROps => Value::Int(counters().1),
+        FlowWBytes => Value::Int(counters().2),
+        FlowWOps => Value::Int(counters().3),
         ContainerId => s(c.map(|c| c.id.as_str()).unwrap_or("")),
         ContainerName => s(c.map(|c| c.name.trim()).unwrap_or("")),
         ContainerImageId => s(c.map(|c| c.imageid.as_str()).unwrap_or("")),
@@ -689,4 +689,121 @@ pub fn ref_value<'a>(r: &FieldRef, rec: &'a Record) -> Value<'a> {
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
     }))
+}
+
+/// Whether records of type `kind` can hold different values of `field`. When false, the
+/// field's value is the same for every record of that type (a default, or a constant such as
+/// `sf.type`), which lets the compiler decide a leaf for that type once.
+pub fn populated(field: Field, kind: Kind) -> bool {
+    use Kind::*;
+    let k = kind;
+    match field {
+        Type | EvtDir => false,
+        OpFlags | EvtType => k != K8sEvent,
+        Ts => true,
+        Ret => matches!(k, ProcessEvent | FileEvent | NetworkEvent),
+        EndTs => matches!(k, NetworkFlow | FileFlow | ProcessFlow | K8sEvent),
+        ProcTid => matches!(
+            k,
+            ProcessEvent | FileEvent | FileFlow | NetworkFlow | NetworkEvent
+        ),
+        ProcOid | ProcPid | ProcName | ProcExe | ProcArgs | ProcUid | ProcUser | ProcGid
+        | ProcGroup | ProcCreateTs | ProcTty | ProcEntry | ProcCmdline | ProcAName | ProcAExe
+        | ProcACmdline | ProcAPid | PProcOid | PProcPid | PProcName | PProcExe | PProcArgs
+        | PProcUid | PProcUser | PProcGid | PProcGroup | PProcCreateTs | PProcTty | PProcEntry
+        | PProcCmdline | ContainerId | ContainerName | ContainerImageId | ContainerImage
+        | ContainerType | ContainerPrivileged | PodTs | PodId | PodName | PodNodeName
+        | PodNamespace | PodRestartCount | PodHostIp | PodInternalIp | PodServices => k != K8sEvent,
+        FileName | FilePath | FileSymlink | FileOid | FileDirectory | FileNewName | FileNewPath
+        | FileNewSymlink | FileNewOid | FileNewDirectory | FileType => {
+            matches!(k, FileFlow | FileEvent)
+        }
+        FileIsOpenWrite | FileIsOpenRead | FileOpenFlags => k == FileFlow,
+        FileFd => matches!(k, FileFlow | NetworkFlow),
+        NetProto | NetSport | NetDport | NetPort | NetSip | NetDip | NetIp => {
+            matches!(k, NetworkFlow | NetworkEvent)
+        }
+        FlowRBytes | FlowROps | FlowWBytes | FlowWOps => matches!(k, FileFlow | NetworkFlow),
+        KeAction | KeKind | KeMessage => k == K8sEvent,
+        NodeId | NodeIp | MetaSchema | MetaTraceName => true,
+    }
+}
+
+/// A record of type `kind` with no entities and a default event: the value of every field
+/// that `kind` does not populate.
+pub fn blank_record(kind: Kind) -> Record {
+    let event = match kind {
+        Kind::ProcessEvent => Event::ProcessEvent(Default::default()),
+        Kind::NetworkFlow => Event::NetworkFlow(Default::default()),
+        Kind::FileFlow => Event::FileFlow(Default::default()),
+        Kind::FileEvent => Event::FileEvent(Default::default()),
+        Kind::NetworkEvent => Event::NetworkEvent(Default::default()),
+        Kind::ProcessFlow => Event::ProcessFlow(Default::default()),
+        _ => Event::K8sEvent(Default::default()),
+    };
+    Record {
+        event,
+        header: std::sync::Arc::new(Header::default()),
+        process: None,
+        ancestors: std::sync::Arc::from(Vec::new()),
+        container: None,
+        pod: None,
+        file: None,
+        new_file: None,
+        policies: Vec::new(),
+        tags: Vec::new(),
+    }
+}
+
+/// The directory of `path` without allocating when the path is already clean (the usual
+/// case); otherwise Go's `filepath.Dir`.
+fn dir_of(path: &str) -> Cow<'_, str> {
+    if path.is_empty() {
+        return Cow::Borrowed("");
+    }
+    let clean = path.starts_with('/')
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.contains("/../")
+        && !path.ends_with("/.")
+        && !path.ends_with("/..");
+    match (clean, path.rfind('/')) {
+        (true, Some(0)) => Cow::Borrowed("/"),
+        (true, Some(i)) => Cow::Borrowed(&path[..i]),
+        _ => Cow::Owned(dir_name(path)),
+    }
+}
+
+/// Calls `f` on every comma part of the field's string form until it returns true, without
+/// collecting multi-valued fields (ancestry, op flags) into a vector first.
+pub fn any_part(r: &FieldRef, rec: &Record, f: &mut dyn FnMut(&str) -> bool) -> bool {
+    if r.path.is_none() {
+        let p = rec.process.as_deref();
+        let lineage = || {
+            p.into_iter()
+                .chain(rec.ancestors.iter().map(|a| a.as_ref()))
+        };
+        match r.field {
+            ProcAName => return lineage().any(|a| path_base(&a.exe).split(',').any(&mut *f)),
+            ProcAExe => return lineage().any(|a| a.exe.split(',').any(&mut *f)),
+            ProcAPid => {
+                return lineage().any(|a| f(itoa::Buffer::new().format(a.oid.hpid)));
+            }
+            OpFlags => {
+                return op_flag_names(rec.event.op_flags(), rec.kind()).any(&mut *f);
+            }
+            FileDirectory => {
+                let path =
+                    split_sym_path(rec.file.as_deref().map(|x| x.path.trim()).unwrap_or("")).0;
+                return dir_of(path).split(',').any(f);
+            }
+            FileNewDirectory => {
+                let path =
+                    split_sym_path(rec.new_file.as_deref().map(|x| x.path.trim()).unwrap_or("")).0;
+                return dir_of(path).split(',').any(f);
+            }
+            _ => {}
+        }
+    }
+    ref_value(r, rec).any_part(f)
 }

@@ -99,6 +99,26 @@ impl Lit {
     }
 
     fn any(&self, op: BinOp, v: &str) -> bool {
+        if let [one] = self.parts.as_slice() {
+            return match op {
+                BinOp::Eq | BinOp::Ne => v == one,
+                BinOp::Contains => v.contains(one.as_str()),
+                BinOp::StartsWith => v.starts_with(one.as_str()),
+                BinOp::EndsWith => v.ends_with(one.as_str()),
+                BinOp::IContains => {
+                    let l = &self.lower[0];
+                    if v.is_ascii() && l.is_ascii() {
+                        v.as_bytes()
+                            .windows(l.len().max(1))
+                            .any(|w| w.eq_ignore_ascii_case(l.as_bytes()))
+                            || l.is_empty()
+                    } else {
+                        v.to_lowercase().contains(l.as_str())
+                    }
+                }
+                _ => false,
+            };
+        }
         match op {
             BinOp::Eq | BinOp::Ne => self.parts.iter().any(|p| v == p),
             BinOp::Contains => self.parts.iter().any(|p| v.contains(p.as_str())),
@@ -127,6 +147,11 @@ pub enum Pred {
     In(FieldRef, Arc<FxHashSet<String>>),
     /// `pmatch` (any pattern contained in the value): Aho-Corasick for large sets.
     Pmatch(FieldRef, Arc<Vec<String>>, Option<Arc<AhoCorasick>>),
+    /// `sf.type` equal to / in a set of types: a bit test.
+    Type(TypeSet),
+    /// `sf.opflags`/`evt.type` equal to / in names: a bit test on the op flags (mask for
+    /// network flows, mask for the other types).
+    OpMask(i32, i32),
 }
 
 /// Patterns above this count are matched with Aho-Corasick.
@@ -150,22 +175,24 @@ impl Pred {
             Pred::Or(v) => v.iter().any(|p| p.eval(r)),
             Pred::Not(p) => !p.eval(r),
             Pred::Exists(f) => ref_value(f, r).is_set(),
-            Pred::Cmp(f, op, lit) => {
-                let v = ref_value(f, r);
-                match op {
-                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                        int_op(*op, v.as_int(), lit.int)
-                    }
-                    BinOp::Eq | BinOp::Ne => {
-                        let eq = match (&v, lit.canonical_int) {
-                            (Value::Int(i), Some(l)) => *i == l,
-                            _ => v.any_part(|s| lit.any(BinOp::Eq, s)),
-                        };
-                        eq == (*op == BinOp::Eq)
-                    }
-                    _ => v.any_part(|s| lit.any(*op, s)),
+            Pred::Cmp(f, op, lit) => match op {
+                BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                    int_op(*op, ref_value(f, r).as_int(), lit.int)
                 }
-            }
+                BinOp::Eq | BinOp::Ne => {
+                    let eq = match lit.canonical_int {
+                        Some(l) if f.path.is_none() && f.field.kind() == Kind2::Int => {
+                            match ref_value(f, r) {
+                                Value::Int(i) => i == l,
+                                v => v.any_part(|s| lit.any(BinOp::Eq, s)),
+                            }
+                        }
+                        _ => attr::any_part(f, r, &mut |s| lit.any(BinOp::Eq, s)),
+                    };
+                    eq == (*op == BinOp::Eq)
+                }
+                _ => attr::any_part(f, r, &mut |s| lit.any(*op, s)),
+            },
             Pred::FieldCmp(l, op, rf) => {
                 let (a, b) = (ref_value(l, r), ref_value(rf, r));
                 match op {
@@ -183,18 +210,29 @@ impl Pred {
                     BinOp::EndsWith => a.any_part(|x| b.any_part(|y| x.ends_with(y))),
                 }
             }
-            Pred::In(f, set) => ref_value(f, r).any_part(|s| set.contains(s)),
-            Pred::Pmatch(f, pats, ac) => {
-                let v = ref_value(f, r);
-                match ac {
-                    Some(ac) => v.any_part(|s| ac.is_match(s)),
-                    None => v.any_part(|s| pats.iter().any(|p| s.contains(p.as_str()))),
-                }
+            Pred::In(f, set) => attr::any_part(f, r, &mut |s| set.contains(s)),
+            Pred::Type(set) => set.contains(r.kind()),
+            Pred::OpMask(net, other) => {
+                let mask = if r.kind() == Kind::NetworkFlow {
+                    *net
+                } else {
+                    *other
+                };
+                r.event.op_flags() & mask != 0
             }
+            Pred::Pmatch(f, pats, ac) => match ac {
+                Some(ac) => attr::any_part(f, r, &mut |s| ac.is_match(s)),
+                None => attr::any_part(f, r, &mut |s| pats.iter().any(|p| s.contains(p.as_str()))),
+            },
         }
     }
 
     /// Record types for which this predicate can be true (`pos`) or false (`neg`).
+    ///
+    /// A leaf over fields that a record type does not populate has the same truth value on
+    /// every record of that type (see [`attr::populated`]); it is evaluated once on a blank
+    /// record of the type at compile time. This covers `sf.type` leaves and also, e.g.,
+    /// `sf.file.is_open_write = true` (only file flows) or `sf.net.dport = 22`.
     fn types(&self) -> (TypeSet, TypeSet) {
         match self {
             Pred::Const(true) => (TypeSet::ALL, TypeSet::NONE),
@@ -211,45 +249,155 @@ impl Pred {
                 let (p, n) = x.types();
                 (n, p)
             }
-            Pred::Cmp(
-                FieldRef {
-                    field: Field::Type,
-                    path: None,
-                },
-                op @ (BinOp::Eq | BinOp::Ne),
-                lit,
-            ) => {
-                let set = lit
-                    .parts
-                    .iter()
-                    .map(|p| TypeSet::from_short_exact(p))
-                    .fold(TypeSet::NONE, TypeSet::or);
-                if *op == BinOp::Eq {
-                    (set, set.complement())
-                } else {
-                    (set.complement(), set)
+            leaf => {
+                let fields = leaf.leaf_fields();
+                let (mut pos, mut neg) = (TypeSet::NONE, TypeSet::NONE);
+                for (b, k) in TYPES.iter().enumerate() {
+                    let bit = TypeSet(1 << b);
+                    if fields.iter().any(|f| attr::populated(*f, *k)) {
+                        pos = pos.or(bit);
+                        neg = neg.or(bit);
+                    } else if leaf.eval(&attr::blank_record(*k)) {
+                        pos = pos.or(bit);
+                    } else {
+                        neg = neg.or(bit);
+                    }
+                }
+                (pos, neg)
+            }
+        }
+    }
+
+    /// This predicate simplified for records of type `kind`: leaves over fields the type does
+    /// not populate become constants, and constants fold away. Evaluating the result on a
+    /// record of that type gives the same answer as evaluating `self`.
+    pub fn specialise_for(&self, kind: Kind) -> Pred {
+        match self {
+            Pred::And(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                for x in v {
+                    match x.specialise_for(kind) {
+                        Pred::Const(false) => return Pred::Const(false),
+                        Pred::Const(true) => {}
+                        p => out.push(p),
+                    }
+                }
+                match out.len() {
+                    0 => Pred::Const(true),
+                    1 => out.pop().unwrap_or(Pred::Const(true)),
+                    _ => Pred::And(out),
                 }
             }
-            Pred::In(
-                FieldRef {
-                    field: Field::Type,
-                    path: None,
-                },
-                items,
-            ) => {
-                let set = items
-                    .iter()
-                    .map(|s| TypeSet::from_short_exact(s))
-                    .fold(TypeSet::NONE, TypeSet::or);
-                (set, set.complement())
+            Pred::Or(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                for x in v {
+                    match x.specialise_for(kind) {
+                        Pred::Const(true) => return Pred::Const(true),
+                        Pred::Const(false) => {}
+                        p => out.push(p),
+                    }
+                }
+                match out.len() {
+                    0 => Pred::Const(false),
+                    1 => out.pop().unwrap_or(Pred::Const(false)),
+                    _ => Pred::Or(out),
+                }
             }
-            _ => (TypeSet::ALL, TypeSet::ALL),
+            Pred::Not(x) => match x.specialise_for(kind) {
+                Pred::Const(b) => Pred::Const(!b),
+                p => Pred::Not(Box::new(p)),
+            },
+            Pred::Const(b) => Pred::Const(*b),
+            leaf => {
+                let fields = leaf.leaf_fields();
+                if fields.iter().any(|f| attr::populated(*f, kind)) {
+                    leaf.clone()
+                } else {
+                    Pred::Const(leaf.eval(&attr::blank_record(kind)))
+                }
+            }
+        }
+    }
+
+    /// The fields a leaf reads.
+    fn leaf_fields(&self) -> Vec<Field> {
+        match self {
+            Pred::Exists(f) | Pred::Cmp(f, _, _) | Pred::In(f, _) | Pred::Pmatch(f, _, _) => {
+                vec![f.field]
+            }
+            Pred::FieldCmp(a, _, b) => vec![a.field, b.field],
+            Pred::Type(_) => vec![Field::Type],
+            Pred::OpMask(..) => vec![Field::OpFlags],
+            _ => Vec::new(),
         }
     }
 
     /// The record types this predicate can match.
     pub fn possible_types(&self) -> TypeSet {
         self.types().0
+    }
+}
+
+/// Rough evaluation cost, to test cheap conditions first (`and`/`or` are commutative for
+/// these side-effect-free predicates, so the result is the same).
+fn cost(p: &Pred) -> u32 {
+    match p {
+        Pred::Const(_) | Pred::Type(_) | Pred::OpMask(..) => 1,
+        Pred::Not(x) => cost(x),
+        Pred::And(v) | Pred::Or(v) => v.iter().map(cost).sum::<u32>().saturating_add(1),
+        Pred::Exists(f) | Pred::Cmp(f, _, _) | Pred::In(f, _) | Pred::Pmatch(f, _, _) => {
+            let base = match f.field.kind() {
+                Kind2::Int => 2,
+                Kind2::Str => 4,
+                Kind2::Multi => 8,
+            };
+            base + if f.path.is_some() { 20 } else { 0 }
+        }
+        Pred::FieldCmp(..) => 10,
+    }
+}
+
+fn cheapest_first(mut v: Vec<Pred>) -> Vec<Pred> {
+    v.sort_by_key(cost);
+    v
+}
+
+/// Replaces `sf.type`/`sf.opflags`/`evt.type` equality and `in` leaves by bit tests with the
+/// same meaning (names compared exactly, as the string comparison would).
+fn specialise(p: Pred) -> Pred {
+    use crate::sysflow::names::op_flag_names;
+    let names: Vec<String> = match &p {
+        Pred::Cmp(FieldRef { path: None, .. }, BinOp::Eq | BinOp::Ne, lit) => lit.parts.clone(),
+        Pred::In(FieldRef { path: None, .. }, set) => set.iter().cloned().collect(),
+        _ => return p,
+    };
+    let (field, negate) = match &p {
+        Pred::Cmp(f, op, _) => (f.field, *op == BinOp::Ne),
+        Pred::In(f, _) => (f.field, false),
+        _ => return p,
+    };
+    let leaf = match field {
+        Field::Type => Pred::Type(
+            names
+                .iter()
+                .map(|n| TypeSet::from_short_exact(n))
+                .fold(TypeSet::NONE, TypeSet::or),
+        ),
+        Field::OpFlags => {
+            let mask = |kind: Kind| {
+                (0..31)
+                    .map(|b| 1i32 << b)
+                    .filter(|bit| op_flag_names(*bit, kind).any(|n| names.iter().any(|x| x == n)))
+                    .fold(0, |m, b| m | b)
+            };
+            Pred::OpMask(mask(Kind::NetworkFlow), mask(Kind::FileFlow))
+        }
+        _ => return p,
+    };
+    if negate {
+        Pred::Not(Box::new(leaf))
+    } else {
+        leaf
     }
 }
 
@@ -273,6 +421,8 @@ pub struct Rule {
     pub types: TypeSet,
     /// The `prefilter` types as written (all types when absent).
     pub prefilter: TypeSet,
+    /// The condition specialised per record type (by type bit), what the engine evaluates.
+    pub per_type: Arc<[Pred]>,
     pub enabled: bool,
     pub pos: Pos,
 }
@@ -293,6 +443,13 @@ pub struct Filter {
     pub name: String,
     pub pred: Pred,
     pub types: TypeSet,
+    /// The condition specialised per record type (by type bit).
+    pub per_type: Arc<[Pred]>,
+}
+
+/// `pred` specialised for each record type, in type-bit order.
+pub fn per_type(pred: &Pred) -> Arc<[Pred]> {
+    TYPES.iter().map(|k| pred.specialise_for(*k)).collect()
 }
 
 /// Entry counts of a loaded policy set.
@@ -391,16 +548,16 @@ impl Compiler<'_> {
 
     fn compile_expr(&mut self, e: &Expr, cond: &CondText) -> Result<Pred, PolicyError> {
         Ok(match e {
-            Expr::And(v) => Pred::And(
+            Expr::And(v) => Pred::And(cheapest_first(
                 v.iter()
                     .map(|x| self.compile_expr(x, cond))
                     .collect::<Result<_, _>>()?,
-            ),
-            Expr::Or(v) => Pred::Or(
+            )),
+            Expr::Or(v) => Pred::Or(cheapest_first(
                 v.iter()
                     .map(|x| self.compile_expr(x, cond))
                     .collect::<Result<_, _>>()?,
-            ),
+            )),
             Expr::Not(x) => Pred::Not(Box::new(self.compile_expr(x, cond)?)),
             Expr::Ref(name, span) => {
                 if let Some(p) = self.compiled_macros.get(name) {
@@ -465,7 +622,7 @@ impl Compiler<'_> {
                                 r.text()
                             ));
                         }
-                        Pred::Cmp(lf, *op, lit)
+                        specialise(Pred::Cmp(lf, *op, lit))
                     }
                     (None, _) => {
                         if !self.lenient {
@@ -524,7 +681,7 @@ impl Compiler<'_> {
                     }));
                 };
                 match op {
-                    ListOp::In => Pred::In(
+                    ListOp::In => specialise(Pred::In(
                         f,
                         Arc::new(
                             values
@@ -533,7 +690,7 @@ impl Compiler<'_> {
                                 .map(str::to_string)
                                 .collect(),
                         ),
-                    ),
+                    )),
                     ListOp::Pmatch => {
                         let values: Vec<String> = values
                             .iter()
@@ -610,6 +767,7 @@ pub fn compile(
                                 _ => Pred::And(vec![prev.pred.clone(), extra]),
                             };
                             prev.types = prev.pred.possible_types().and(prev.prefilter);
+                            prev.per_type = per_type(&prev.pred);
                         }
                         continue;
                     }
@@ -684,6 +842,7 @@ pub fn compile(
                     priority: prio,
                     tags: Arc::from(r.tags.clone()),
                     actions: acts,
+                    per_type: per_type(&pred),
                     pred,
                     types,
                     prefilter,
@@ -698,6 +857,7 @@ pub fn compile(
                     let types = pred.possible_types();
                     filters.push(Filter {
                         name: f.name.clone(),
+                        per_type: per_type(&pred),
                         pred,
                         types,
                     });
@@ -1051,7 +1211,12 @@ mod tests {
         assert_eq!(types("sf.type in (PE, FF)"), pe.or(ff));
         assert_eq!(types("not sf.type = PE"), pe.complement());
         assert_eq!(types("not (sf.type != PE)"), pe);
-        assert_eq!(types("sf.proc.name = x"), TypeSet::ALL);
+        // Process fields are empty for Kubernetes events: `= x` cannot hold there.
+        assert_eq!(
+            types("sf.proc.name = x"),
+            TypeSet::of(Kind::K8sEvent).complement()
+        );
+        assert_eq!(types("sf.file.is_open_write = true"), ff);
         assert_eq!(types("sf.type = PE and sf.type = FF"), TypeSet::NONE);
     }
 }

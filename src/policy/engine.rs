@@ -55,15 +55,16 @@ impl Engine {
         let Some(bit) = TypeSet::bit(kind) else {
             return false;
         };
+        let b = bit as usize;
         for f in &self.set.filters {
-            if f.types.contains(kind) && f.pred.eval(rec) {
+            if f.types.contains(kind) && f.per_type[b].eval(rec) {
                 return false;
             }
         }
         let mut matched = false;
         for &i in &self.set.index[bit as usize] {
             let rule = &self.set.rules[i];
-            if rule.pred.eval(rec) {
+            if rule.per_type[b].eval(rec) {
                 matched = true;
                 rec.policies.push(PolicyMatch {
                     id: rule.name.clone(),
@@ -102,4 +103,39 @@ impl Engine {
             }
         }
     }
+}
+
+/// Loads and compiles several policy paths as one set (in the order given).
+pub fn load_policy_paths(paths: &[&Path], lenient: bool) -> Result<PolicySet, PolicyError> {
+    let mut all = super::loader::LoadedFiles::default();
+    for p in paths {
+        let l = load_path(p)?;
+        all.entries.extend(l.entries);
+        all.files.extend(l.files);
+        all.warnings.extend(l.warnings);
+    }
+    compile(&all, &actions::registry(), lenient)
+}
+
+/// A synthetic rule set of `n` rules for benchmarks: each rule constrains the record type and
+/// tests process, file or network values that real rules test; few of them match.
+pub fn synthetic_rules(n: usize) -> String {
+    let types = ["PE", "FF", "NF", "FE", "NE", "PF", "FF"];
+    let mut out = String::from(
+        "- list: shells\n  items: [bash, sh, zsh, dash, ksh]\n- macro: spawned_shell\n  condition: sf.type = PE and sf.opflags = EXEC and sf.proc.name in (shells)\n",
+    );
+    for i in 0..n {
+        let t = types[i % types.len()];
+        let cond = match i % 5 {
+            0 => format!("sf.type = {t} and sf.proc.name in (tool{i}, helper{i}, svc{i}) and sf.proc.uid = {i}"),
+            1 => format!("sf.type = {t} and sf.file.path startswith /opt/app{i}/ and not sf.proc.name = python3"),
+            2 => format!("sf.type = {t} and sf.net.dport = {} and sf.proc.exe contains agent{i}", 10000 + i),
+            3 => format!("sf.type = {t} and spawned_shell and sf.pproc.name = service{i}"),
+            _ => format!("sf.type = {t} and sf.proc.args icontains --secret{i} and sf.container.name exists"),
+        };
+        out.push_str(&format!(
+            "- rule: synthetic rule {i}\n  desc: synthetic\n  condition: {cond}\n  priority: medium\n"
+        ));
+    }
+    out
 }
