@@ -163,9 +163,10 @@ fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64)
     let t = Instant::now();
     let mut n = 0u64;
     let mut matched = 0u64;
+    let mut memo = sfprocessor::policy::compile::Memo::default();
     while n < target {
         for r in recs.iter_mut() {
-            engine.apply(r);
+            engine.apply_memo(r, &mut memo);
             matched += r.policies.len() as u64;
             r.policies.clear();
             r.tags.clear();

@@ -807,3 +807,57 @@ pub fn any_part(r: &FieldRef, rec: &Record, f: &mut dyn FnMut(&str) -> bool) -> 
     }
     ref_value(r, rec).any_part(f)
 }
+
+/// Direct accessor of a string field that borrows from the record (no `Value`, no
+/// allocation): what the compiler uses for the common string leaves.
+pub type StrGetter = for<'a> fn(&'a Record) -> &'a str;
+
+fn proc_of(r: &Record) -> Option<&Process> {
+    r.process.as_deref()
+}
+fn parent_of(r: &Record) -> Option<&Process> {
+    r.ancestors.first().map(|a| a.as_ref())
+}
+fn file_path(r: &Record) -> &str {
+    split_sym_path(r.file.as_deref().map(|f| f.path.trim()).unwrap_or("")).0
+}
+fn new_file_path(r: &Record) -> &str {
+    split_sym_path(r.new_file.as_deref().map(|f| f.path.trim()).unwrap_or("")).0
+}
+
+/// The direct accessor of `field`, when it is a plain string borrowed from the record.
+pub fn str_getter(field: Field) -> Option<StrGetter> {
+    Some(match field {
+        ProcName => |r| proc_of(r).map(|p| path_base(&p.exe)).unwrap_or(""),
+        ProcExe => |r| proc_of(r).map(|p| p.exe.as_str()).unwrap_or(""),
+        ProcArgs => |r| proc_of(r).map(|p| p.exe_args.as_str()).unwrap_or(""),
+        ProcUser => |r| proc_of(r).map(|p| p.user_name.as_str()).unwrap_or(""),
+        ProcGroup => |r| proc_of(r).map(|p| p.group_name.as_str()).unwrap_or(""),
+        PProcName => |r| parent_of(r).map(|p| path_base(&p.exe)).unwrap_or(""),
+        PProcExe => |r| parent_of(r).map(|p| p.exe.as_str()).unwrap_or(""),
+        PProcArgs => |r| parent_of(r).map(|p| p.exe_args.as_str()).unwrap_or(""),
+        PProcUser => |r| parent_of(r).map(|p| p.user_name.as_str()).unwrap_or(""),
+        PProcGroup => |r| parent_of(r).map(|p| p.group_name.as_str()).unwrap_or(""),
+        FilePath => file_path,
+        FileName => |r| path_base(file_path(r)),
+        FileNewPath => new_file_path,
+        FileNewName => |r| path_base(new_file_path(r)),
+        FileDirectory => |r| match dir_of(file_path(r)) {
+            Cow::Borrowed(s) => s,
+            // Unclean paths are rare: fall back to the generic path (see `needs_generic`).
+            Cow::Owned(_) => "\u{0}",
+        },
+        ContainerId => |r| r.container.as_deref().map(|c| c.id.as_str()).unwrap_or(""),
+        ContainerName => |r| r.container.as_deref().map(|c| c.name.trim()).unwrap_or(""),
+        ContainerImage => |r| r.container.as_deref().map(|c| c.image.trim()).unwrap_or(""),
+        ContainerImageId => |r| {
+            r.container
+                .as_deref()
+                .map(|c| c.imageid.as_str())
+                .unwrap_or("")
+        },
+        NodeId => |r| r.header.exporter.as_str(),
+        NodeIp => |r| r.header.ip.as_str(),
+        _ => return None,
+    })
+}

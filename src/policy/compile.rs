@@ -147,11 +147,52 @@ pub enum Pred {
     In(FieldRef, Arc<FxHashSet<String>>),
     /// `pmatch` (any pattern contained in the value): Aho-Corasick for large sets.
     Pmatch(FieldRef, Arc<Vec<String>>, Option<Arc<AhoCorasick>>),
+    /// An expanded macro, evaluated at most once per record (its value is memoised): rules
+    /// share macros heavily (`open_write`, `file_read_or_file_opened_for_read`, ...).
+    Macro(usize, Arc<Pred>),
     /// `sf.type` equal to / in a set of types: a bit test.
     Type(TypeSet),
+    /// A string operator on a string field read by a direct accessor.
+    StrCmp(Field, attr::StrGetter, BinOp, Lit),
+    /// `in` on a string field read by a direct accessor.
+    StrIn(Field, attr::StrGetter, Arc<FxHashSet<String>>),
+    /// `pmatch` on a string field read by a direct accessor.
+    StrPmatch(
+        Field,
+        attr::StrGetter,
+        Arc<Vec<String>>,
+        Option<Arc<AhoCorasick>>,
+    ),
     /// `sf.opflags`/`evt.type` equal to / in names: a bit test on the op flags (mask for
     /// network flows, mask for the other types).
     OpMask(i32, i32),
+}
+
+/// Macro values computed for the current record: 0 unknown, 1 false, 2 true.
+#[derive(Debug, Default)]
+pub struct Memo {
+    values: Vec<u8>,
+}
+
+impl Memo {
+    /// Forgets every value (a new record); keeps the allocation.
+    pub fn reset(&mut self, macros: usize) {
+        self.values.clear();
+        self.values.resize(macros, 0);
+    }
+    fn get(&self, id: usize) -> Option<bool> {
+        match self.values.get(id) {
+            Some(1) => Some(false),
+            Some(2) => Some(true),
+            _ => None,
+        }
+    }
+    fn set(&mut self, id: usize, v: bool) {
+        if id >= self.values.len() {
+            self.values.resize(id + 1, 0);
+        }
+        self.values[id] = if v { 2 } else { 1 };
+    }
 }
 
 /// Patterns above this count are matched with Aho-Corasick.
@@ -168,12 +209,26 @@ fn int_op(op: BinOp, a: i64, b: i64) -> bool {
 }
 
 impl Pred {
+    /// Evaluates on one record (no memo: for tests and compile-time folding).
     pub fn eval(&self, r: &Record) -> bool {
+        self.eval_memo(r, &mut Memo::default())
+    }
+
+    /// Evaluates with `memo` holding the macro values already computed for this record.
+    pub fn eval_memo(&self, r: &Record, memo: &mut Memo) -> bool {
         match self {
             Pred::Const(b) => *b,
-            Pred::And(v) => v.iter().all(|p| p.eval(r)),
-            Pred::Or(v) => v.iter().any(|p| p.eval(r)),
-            Pred::Not(p) => !p.eval(r),
+            Pred::And(v) => v.iter().all(|p| p.eval_memo(r, memo)),
+            Pred::Or(v) => v.iter().any(|p| p.eval_memo(r, memo)),
+            Pred::Not(p) => !p.eval_memo(r, memo),
+            Pred::Macro(id, inner) => match memo.get(*id) {
+                Some(v) => v,
+                None => {
+                    let v = inner.eval_memo(r, memo);
+                    memo.set(*id, v);
+                    v
+                }
+            },
             Pred::Exists(f) => ref_value(f, r).is_set(),
             Pred::Cmp(f, op, lit) => match op {
                 BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
@@ -212,6 +267,71 @@ impl Pred {
             }
             Pred::In(f, set) => attr::any_part(f, r, &mut |s| set.contains(s)),
             Pred::Type(set) => set.contains(r.kind()),
+            Pred::StrCmp(field, get, op, lit) => {
+                let v = get(r);
+                if v == "\u{0}" {
+                    return Pred::Cmp(
+                        FieldRef {
+                            field: *field,
+                            path: None,
+                        },
+                        *op,
+                        lit.clone(),
+                    )
+                    .eval(r);
+                }
+                let hit = if v.contains(',') {
+                    v.split(',').any(|p| lit.any(BinOp::Eq.max_op(*op), p))
+                } else {
+                    lit.any(BinOp::Eq.max_op(*op), v)
+                };
+                if *op == BinOp::Ne {
+                    !hit
+                } else {
+                    hit
+                }
+            }
+            Pred::StrIn(field, get, set) => {
+                let v = get(r);
+                if v == "\u{0}" {
+                    return Pred::In(
+                        FieldRef {
+                            field: *field,
+                            path: None,
+                        },
+                        set.clone(),
+                    )
+                    .eval(r);
+                }
+                if v.contains(',') {
+                    v.split(',').any(|p| set.contains(p))
+                } else {
+                    set.contains(v)
+                }
+            }
+            Pred::StrPmatch(field, get, pats, ac) => {
+                let v = get(r);
+                if v == "\u{0}" {
+                    return Pred::Pmatch(
+                        FieldRef {
+                            field: *field,
+                            path: None,
+                        },
+                        pats.clone(),
+                        ac.clone(),
+                    )
+                    .eval(r);
+                }
+                let one = |s: &str| match ac {
+                    Some(ac) => ac.is_match(s),
+                    None => pats.iter().any(|p| s.contains(p.as_str())),
+                };
+                if v.contains(',') {
+                    v.split(',').any(one)
+                } else {
+                    one(v)
+                }
+            }
             Pred::OpMask(net, other) => {
                 let mask = if r.kind() == Kind::NetworkFlow {
                     *net
@@ -249,6 +369,7 @@ impl Pred {
                 let (p, n) = x.types();
                 (n, p)
             }
+            Pred::Macro(_, inner) => inner.types(),
             leaf => {
                 let fields = leaf.leaf_fields();
                 let (mut pos, mut neg) = (TypeSet::NONE, TypeSet::NONE);
@@ -307,6 +428,10 @@ impl Pred {
                 Pred::Const(b) => Pred::Const(!b),
                 p => Pred::Not(Box::new(p)),
             },
+            Pred::Macro(id, inner) => match inner.specialise_for(kind) {
+                Pred::Const(b) => Pred::Const(b),
+                p => Pred::Macro(*id, Arc::new(p)),
+            },
             Pred::Const(b) => Pred::Const(*b),
             leaf => {
                 let fields = leaf.leaf_fields();
@@ -327,6 +452,7 @@ impl Pred {
             }
             Pred::FieldCmp(a, _, b) => vec![a.field, b.field],
             Pred::Type(_) => vec![Field::Type],
+            Pred::StrCmp(f, ..) | Pred::StrIn(f, ..) | Pred::StrPmatch(f, ..) => vec![*f],
             Pred::OpMask(..) => vec![Field::OpFlags],
             _ => Vec::new(),
         }
@@ -338,12 +464,30 @@ impl Pred {
     }
 }
 
+trait OpExt {
+    fn max_op(self, op: BinOp) -> BinOp;
+}
+
+impl OpExt for BinOp {
+    /// The positive operator a leaf tests (`!=` tests `=` and negates).
+    fn max_op(self, op: BinOp) -> BinOp {
+        if op == BinOp::Ne {
+            BinOp::Eq
+        } else {
+            op
+        }
+    }
+}
+
 /// Rough evaluation cost, to test cheap conditions first (`and`/`or` are commutative for
 /// these side-effect-free predicates, so the result is the same).
 fn cost(p: &Pred) -> u32 {
     match p {
         Pred::Const(_) | Pred::Type(_) | Pred::OpMask(..) => 1,
+        Pred::StrCmp(..) | Pred::StrIn(..) => 3,
+        Pred::StrPmatch(..) => 5,
         Pred::Not(x) => cost(x),
+        Pred::Macro(_, x) => cost(x),
         Pred::And(v) | Pred::Or(v) => v.iter().map(cost).sum::<u32>().saturating_add(1),
         Pred::Exists(f) | Pred::Cmp(f, _, _) | Pred::In(f, _) | Pred::Pmatch(f, _, _) => {
             let base = match f.field.kind() {
@@ -365,6 +509,29 @@ fn cheapest_first(mut v: Vec<Pred>) -> Vec<Pred> {
 /// Replaces `sf.type`/`sf.opflags`/`evt.type` equality and `in` leaves by bit tests with the
 /// same meaning (names compared exactly, as the string comparison would).
 fn specialise(p: Pred) -> Pred {
+    let p = specialise_bits(p);
+    match p {
+        Pred::Cmp(FieldRef { field, path: None }, op, lit)
+            if !matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) =>
+        {
+            match attr::str_getter(field) {
+                Some(g) => Pred::StrCmp(field, g, op, lit),
+                None => Pred::Cmp(FieldRef { field, path: None }, op, lit),
+            }
+        }
+        Pred::In(FieldRef { field, path: None }, set) => match attr::str_getter(field) {
+            Some(g) => Pred::StrIn(field, g, set),
+            None => Pred::In(FieldRef { field, path: None }, set),
+        },
+        Pred::Pmatch(FieldRef { field, path: None }, pats, ac) => match attr::str_getter(field) {
+            Some(g) => Pred::StrPmatch(field, g, pats, ac),
+            None => Pred::Pmatch(FieldRef { field, path: None }, pats, ac),
+        },
+        other => other,
+    }
+}
+
+fn specialise_bits(p: Pred) -> Pred {
     use crate::sysflow::names::op_flag_names;
     let names: Vec<String> = match &p {
         Pred::Cmp(FieldRef { path: None, .. }, BinOp::Eq | BinOp::Ne, lit) => lit.parts.clone(),
@@ -470,6 +637,8 @@ pub struct PolicySet {
     pub index: [Vec<usize>; 7],
     pub counts: Counts,
     pub warnings: Vec<String>,
+    /// Distinct compiled macros (the size of a [`Memo`]).
+    pub macro_slots: usize,
 }
 
 /// Upstream's priority numbers (Informational 0, Low 1, Medium 2, High 3).
@@ -489,6 +658,7 @@ struct Compiler<'a> {
     lists: HashMap<String, Vec<String>>,
     macros: HashMap<String, CondText>,
     compiled_macros: HashMap<String, Pred>,
+    macro_ids: HashMap<String, usize>,
     expanding: HashSet<String>,
     lenient: bool,
     warnings: &'a mut Vec<String>,
@@ -583,6 +753,9 @@ impl Compiler<'_> {
                 }
                 let p = self.compile_cond(&m)?;
                 self.expanding.remove(name);
+                let next = self.macro_ids.len();
+                let id = *self.macro_ids.entry(name.clone()).or_insert(next);
+                let p = Pred::Macro(id, Arc::new(p));
                 self.compiled_macros.insert(name.clone(), p.clone());
                 p
             }
@@ -700,7 +873,7 @@ impl Compiler<'_> {
                         let ac = (values.len() > AC_MIN)
                             .then(|| AhoCorasick::new(&values).ok().map(Arc::new))
                             .flatten();
-                        Pred::Pmatch(f, Arc::new(values), ac)
+                        specialise(Pred::Pmatch(f, Arc::new(values), ac))
                     }
                 }
             }
@@ -748,6 +921,7 @@ pub fn compile(
         lists,
         macros,
         compiled_macros: HashMap::new(),
+        macro_ids: HashMap::new(),
         expanding: HashSet::new(),
         lenient,
         warnings: &mut warnings,
@@ -886,12 +1060,14 @@ pub fn compile(
             }
         }
     }
+    let macro_slots = c.macro_ids.len();
     Ok(PolicySet {
         rules,
         filters,
         index,
         counts,
         warnings,
+        macro_slots,
     })
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::actions;
-use super::compile::{compile, PolicySet, TypeSet};
+use super::compile::{compile, Memo, PolicySet, TypeSet};
 use super::loader::{load_path, PolicyError};
 use crate::record::{PolicyMatch, Record};
 
@@ -51,20 +51,26 @@ impl Engine {
 
     /// Applies the policies to one record; returns whether it is emitted.
     pub fn apply(&self, rec: &mut Record) -> bool {
+        self.apply_memo(rec, &mut Memo::default())
+    }
+
+    /// As [`Engine::apply`], reusing `memo`'s allocation across records.
+    pub fn apply_memo(&self, rec: &mut Record, memo: &mut Memo) -> bool {
+        memo.reset(self.set.macro_slots);
         let kind = rec.kind();
         let Some(bit) = TypeSet::bit(kind) else {
             return false;
         };
         let b = bit as usize;
         for f in &self.set.filters {
-            if f.types.contains(kind) && f.per_type[b].eval(rec) {
+            if f.types.contains(kind) && f.per_type[b].eval_memo(rec, memo) {
                 return false;
             }
         }
         let mut matched = false;
         for &i in &self.set.index[bit as usize] {
             let rule = &self.set.rules[i];
-            if rule.per_type[b].eval(rec) {
+            if rule.per_type[b].eval_memo(rec, memo) {
                 matched = true;
                 rec.policies.push(PolicyMatch {
                     id: rule.name.clone(),
@@ -97,8 +103,9 @@ impl Engine {
 
     /// Processes a batch in order.
     pub fn process(&self, input: Vec<Record>, out: &mut Vec<Record>) {
+        let mut memo = Memo::default();
         for mut r in input {
-            if self.apply(&mut r) {
+            if self.apply_memo(&mut r, &mut memo) {
                 out.push(r);
             }
         }
