@@ -510,6 +510,38 @@ impl RunOutcome {
 
 type RecordsDown = Downstream<Records>;
 
+/// What every node of a run shares: window, restart policy, control channel.
+struct Starter<'a> {
+    window: usize,
+    restart: &'a RestartPolicy,
+    control: &'a Control,
+}
+
+impl Starter<'_> {
+    fn start<N: sfactors::Node>(
+        &self,
+        arbiter: &ArbiterHandle,
+        node: N,
+        metrics: Arc<NodeMetrics>,
+        downstream: Vec<Downstream<N::Out>>,
+        upstreams: usize,
+    ) -> Addr<NodeActor<N>> {
+        NodeActor::start(
+            arbiter,
+            NodeSpec {
+                node,
+                metrics,
+                downstream,
+                upstreams,
+                window: self.window,
+                policy: self.restart.clone(),
+                control: self.control.clone(),
+            },
+            self.window,
+        )
+    }
+}
+
 /// Runs `plan` over `files` until the input ends (or `stop` is set), draining every stage.
 pub fn run(
     plan: &PipelinePlan,
@@ -530,6 +562,11 @@ pub fn run(
         let stop = stop.clone();
         async move {
             let (control, mut handle) = Control::new();
+            let starter = Starter {
+                window: opts.window,
+                restart: &opts.restart,
+                control: &control,
+            };
             let mut spawn = |name: String| {
                 let a = Arbiter::new();
                 let h = a.handle();
@@ -570,50 +607,29 @@ pub fn run(
                                 Err(e) => return Err(format!("{}: {e}", metrics.name())),
                             };
                             let node = exporter::ExporterNode::new(ec, transport, metrics.clone());
-                            NodeActor::start(
-                                &arb,
-                                NodeSpec {
-                                    node,
-                                    metrics: metrics.clone(),
-                                    downstream: vec![],
-                                    upstreams: sp.upstreams,
-                                    window: w,
-                                    policy: opts.restart.clone(),
-                                    control: control.clone(),
-                                },
-                                w,
-                            )
-                            .recipient::<Envelope<Records>>()
+                            starter
+                                .start(&arb, node, metrics.clone(), vec![], sp.upstreams)
+                                .recipient::<Envelope<Records>>()
                         }
                         StageKind::Policy | StageKind::Reader => match &sp.policy {
-                            None => NodeActor::start(
-                                &arb,
-                                NodeSpec {
-                                    node: policy::PassThroughNode,
-                                    metrics: metrics.clone(),
-                                    downstream: down,
-                                    upstreams: sp.upstreams,
-                                    window: w,
-                                    policy: opts.restart.clone(),
-                                    control: control.clone(),
-                                },
-                                w,
-                            )
-                            .recipient(),
-                            Some(ps) if ps.shards == 1 => NodeActor::start(
-                                &arb,
-                                NodeSpec {
-                                    node: policy::PolicyNode::new(ps.handle.clone()),
-                                    metrics: metrics.clone(),
-                                    downstream: down,
-                                    upstreams: sp.upstreams,
-                                    window: w,
-                                    policy: opts.restart.clone(),
-                                    control: control.clone(),
-                                },
-                                w,
-                            )
-                            .recipient(),
+                            None => starter
+                                .start(
+                                    &arb,
+                                    policy::PassThroughNode,
+                                    metrics.clone(),
+                                    down,
+                                    sp.upstreams,
+                                )
+                                .recipient(),
+                            Some(ps) if ps.shards == 1 => starter
+                                .start(
+                                    &arb,
+                                    policy::PolicyNode::new(ps.handle.clone()),
+                                    metrics.clone(),
+                                    down,
+                                    sp.upstreams,
+                                )
+                                .recipient(),
                             Some(ps) => {
                                 // Router (this stage's metrics) -> N shards -> downstream.
                                 let mut shard_downs = Vec::new();
@@ -622,18 +638,12 @@ pub fn run(
                                         "{}[{}].shard{k}",
                                         sp.config.processor, sp.config.index
                                     ));
-                                    let shard = NodeActor::start(
+                                    let shard = starter.start(
                                         &sarb,
-                                        NodeSpec {
-                                            node: policy::PolicyNode::new(ps.handle.clone()),
-                                            metrics: sm.clone(),
-                                            downstream: down.clone(),
-                                            upstreams: 1,
-                                            window: w,
-                                            policy: opts.restart.clone(),
-                                            control: control.clone(),
-                                        },
-                                        w,
+                                        policy::PolicyNode::new(ps.handle.clone()),
+                                        sm.clone(),
+                                        down.clone(),
+                                        1,
                                     );
                                     nodes += 1;
                                     shard_downs.push(Downstream {
@@ -641,20 +651,15 @@ pub fn run(
                                         metrics: sm,
                                     });
                                 }
-                                NodeActor::start(
-                                    &arb,
-                                    NodeSpec {
-                                        node: policy::RouterNode::new(ps.shards),
-                                        metrics: metrics.clone(),
-                                        downstream: shard_downs,
-                                        upstreams: sp.upstreams,
-                                        window: w,
-                                        policy: opts.restart.clone(),
-                                        control: control.clone(),
-                                    },
-                                    w,
-                                )
-                                .recipient()
+                                starter
+                                    .start(
+                                        &arb,
+                                        policy::RouterNode::new(ps.shards),
+                                        metrics.clone(),
+                                        shard_downs,
+                                        sp.upstreams,
+                                    )
+                                    .recipient()
                             }
                         },
                     };
@@ -676,35 +681,23 @@ pub fn run(
             let rp = &plan.stages[plan.entry];
             let down: Vec<RecordsDown> = rp.downstream.iter().map(|d| entries[d].clone()).collect();
             let (arb, fm) = spawn("flattener".to_string());
-            let flat = NodeActor::start(
+            let flat = starter.start(
                 &arb,
-                NodeSpec {
-                    node: flattener::FlattenerNode::new(opts.cache, cache_stats.clone()),
-                    metrics: fm.clone(),
-                    downstream: down,
-                    upstreams: 1,
-                    window: w,
-                    policy: opts.restart.clone(),
-                    control: control.clone(),
-                },
-                w,
+                flattener::FlattenerNode::new(opts.cache, cache_stats.clone()),
+                fm.clone(),
+                down,
+                1,
             );
             let (arb, rm) = spawn("reader".to_string());
-            let reader = NodeActor::start(
+            let reader = starter.start(
                 &arb,
-                NodeSpec {
-                    node: reader::ReaderNode::new(diag.clone()),
-                    metrics: rm.clone(),
-                    downstream: vec![Downstream {
-                        recipient: flat.recipient(),
-                        metrics: fm,
-                    }],
-                    upstreams: 1,
-                    window: w,
-                    policy: opts.restart.clone(),
-                    control: control.clone(),
-                },
-                w,
+                reader::ReaderNode::new(diag.clone()),
+                rm.clone(),
+                vec![Downstream {
+                    recipient: flat.recipient(),
+                    metrics: fm,
+                }],
+                1,
             );
             let (arb, dm) = spawn("driver".to_string());
             SourceActor::start(

@@ -361,10 +361,7 @@ fn term<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
                     ),
                 ));
             }
-            let (r1, it) = item(c, r1).map_err(|e| match e {
-                nom::Err::Error(x) => nom::Err::Failure(x),
-                other => other,
-            })?;
+            let (r1, it) = cut(item(c, r1))?;
             items.push(it);
             let (r1, _) = ws(r1)?;
             r = match r1.strip_prefix(',') {
@@ -380,10 +377,7 @@ fn term<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
         }
     }
     if let Ok((r, op)) = binop(r2) {
-        let (r, rhs) = atom(c, r).map_err(|e| match e {
-            nom::Err::Error(x) => nom::Err::Failure(x),
-            other => other,
-        })?;
+        let (r, rhs) = cut(atom(c, r))?;
         return Ok((
             r,
             Expr::Binary(
@@ -406,58 +400,45 @@ fn term<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
     }
 }
 
-fn and_expr<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
-    let (mut i, first) = term(c, i)?;
+/// An error after a keyword is final: the condition cannot be read another way.
+fn cut<T>(r: Res<'_, T>) -> Res<'_, T> {
+    r.map_err(|e| match e {
+        nom::Err::Error(x) => nom::Err::Failure(x),
+        other => other,
+    })
+}
+
+/// `sub (kw sub)*`, folded into `make` when there is more than one operand.
+fn chain<'a>(
+    c: &Ctx<'a>,
+    i: &'a str,
+    kw: &'static str,
+    sub: fn(&Ctx<'a>, &'a str) -> Res<'a, Expr>,
+    make: fn(Vec<Expr>) -> Expr,
+) -> Res<'a, Expr> {
+    let (mut i, first) = sub(c, i)?;
     let mut terms = vec![first];
     loop {
         let (r, _) = ws(i)?;
-        match keyword("and")(r) {
-            Ok((r, _)) => {
-                let (r, t) = term(c, r).map_err(|e| match e {
-                    nom::Err::Error(x) => nom::Err::Failure(x),
-                    other => other,
-                })?;
-                terms.push(t);
-                i = r;
-            }
-            Err(_) => break,
-        }
+        let Ok((r, _)) = keyword(kw)(r) else { break };
+        let (r, t) = cut(sub(c, r))?;
+        terms.push(t);
+        i = r;
     }
-    Ok((
-        i,
-        if terms.len() == 1 {
-            terms.pop().unwrap_or(Expr::And(vec![]))
-        } else {
-            Expr::And(terms)
-        },
-    ))
+    let e = if terms.len() == 1 {
+        terms.pop().unwrap_or_else(|| make(Vec::new()))
+    } else {
+        make(terms)
+    };
+    Ok((i, e))
+}
+
+fn and_expr<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
+    chain(c, i, "and", term, Expr::And)
 }
 
 fn expr<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
-    let (mut i, first) = and_expr(c, i)?;
-    let mut terms = vec![first];
-    loop {
-        let (r, _) = ws(i)?;
-        match keyword("or")(r) {
-            Ok((r, _)) => {
-                let (r, t) = and_expr(c, r).map_err(|e| match e {
-                    nom::Err::Error(x) => nom::Err::Failure(x),
-                    other => other,
-                })?;
-                terms.push(t);
-                i = r;
-            }
-            Err(_) => break,
-        }
-    }
-    Ok((
-        i,
-        if terms.len() == 1 {
-            terms.pop().unwrap_or(Expr::Or(vec![]))
-        } else {
-            Expr::Or(terms)
-        },
-    ))
+    chain(c, i, "or", and_expr, Expr::Or)
 }
 
 fn describe(rest: &str) -> String {
