@@ -761,12 +761,12 @@ fn dir_of(path: &str) -> Cow<'_, str> {
     if path.is_empty() {
         return Cow::Borrowed("");
     }
-    let clean = path.starts_with('/')
-        && !path.contains("//")
-        && !path.contains("/./")
-        && !path.contains("/../")
-        && !path.ends_with("/.")
-        && !path.ends_with("/..");
+    // Clean when absolute and no `/` is followed by `/` or `.` (one pass).
+    let b = path.as_bytes();
+    let clean = b[0] == b'/'
+        && !b
+            .windows(2)
+            .any(|w| w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'));
     match (clean, path.rfind('/')) {
         (true, Some(0)) => Cow::Borrowed("/"),
         (true, Some(i)) => Cow::Borrowed(&path[..i]),

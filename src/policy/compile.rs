@@ -501,6 +501,32 @@ fn cost(p: &Pred) -> u32 {
     }
 }
 
+/// Merges `f op a or f op b` into one leaf `f op (a, b)` for the positive string operators:
+/// a literal's parts are already "any of", so the meaning is the same and the field is read
+/// once (e.g. seven `sf.file.directory startswith` alternatives in upstream's filters).
+fn merge_or(v: Vec<Pred>) -> Vec<Pred> {
+    let mut out: Vec<Pred> = Vec::with_capacity(v.len());
+    for p in v {
+        if let Pred::StrCmp(f, g, op, lit) = &p {
+            if *op != BinOp::Ne {
+                if let Some(Pred::StrCmp(_, _, _, prev)) = out
+                    .iter_mut()
+                    .find(|q| matches!(q, Pred::StrCmp(f2, _, op2, _) if f2 == f && op2 == op))
+                {
+                    prev.parts.extend(lit.parts.iter().cloned());
+                    prev.lower.extend(lit.lower.iter().cloned());
+                    prev.text = format!("{},{}", prev.text, lit.text);
+                    prev.canonical_int = None;
+                    let _ = g;
+                    continue;
+                }
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
 fn cheapest_first(mut v: Vec<Pred>) -> Vec<Pred> {
     v.sort_by_key(cost);
     v
@@ -723,11 +749,11 @@ impl Compiler<'_> {
                     .map(|x| self.compile_expr(x, cond))
                     .collect::<Result<_, _>>()?,
             )),
-            Expr::Or(v) => Pred::Or(cheapest_first(
+            Expr::Or(v) => Pred::Or(cheapest_first(merge_or(
                 v.iter()
                     .map(|x| self.compile_expr(x, cond))
                     .collect::<Result<_, _>>()?,
-            )),
+            ))),
             Expr::Not(x) => Pred::Not(Box::new(self.compile_expr(x, cond)?)),
             Expr::Ref(name, span) => {
                 if let Some(p) = self.compiled_macros.get(name) {
@@ -1368,6 +1394,37 @@ mod tests {
                 assert_eq!(t(c, r), t(&format!("not not ({c})"), r), "{c}");
                 assert_eq!(!t(c, r), t(&format!("not ({c})"), r), "{c}");
             }
+        }
+    }
+
+    #[test]
+    fn merged_alternatives_mean_the_same() {
+        let r = ff();
+        for (merged, cond) in [
+            (
+                true,
+                "sf.file.directory startswith /usr or sf.file.directory startswith /etc",
+            ),
+            (
+                false,
+                "sf.file.directory startswith /usr or sf.file.directory startswith /var",
+            ),
+            (
+                true,
+                "sf.proc.name = bash or sf.proc.name = python3 or sf.type = PE",
+            ),
+            (false, "sf.proc.name != python3 or sf.proc.name != python3"),
+        ] {
+            assert_eq!(t(cond, &r), merged, "{cond}");
+        }
+        let text = "- rule: t\n  desc: d\n  condition: sf.proc.name = a or sf.proc.name = b or sf.proc.name = c\n";
+        let mut lf = LoadedFiles::default();
+        load_text("t.yaml", text, &mut lf).unwrap();
+        let set = compile(&lf, &actions::registry(), false).unwrap();
+        match &set.rules[0].pred {
+            Pred::Or(v) => assert_eq!(v.len(), 1, "three leaves merged into one"),
+            Pred::StrCmp(..) => {}
+            other => panic!("{other:?}"),
         }
     }
 
