@@ -100,7 +100,12 @@ type Res<'a, T> = IResult<&'a str, T>;
 
 struct Ctx<'a> {
     full: &'a str,
+    /// Current nesting of `(` and `not`; bounded so hostile input cannot exhaust the stack.
+    depth: std::cell::Cell<u32>,
 }
+
+/// Deepest nesting of parentheses and `not` accepted.
+const MAX_DEPTH: u32 = 64;
 
 impl<'a> Ctx<'a> {
     fn off(&self, rest: &str) -> usize {
@@ -290,6 +295,19 @@ fn item<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Item> {
 
 fn term<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
     let (i, _) = ws(i)?;
+    if c.depth.get() >= MAX_DEPTH {
+        return Err(nom::Err::Failure(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::TooLarge,
+        )));
+    }
+    c.depth.set(c.depth.get() + 1);
+    let r = term_inner(c, i);
+    c.depth.set(c.depth.get() - 1);
+    r
+}
+
+fn term_inner<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
     let start = c.off(i);
     if let Ok((rest, _)) = keyword("not")(i) {
         let (rest, t) = term(c, rest)?;
@@ -452,7 +470,10 @@ fn describe(rest: &str) -> String {
 
 /// Parses a whole condition.
 pub fn parse_condition(text: &str) -> Result<Expr, ParseError> {
-    let c = Ctx { full: text };
+    let c = Ctx {
+        full: text,
+        depth: std::cell::Cell::new(0),
+    };
     match expr(&c, text) {
         Ok((rest, e)) => {
             let (rest, _) = ws(rest).unwrap_or((rest, ""));
@@ -467,7 +488,11 @@ pub fn parse_condition(text: &str) -> Result<Expr, ParseError> {
         }
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(ParseError {
             offset: c.off(e.input),
-            message: describe(e.input),
+            message: if e.code == nom::error::ErrorKind::TooLarge {
+                format!("nesting deeper than {MAX_DEPTH} levels")
+            } else {
+                describe(e.input)
+            },
         }),
         Err(nom::Err::Incomplete(_)) => Err(ParseError {
             offset: text.len(),
@@ -576,6 +601,31 @@ mod tests {
         assert_eq!(e.offset, 2);
         assert!(parse_condition("x in (a b)").is_err());
         assert!(parse_condition("").is_err());
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_crash() {
+        let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = parse_condition(&deep).unwrap_err();
+        assert!(e.message.contains("nesting deeper"), "{e:?}");
+        let nots = format!("{}a", "not ".repeat(100_000));
+        assert!(parse_condition(&nots).is_err());
+        // Arbitrary byte soup never panics.
+        let alphabet = [
+            "a", " ", "(", ")", "'", "\"", "=", "in", "[", "]", ",", "and", "or", "not", "!", "<",
+            "é", "\t",
+        ];
+        let mut seed = 7u64;
+        for _ in 0..3000 {
+            let mut s = String::new();
+            for _ in 0..(seed % 40) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                s.push_str(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            let _ = parse_condition(&s);
+        }
     }
 
     #[test]
