@@ -770,6 +770,13 @@ impl Compiler<'_> {
                     }
                     return Err(self.err(cond, span.start, msg));
                 };
+                if self.expanding.len() >= 64 {
+                    return Err(self.err(
+                        cond,
+                        span.start,
+                        format!("macro `{name}` is nested more than 64 macros deep"),
+                    ));
+                }
                 if !self.expanding.insert(name.clone()) {
                     return Err(self.err(
                         cond,
@@ -1395,6 +1402,31 @@ mod tests {
                 assert_eq!(!t(c, r), t(&format!("not ({c})"), r), "{c}");
             }
         }
+    }
+
+    #[test]
+    fn macro_cycles_and_deep_chains_are_errors() {
+        let mut text = String::from("- macro: a\n  condition: b\n- macro: b\n  condition: a\n");
+        text.push_str("- rule: r\n  desc: d\n  condition: a\n");
+        let mut lf = LoadedFiles::default();
+        load_text("c.yaml", &text, &mut lf).unwrap();
+        let e = compile(&lf, &actions::registry(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("refers to itself"), "{e}");
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!("- macro: m{i}\n  condition: m{}\n", i + 1));
+        }
+        text.push_str(
+            "- macro: m5000\n  condition: sf.type = PE\n- rule: r\n  desc: d\n  condition: m0\n",
+        );
+        let mut lf = LoadedFiles::default();
+        load_text("deep.yaml", &text, &mut lf).unwrap();
+        let e = compile(&lf, &actions::registry(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nested more than 64"), "{e}");
     }
 
     #[test]
