@@ -124,13 +124,16 @@ pub fn split_sym_path(orig: &str) -> (&str, &str) {
     (orig, "")
 }
 
-/// `sf.proc.cmdline`: exe and args joined by a space (no trailing space without args).
-pub fn cmdline(p: &Process) -> String {
-    if p.exe_args.is_empty() {
-        p.exe.clone()
-    } else {
-        format!("{} {}", p.exe, p.exe_args)
-    }
+/// `sf.proc.cmdline`: exe and args joined by a space (no trailing space without args);
+/// computed once per process.
+pub fn cmdline(p: &Process) -> &str {
+    p.cmdline.get_or_init(|| {
+        if p.exe_args.is_empty() {
+            p.exe.clone()
+        } else {
+            format!("{} {}", p.exe, p.exe_args)
+        }
+    })
 }
 
 /// Writes `cmdline(p)` as a JSON string without building it first.

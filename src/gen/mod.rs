@@ -224,6 +224,7 @@ impl Generator {
                 entry: true,
                 cwd: "/".into(),
                 env: vec!["PATH=/usr/bin:/bin".into()],
+                cmdline: Default::default(),
             }));
             self.live.push(LiveProc {
                 oid,
@@ -261,6 +262,7 @@ impl Generator {
             entry: false,
             cwd: "/app".into(),
             env: vec!["HOME=/root".into(), format!("HOSTNAME=h{}", p.oid.hpid % 7)],
+            cmdline: Default::default(),
         })
     }
 

@@ -461,14 +461,14 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
         ProcCreateTs => Value::Int(p.map(|p| p.oid.create_ts).unwrap_or(0)),
         ProcTty => bool_str(p.is_some_and(|p| p.tty)),
         ProcEntry => bool_str(p.is_some_and(|p| p.entry)),
-        ProcCmdline => Value::Str(Cow::Owned(p.map(cmdline).unwrap_or_default())),
+        ProcCmdline => Value::Str(Cow::Borrowed(p.map(cmdline).unwrap_or(""))),
         ProcAName => Value::Multi(
             lineage()
                 .map(|a| Cow::Borrowed(path_base(&a.exe)))
                 .collect(),
         ),
         ProcAExe => Value::Multi(lineage().map(|a| Cow::Borrowed(a.exe.as_str())).collect()),
-        ProcACmdline => Value::Multi(lineage().map(|a| Cow::Owned(cmdline(a))).collect()),
+        ProcACmdline => Value::Multi(lineage().map(|a| Cow::Borrowed(cmdline(a))).collect()),
         ProcAPid => Value::Multi(
             lineage()
                 .map(|a| Cow::Owned(a.oid.hpid.to_string()))
@@ -492,7 +492,7 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
         PProcCreateTs => Value::Int(poid.create_ts),
         PProcTty => bool_str(parent.is_some_and(|p| p.tty)),
         PProcEntry => bool_str(parent.is_some_and(|p| p.entry)),
-        PProcCmdline => Value::Str(Cow::Owned(parent.map(cmdline).unwrap_or_default())),
+        PProcCmdline => Value::Str(Cow::Borrowed(parent.map(cmdline).unwrap_or(""))),
         FileName => s(path_base(
             split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).0,
         )),
@@ -831,6 +831,8 @@ pub fn str_getter(field: Field) -> Option<StrGetter> {
         ProcName => |r| proc_of(r).map(|p| path_base(&p.exe)).unwrap_or(""),
         ProcExe => |r| proc_of(r).map(|p| p.exe.as_str()).unwrap_or(""),
         ProcArgs => |r| proc_of(r).map(|p| p.exe_args.as_str()).unwrap_or(""),
+        ProcCmdline => |r| proc_of(r).map(cmdline).unwrap_or(""),
+        PProcCmdline => |r| parent_of(r).map(cmdline).unwrap_or(""),
         ProcUser => |r| proc_of(r).map(|p| p.user_name.as_str()).unwrap_or(""),
         ProcGroup => |r| proc_of(r).map(|p| p.group_name.as_str()).unwrap_or(""),
         PProcName => |r| parent_of(r).map(|p| path_base(&p.exe)).unwrap_or(""),

@@ -110,6 +110,31 @@ pub struct Container {
     pub pod_id: Option<String>,
 }
 
+/// A lazily computed value derived from an entity (not part of the Avro record): computed on
+/// first use, shared by every record that holds the entity, ignored by equality.
+#[derive(Clone, Default)]
+pub struct Derived(std::sync::OnceLock<String>);
+
+impl Derived {
+    pub fn get_or_init(&self, f: impl FnOnce() -> String) -> &str {
+        self.0.get_or_init(f)
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Derived {}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Process {
     pub state: ObjectState,
@@ -127,6 +152,8 @@ pub struct Process {
     pub entry: bool,
     pub cwd: String,
     pub env: Vec<String>,
+    /// `exe` and `exe_args` joined, computed once (policies and JSON read it often).
+    pub cmdline: Derived,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
