@@ -49,21 +49,10 @@ pub fn inventory() -> Vec<InventoryTrace> {
 /// process event `ProcessFlow` (see docs/compatibility.md); everything else maps by name.
 pub fn kind_for_inventory_name(name: &str, variant: &str) -> Kind {
     let short = name.rsplit('.').next().unwrap_or(name);
-    match short {
-        "SFHeader" => Kind::Header,
-        "Container" => Kind::Container,
-        "Process" => Kind::Process,
-        "File" => Kind::File,
-        "ProcessEvent" => Kind::ProcessEvent,
-        "NetworkFlow" => Kind::NetworkFlow,
-        "FileFlow" => Kind::FileFlow,
-        "FileEvent" => Kind::FileEvent,
-        "NetworkEvent" => Kind::NetworkEvent,
-        "ProcessFlow" if variant.starts_with("legacy") => Kind::ProcessEvent,
-        "ProcessFlow" => Kind::ProcessFlow,
-        "Pod" => Kind::Pod,
-        "K8sEvent" => Kind::K8sEvent,
-        other => panic!("unknown record name {other}"),
+    match sfprocessor::sysflow::plan::kind_by_record_name(short) {
+        Some(Kind::ProcessFlow) if variant.starts_with("legacy") => Kind::ProcessEvent,
+        Some(k) => k,
+        None => panic!("unknown record name {short}"),
     }
 }
 

@@ -373,7 +373,8 @@ fn collect_names<'s>(s: &'s Schema, out: &mut HashMap<String, &'s Schema>) {
     }
 }
 
-fn kind_by_record_name(short: &str) -> Option<Kind> {
+/// The v5 kind of a writer record by its short name (`FileFlow`, ...).
+pub fn kind_by_record_name(short: &str) -> Option<Kind> {
     Some(match short {
         "SFHeader" => Kind::Header,
         "Container" => Kind::Container,
