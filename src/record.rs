@@ -144,6 +144,22 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record of `event` with no entities resolved yet and no policy context.
+    pub fn new(event: Event, header: Arc<Header>, no_ancestors: Arc<[Arc<Process>]>) -> Self {
+        Record {
+            event,
+            header,
+            process: None,
+            ancestors: no_ancestors,
+            container: None,
+            pod: None,
+            file: None,
+            new_file: None,
+            policies: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         self.event.kind()
     }

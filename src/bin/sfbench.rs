@@ -98,9 +98,9 @@ fn decode_stage(trace: &Path, with_cache: bool, encode: bool) -> Result<u64, Str
     Ok(n)
 }
 
-fn pipeline_stage(trace: &Path) -> Result<u64, String> {
-    let cfg =
-        PipelineConfig::parse(PIPELINE, "bench-pipeline.json", &[]).map_err(|e| e.to_string())?;
+/// Runs a pipeline configuration over `trace`; returns the records the driver read.
+fn run_pipeline(cfg_text: &str, name: &str, trace: &Path) -> Result<(u64, u64), String> {
+    let cfg = PipelineConfig::parse(cfg_text, name, &[]).map_err(|e| e.to_string())?;
     let plan = pipeline::plan(&cfg).map_err(|e| e.to_string())?;
     let out = pipeline::run(
         &plan,
@@ -111,13 +111,37 @@ fn pipeline_stage(trace: &Path) -> Result<u64, String> {
     if let Some(f) = out.failure {
         return Err(f);
     }
-    // Records read by the driver (entities included), for records/s like the other stages.
-    Ok(out
+    let read = out
         .metrics
         .iter()
         .find(|m| m.name == "driver")
         .map(|m| m.received_records)
-        .unwrap_or(0))
+        .unwrap_or(0);
+    Ok((read, out.exported()))
+}
+
+/// The first `limit` assembled records of `trace` and the number of records it holds.
+fn records_in_memory(
+    trace: &Path,
+    limit: usize,
+) -> Result<(Vec<sfprocessor::record::Record>, u64), String> {
+    let mut recs = Vec::new();
+    let mut cache = EntityCache::default();
+    let mut total = 0u64;
+    sfprocessor::sysflow::trace::read_trace(trace, |r| {
+        total += 1;
+        if recs.len() < limit {
+            if let Some(rec) = cache.apply(r) {
+                recs.push(rec);
+            }
+        }
+    })?;
+    Ok((recs, total))
+}
+
+fn pipeline_stage(trace: &Path) -> Result<u64, String> {
+    // Records read by the driver (entities included), for records/s like the other stages.
+    Ok(run_pipeline(PIPELINE, "bench-pipeline.json", trace)?.0)
 }
 
 fn policy_set(
@@ -148,17 +172,7 @@ fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64)
         set.counts.rules, set.counts.filters
     );
     let engine = Engine::new(std::sync::Arc::new(set), Mode::Enrich);
-    let mut recs = Vec::new();
-    let mut cache = EntityCache::default();
-    let mut total = 0u64;
-    sfprocessor::sysflow::trace::read_trace(trace, |r| {
-        total += 1;
-        if recs.len() < 1_000_000 {
-            if let Some(rec) = cache.apply(r) {
-                recs.push(rec);
-            }
-        }
-    })?;
+    let (mut recs, total) = records_in_memory(trace, 1_000_000)?;
     let target = total.max(recs.len() as u64);
     let t = Instant::now();
     let mut n = 0u64;
@@ -183,15 +197,7 @@ fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64)
 /// Time per rule (diagnostics for rule authors and for tuning the engine).
 fn rule_profile(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64), String> {
     let set = policy_set(policies, rules)?;
-    let mut recs = Vec::new();
-    let mut cache = EntityCache::default();
-    sfprocessor::sysflow::trace::read_trace(trace, |r| {
-        if recs.len() < 200_000 {
-            if let Some(rec) = cache.apply(r) {
-                recs.push(rec);
-            }
-        }
-    })?;
+    let (recs, _) = records_in_memory(trace, 200_000)?;
     let t0 = Instant::now();
     let mut times: Vec<(f64, String, usize)> = Vec::new();
     for rule in &set.rules {
@@ -252,25 +258,9 @@ fn alert_stage(trace: &Path, policies: &str) -> Result<u64, String> {
  {{"processor":"exporter","in":"evt eventchan","export":"null","format":"json"}}]}}"#,
         dir.display()
     );
-    let cfg =
-        PipelineConfig::parse(&cfg_text, "bench-alert.json", &[]).map_err(|e| e.to_string())?;
-    let plan = pipeline::plan(&cfg).map_err(|e| e.to_string())?;
-    let out = pipeline::run(
-        &plan,
-        vec![trace.to_path_buf()],
-        StopFlag::new(),
-        RunOptions::default(),
-    );
-    if let Some(f) = out.failure {
-        return Err(f);
-    }
-    eprintln!("alert: {} records exported", out.exported());
-    Ok(out
-        .metrics
-        .iter()
-        .find(|m| m.name == "driver")
-        .map(|m| m.received_records)
-        .unwrap_or(0))
+    let (read, exported) = run_pipeline(&cfg_text, "bench-alert.json", trace)?;
+    eprintln!("alert: {exported} records exported");
+    Ok(read)
 }
 
 fn run_child(stage: &str, trace: &Path, policies: &str, rules: usize) -> Result<(), String> {

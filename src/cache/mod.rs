@@ -353,18 +353,7 @@ impl EntityCache {
     }
 
     fn assemble(&mut self, event: Event) -> Record {
-        let mut rec = Record {
-            header: self.header.clone(),
-            process: None,
-            ancestors: self.empty_chain.clone(),
-            container: None,
-            pod: None,
-            file: None,
-            new_file: None,
-            policies: Vec::new(),
-            tags: Vec::new(),
-            event,
-        };
+        let mut rec = Record::new(event, self.header.clone(), self.empty_chain.clone());
         if let Event::ProcessEvent(pe) = &rec.event {
             if pe.op_flags & crate::sysflow::names::OP_EXIT != 0 {
                 if let Some(slot) = self.procs.get_mut(&pe.proc_oid) {

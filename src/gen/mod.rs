@@ -148,6 +148,20 @@ impl Generator {
         f
     }
 
+    /// Queues a File record for `path` (in container `c`) and returns its id.
+    fn file_record(&mut self, path: &str, c: Option<usize>, ts: i64) -> Foid {
+        let foid = self.foid(path, c);
+        self.queue.push_back(SysFlow::File(File {
+            state: ObjectState::Created,
+            oid: foid,
+            ts,
+            restype: b'f' as i32,
+            path: path.into(),
+            container_id: c.map(|i| self.container_ids[i].clone()),
+        }));
+        foid
+    }
+
     fn start(&mut self) {
         self.started = true;
         let filename = format!("/mnt/data/sfgen-{}", self.cfg.seed);
@@ -361,29 +375,12 @@ impl Generator {
             55..=84 => {
                 let path = *self.rng.pick(PATHS);
                 let c = self.live[li].container;
-                let foid = self.foid(path, c);
-                self.queue.push_back(SysFlow::File(File {
-                    state: ObjectState::Created,
-                    oid: foid,
-                    ts,
-                    restype: b'f' as i32,
-                    path: path.into(),
-                    container_id: c.map(|i| self.container_ids[i].clone()),
-                }));
+                let foid = self.file_record(path, c, ts);
                 let (op, new) = match self.rng.below(3) {
                     0 => (OP_UNLINK, None),
                     1 => (OP_MKDIR, None),
                     _ => {
-                        let np = format!("{path}.1");
-                        let nf = self.foid(&np, c);
-                        self.queue.push_back(SysFlow::File(File {
-                            state: ObjectState::Created,
-                            oid: nf,
-                            ts,
-                            restype: b'f' as i32,
-                            path: np,
-                            container_id: c.map(|i| self.container_ids[i].clone()),
-                        }));
+                        let nf = self.file_record(&format!("{path}.1"), c, ts);
                         (OP_RENAME, Some(nf))
                     }
                 };
@@ -475,15 +472,7 @@ impl Generator {
                     files[self.rng.below(files.len() as u64) as usize]
                 } else {
                     let path = *self.rng.pick(PATHS);
-                    let foid = self.foid(path, c);
-                    self.queue.push_back(SysFlow::File(File {
-                        state: ObjectState::Created,
-                        oid: foid,
-                        ts,
-                        restype: b'f' as i32,
-                        path: path.into(),
-                        container_id: c.map(|i| self.container_ids[i].clone()),
-                    }));
+                    let foid = self.file_record(path, c, ts);
                     let files = &mut self.live[li].files;
                     if files.len() < 8 {
                         files.push(foid);

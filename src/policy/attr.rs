@@ -741,18 +741,11 @@ pub fn blank_record(kind: Kind) -> Record {
         Kind::ProcessFlow => Event::ProcessFlow(Default::default()),
         _ => Event::K8sEvent(Default::default()),
     };
-    Record {
+    Record::new(
         event,
-        header: std::sync::Arc::new(Header::default()),
-        process: None,
-        ancestors: std::sync::Arc::from(Vec::new()),
-        container: None,
-        pod: None,
-        file: None,
-        new_file: None,
-        policies: Vec::new(),
-        tags: Vec::new(),
-    }
+        std::sync::Arc::new(Header::default()),
+        std::sync::Arc::from(Vec::new()),
+    )
 }
 
 /// The directory of `path` without allocating when the path is already clean (the usual
