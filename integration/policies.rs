@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use common::upstream;
 use sfprocessor::cache::EntityCache;
+use sfprocessor::policy::compile::Memo;
 use sfprocessor::policy::engine::{load_policies, Engine, Mode};
 use sfprocessor::record::Record;
 use sfprocessor::sysflow::trace::read_trace;
@@ -131,7 +132,11 @@ fn tcp_trace_exec_rule_alerts_exactly_server_and_client() {
     );
     let engine = Engine::new(Arc::new(set), Mode::Alert);
     let mut out = Vec::new();
-    engine.process(records("sf-processor/resources/traces/tcp.sf"), &mut out);
+    engine.process(
+        records("sf-processor/resources/traces/tcp.sf"),
+        &mut out,
+        &mut Memo::default(),
+    );
     let exes: Vec<String> = out
         .iter()
         .map(|r| r.process.as_ref().unwrap().exe.clone())
@@ -158,7 +163,7 @@ fn enrich_mode_keeps_everything_and_drop_filters_remove_first() {
         .count();
     let engine = Engine::new(Arc::new(set), Mode::Enrich);
     let mut out = Vec::new();
-    engine.process(all.clone(), &mut out);
+    engine.process(all.clone(), &mut out, &mut Memo::default());
     assert_eq!(out.len(), all.len() - ff);
     let tagged: Vec<_> = out.iter().filter(|r| !r.policies.is_empty()).collect();
     assert_eq!(tagged.len(), nf);
@@ -167,10 +172,19 @@ fn enrich_mode_keeps_everything_and_drop_filters_remove_first() {
 
 #[test]
 fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
+    // Synthetic sets exercise the value-based dispatch (many rules on the same fields).
+    let dir = tempfile::tempdir().unwrap();
+    let synthetic = |n: usize| {
+        let p = dir.path().join(format!("synthetic-{n}.yaml"));
+        std::fs::write(&p, sfprocessor::policy::engine::synthetic_rules(n)).unwrap();
+        load_policies(&p, false).unwrap()
+    };
     let sets = [
         load_policies(&policies().join("distribution"), true).unwrap(),
         load_policies(&policies().join("runtimeintegrity"), true).unwrap(),
         load_policies(&policies().join("tests"), true).unwrap(),
+        synthetic(100),
+        synthetic(1000),
     ];
     let mut recs = records("sf-processor/resources/traces/mon.1531776712.sf");
     recs.extend(records("sf-processor/resources/traces/k8s_small.sf"));
@@ -185,19 +199,23 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
             recs.push(rec);
         }
     }
-    let mut total_matches = 0;
     for set in sets {
         let engine = Engine::new(Arc::new(set), Mode::Enrich);
+        // One memo across the stream, as a shard keeps it: dispatch buckets, the value
+        // index and entity-only values carried between records are all in play.
+        let mut memo = Memo::default();
+        let mut set_matches = 0;
         for r in &recs {
             let mut indexed = r.clone();
-            engine.apply(&mut indexed);
+            engine.apply_memo(&mut indexed, &mut memo);
             let got: Vec<_> = indexed.policies.iter().map(|p| p.id.clone()).collect();
             let expected = engine.matches_without_index(r);
             assert_eq!(got, expected, "record {:?}", r.event);
-            total_matches += got.len();
+            set_matches += got.len();
         }
+        assert!(set_matches > 0, "each rule set matches something");
+        assert!(memo.buckets() > 1);
     }
-    assert!(total_matches > 0, "the rule sets match something");
 }
 
 fn run_cli(cfg: &str, trace: &std::path::Path, dir: &std::path::Path) -> (i32, String) {

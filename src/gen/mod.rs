@@ -158,6 +158,7 @@ impl Generator {
             restype: b'f' as i32,
             path: path.into(),
             container_id: c.map(|i| self.container_ids[i].clone()),
+            parts: Default::default(),
         }));
         foid
     }

@@ -493,34 +493,16 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
         PProcTty => bool_str(parent.is_some_and(|p| p.tty)),
         PProcEntry => bool_str(parent.is_some_and(|p| p.entry)),
         PProcCmdline => Value::Str(Cow::Borrowed(parent.map(cmdline).unwrap_or(""))),
-        FileName => s(path_base(
-            split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).0,
-        )),
-        FilePath => s(split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).0),
+        FileName => s(file.map(file_name).unwrap_or("")),
+        FilePath => s(file.map(file_path_of).unwrap_or("")),
         FileSymlink => s(split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).1),
         FileOid => Value::Str(Cow::Owned(file.map(|f| hex(&f.oid)).unwrap_or_default())),
-        FileDirectory => {
-            let path = split_sym_path(file.map(|f| f.path.trim()).unwrap_or("")).0;
-            Value::Str(Cow::Owned(if path.is_empty() {
-                String::new()
-            } else {
-                dir_name(path)
-            }))
-        }
-        FileNewName => s(path_base(
-            split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).0,
-        )),
-        FileNewPath => s(split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).0),
+        FileDirectory => s(file.map(file_dir).unwrap_or("")),
+        FileNewName => s(nfile.map(file_name).unwrap_or("")),
+        FileNewPath => s(nfile.map(file_path_of).unwrap_or("")),
         FileNewSymlink => s(split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).1),
         FileNewOid => Value::Str(Cow::Owned(nfile.map(|f| hex(&f.oid)).unwrap_or_default())),
-        FileNewDirectory => {
-            let path = split_sym_path(nfile.map(|f| f.path.trim()).unwrap_or("")).0;
-            Value::Str(Cow::Owned(if path.is_empty() {
-                String::new()
-            } else {
-                dir_name(path)
-            }))
-        }
+        FileNewDirectory => s(nfile.map(file_dir).unwrap_or("")),
         FileType => Value::Str(Cow::Owned(
             file.filter(|f| f.restype != 0)
                 .and_then(|f| char::from_u32(f.restype as u32))
@@ -785,20 +767,63 @@ pub fn any_part(r: &FieldRef, rec: &Record, f: &mut dyn FnMut(&str) -> bool) -> 
             OpFlags => {
                 return op_flag_names(rec.event.op_flags(), rec.kind()).any(&mut *f);
             }
-            FileDirectory => {
-                let path =
-                    split_sym_path(rec.file.as_deref().map(|x| x.path.trim()).unwrap_or("")).0;
-                return dir_of(path).split(',').any(f);
-            }
-            FileNewDirectory => {
-                let path =
-                    split_sym_path(rec.new_file.as_deref().map(|x| x.path.trim()).unwrap_or("")).0;
-                return dir_of(path).split(',').any(f);
-            }
             _ => {}
         }
     }
     ref_value(r, rec).any_part(f)
+}
+
+/// Whether `field` is read from the record's entities only (process, ancestry, container,
+/// pod), not from the event: its value is the same for consecutive records that share them.
+pub fn entity_field(field: Field) -> bool {
+    matches!(
+        field,
+        ProcOid
+            | ProcPid
+            | ProcName
+            | ProcExe
+            | ProcArgs
+            | ProcUid
+            | ProcUser
+            | ProcGid
+            | ProcGroup
+            | ProcCreateTs
+            | ProcTty
+            | ProcEntry
+            | ProcCmdline
+            | ProcAName
+            | ProcAExe
+            | ProcACmdline
+            | ProcAPid
+            | PProcOid
+            | PProcPid
+            | PProcName
+            | PProcExe
+            | PProcArgs
+            | PProcUid
+            | PProcUser
+            | PProcGid
+            | PProcGroup
+            | PProcCreateTs
+            | PProcTty
+            | PProcEntry
+            | PProcCmdline
+            | ContainerId
+            | ContainerName
+            | ContainerImageId
+            | ContainerImage
+            | ContainerType
+            | ContainerPrivileged
+            | PodTs
+            | PodId
+            | PodName
+            | PodNodeName
+            | PodNamespace
+            | PodRestartCount
+            | PodHostIp
+            | PodInternalIp
+            | PodServices
+    )
 }
 
 /// Direct accessor of a string field that borrows from the record (no `Value`, no
@@ -811,11 +836,35 @@ fn proc_of(r: &Record) -> Option<&Process> {
 fn parent_of(r: &Record) -> Option<&Process> {
     r.ancestors.first().map(|a| a.as_ref())
 }
+
+/// The path parts of a file entity, computed on first use and kept with the entity (every
+/// record of the file shares them).
+fn file_parts(f: &File) -> &FileParts {
+    f.parts.get_or_init(|| {
+        let path = split_sym_path(f.path.trim()).0;
+        FileParts {
+            path: Piece::of(&f.path, path),
+            name: Piece::of(&f.path, path_base(path)),
+            dir: Piece::of(&f.path, &dir_of(path)),
+        }
+    })
+}
+/// `sf.file.path`: the path without the symlink prefix.
+fn file_path_of(f: &File) -> &str {
+    file_parts(f).path.get(&f.path)
+}
+fn file_name(f: &File) -> &str {
+    file_parts(f).name.get(&f.path)
+}
+/// `sf.file.directory`: Go's `filepath.Dir` of the path ("" without a path).
+fn file_dir(f: &File) -> &str {
+    file_parts(f).dir.get(&f.path)
+}
 fn file_path(r: &Record) -> &str {
-    split_sym_path(r.file.as_deref().map(|f| f.path.trim()).unwrap_or("")).0
+    r.file.as_deref().map(file_path_of).unwrap_or("")
 }
 fn new_file_path(r: &Record) -> &str {
-    split_sym_path(r.new_file.as_deref().map(|f| f.path.trim()).unwrap_or("")).0
+    r.new_file.as_deref().map(file_path_of).unwrap_or("")
 }
 
 /// The direct accessor of `field`, when it is a plain string borrowed from the record.
@@ -834,14 +883,11 @@ pub fn str_getter(field: Field) -> Option<StrGetter> {
         PProcUser => |r| parent_of(r).map(|p| p.user_name.as_str()).unwrap_or(""),
         PProcGroup => |r| parent_of(r).map(|p| p.group_name.as_str()).unwrap_or(""),
         FilePath => file_path,
-        FileName => |r| path_base(file_path(r)),
+        FileName => |r| r.file.as_deref().map(file_name).unwrap_or(""),
         FileNewPath => new_file_path,
-        FileNewName => |r| path_base(new_file_path(r)),
-        FileDirectory => |r| match dir_of(file_path(r)) {
-            Cow::Borrowed(s) => s,
-            // Unclean paths are rare: fall back to the generic path (see `needs_generic`).
-            Cow::Owned(_) => "\u{0}",
-        },
+        FileNewName => |r| r.new_file.as_deref().map(file_name).unwrap_or(""),
+        FileDirectory => |r| r.file.as_deref().map(file_dir).unwrap_or(""),
+        FileNewDirectory => |r| r.new_file.as_deref().map(file_dir).unwrap_or(""),
         ContainerId => |r| r.container.as_deref().map(|c| c.id.as_str()).unwrap_or(""),
         ContainerName => |r| r.container.as_deref().map(|c| c.name.trim()).unwrap_or(""),
         ContainerImage => |r| r.container.as_deref().map(|c| c.image.trim()).unwrap_or(""),

@@ -168,18 +168,172 @@ pub enum Pred {
     OpMask(i32, i32),
 }
 
-/// Macro values computed for the current record: 0 unknown, 1 false, 2 true.
+/// Per-shard evaluation state: the macro values of the current record and the dispatch
+/// cache (condition sets specialised per dispatch key) of the policy set in force.
 #[derive(Debug, Default)]
 pub struct Memo {
+    /// 0 unknown, 1 false, 2 true, per macro id.
     values: Vec<u8>,
+    /// The [`PolicySet::id`] the buckets and values are for.
+    set_id: u64,
+    /// The entities of the previous record (held, so their addresses cannot be reused while
+    /// compared): when the next record has the same ones, entity-only macros keep their values.
+    entities: Option<Entities>,
+    /// Parked entity-only values of recently seen processes, by process address.
+    recent: Vec<Option<(Entities, Vec<u8>)>>,
+    /// Records whose entities differed from the previous record's, and of those, how many
+    /// found their entity-only values parked (diagnostics).
+    pub switches: u64,
+    pub restored: u64,
+    /// Candidate rule positions of the current record (reused allocation).
+    pub cands: Vec<u32>,
+    buckets: rustc_hash::FxHashMap<(u8, i32, i32), Arc<Bucket>>,
+}
+
+/// Most dispatch keys kept per shard. Real traces have a few dozen (type × op flags × open
+/// flags); past the cap, records of new keys use the per-type conditions (same result,
+/// slower), so a stream of unusual flag combinations cannot grow memory without bound.
+const MAX_BUCKETS: usize = 4096;
+
+/// The filters and rules of a policy set specialised for one dispatch key: what is left to
+/// evaluate for a record with that key (rules that cannot match are gone).
+#[derive(Debug)]
+pub struct Bucket {
+    /// A filter is true for every record with this key.
+    pub drop: bool,
+    pub filters: Vec<Pred>,
+    /// (rule index, residual condition), in file order.
+    pub rules: Vec<(usize, Pred)>,
+    /// Value-based preselection of `rules`.
+    pub index: super::dispatch::RuleIndex,
+}
+
+/// Fields whose value is fixed by a record's dispatch key.
+const KEY_FIELDS: [Field; 7] = [
+    Field::Type,
+    Field::OpFlags,
+    Field::EvtType,
+    Field::EvtDir,
+    Field::FileIsOpenWrite,
+    Field::FileIsOpenRead,
+    Field::FileOpenFlags,
+];
+
+/// The dispatch key of a record: type bit, op flags, open flags (file flows).
+pub fn dispatch_key(bit: u8, rec: &Record) -> (u8, i32, i32) {
+    let open = match &rec.event {
+        crate::record::Event::FileFlow(f) => f.open_flags,
+        _ => 0,
+    };
+    (bit, rec.event.op_flags(), open)
+}
+
+#[derive(Debug)]
+struct Entities {
+    process: Option<Arc<crate::sysflow::model::Process>>,
+    ancestors: Arc<[Arc<crate::sysflow::model::Process>]>,
+    container: Option<Arc<crate::sysflow::model::Container>>,
+    pod: Option<Arc<crate::sysflow::model::Pod>>,
+}
+
+fn same<T: ?Sized>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Slots of the per-process table of parked macro values.
+const RECENT: usize = 256;
+
+fn addr<T: ?Sized>(p: &Option<Arc<T>>) -> usize {
+    p.as_ref()
+        .map(|a| Arc::as_ptr(a) as *const u8 as usize)
+        .unwrap_or(0)
+}
+
+impl Entities {
+    fn slot(&self) -> usize {
+        (addr(&self.process) >> 4) % RECENT
+    }
+    fn slot_of(rec: &Record) -> usize {
+        (addr(&rec.process) >> 4) % RECENT
+    }
+    fn of(rec: &Record) -> Self {
+        Entities {
+            process: rec.process.clone(),
+            ancestors: rec.ancestors.clone(),
+            container: rec.container.clone(),
+            pod: rec.pod.clone(),
+        }
+    }
+    fn same_as(&self, rec: &Record) -> bool {
+        same(&self.process, &rec.process)
+            && Arc::ptr_eq(&self.ancestors, &rec.ancestors)
+            && same(&self.container, &rec.container)
+            && same(&self.pod, &rec.pod)
+    }
 }
 
 impl Memo {
-    /// Forgets every value (a new record); keeps the allocation.
+    /// Forgets every macro value (a new record); keeps the allocation.
     pub fn reset(&mut self, macros: usize) {
         self.values.clear();
         self.values.resize(macros, 0);
+        self.entities = None;
+        self.recent.clear();
     }
+
+    /// Prepares for evaluating `rec` with `set`: forgets the macro values that depend on the
+    /// event; entity-only values are kept when `rec` has the previous record's entities, and
+    /// restored from a small per-process table when its process was seen recently (records
+    /// of a few busy processes interleave).
+    pub fn start(&mut self, set: &PolicySet, rec: &Record) {
+        if self.set_id != set.id {
+            self.buckets.clear();
+            self.set_id = set.id;
+            self.entities = None;
+            self.recent.clear();
+        }
+        if self.values.len() != set.macro_slots {
+            self.entities = None;
+            self.recent.clear();
+        }
+        if !self.entities.as_ref().is_some_and(|e| e.same_as(rec)) {
+            self.switches += 1;
+            if self.recent.is_empty() {
+                self.recent.resize_with(RECENT, || None);
+            }
+            // Park the previous entities' values, then take the new ones' if parked.
+            if let Some(prev) = self.entities.take() {
+                let i = prev.slot();
+                let values = std::mem::take(&mut self.values);
+                self.recent[i] = Some((prev, values));
+            }
+            let i = Entities::slot_of(rec);
+            match self.recent[i].take() {
+                Some((e, values)) if e.same_as(rec) && values.len() == set.macro_slots => {
+                    self.restored += 1;
+                    self.values = values;
+                    self.entities = Some(e);
+                }
+                other => {
+                    if let Some((_, values)) = other {
+                        self.values = values;
+                    }
+                    self.values.clear();
+                    self.values.resize(set.macro_slots, 0);
+                    self.entities = Some(Entities::of(rec));
+                    return;
+                }
+            }
+        }
+        for &i in &set.record_macros {
+            self.values[i] = 0;
+        }
+    }
+
     fn get(&self, id: usize) -> Option<bool> {
         match self.values.get(id) {
             Some(1) => Some(false),
@@ -193,10 +347,35 @@ impl Memo {
         }
         self.values[id] = if v { 2 } else { 1 };
     }
+
+    /// The bucket of `rec`'s dispatch key in `set`, built on first use; `None` when the
+    /// cache is full and the key is new.
+    pub fn bucket(&mut self, set: &PolicySet, bit: u8, rec: &Record) -> Option<Arc<Bucket>> {
+        if self.set_id != set.id {
+            self.buckets.clear();
+            self.set_id = set.id;
+            self.entities = None;
+        }
+        let key = dispatch_key(bit, rec);
+        if let Some(b) = self.buckets.get(&key) {
+            return Some(b.clone());
+        }
+        if self.buckets.len() >= MAX_BUCKETS {
+            return None;
+        }
+        let b = Arc::new(set.build_bucket(bit, rec));
+        self.buckets.insert(key, b.clone());
+        Some(b)
+    }
+
+    /// Dispatch keys built so far (diagnostics and tests).
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
 }
 
 /// Patterns above this count are matched with Aho-Corasick.
-const AC_MIN: usize = 8;
+const AC_MIN: usize = 2;
 
 fn int_op(op: BinOp, a: i64, b: i64) -> bool {
     match op {
@@ -267,19 +446,8 @@ impl Pred {
             }
             Pred::In(f, set) => attr::any_part(f, r, &mut |s| set.contains(s)),
             Pred::Type(set) => set.contains(r.kind()),
-            Pred::StrCmp(field, get, op, lit) => {
+            Pred::StrCmp(_, get, op, lit) => {
                 let v = get(r);
-                if v == "\u{0}" {
-                    return Pred::Cmp(
-                        FieldRef {
-                            field: *field,
-                            path: None,
-                        },
-                        *op,
-                        lit.clone(),
-                    )
-                    .eval(r);
-                }
                 let hit = if v.contains(',') {
                     v.split(',').any(|p| lit.any(BinOp::Eq.max_op(*op), p))
                 } else {
@@ -291,37 +459,16 @@ impl Pred {
                     hit
                 }
             }
-            Pred::StrIn(field, get, set) => {
+            Pred::StrIn(_, get, set) => {
                 let v = get(r);
-                if v == "\u{0}" {
-                    return Pred::In(
-                        FieldRef {
-                            field: *field,
-                            path: None,
-                        },
-                        set.clone(),
-                    )
-                    .eval(r);
-                }
                 if v.contains(',') {
                     v.split(',').any(|p| set.contains(p))
                 } else {
                     set.contains(v)
                 }
             }
-            Pred::StrPmatch(field, get, pats, ac) => {
+            Pred::StrPmatch(_, get, pats, ac) => {
                 let v = get(r);
-                if v == "\u{0}" {
-                    return Pred::Pmatch(
-                        FieldRef {
-                            field: *field,
-                            path: None,
-                        },
-                        pats.clone(),
-                        ac.clone(),
-                    )
-                    .eval(r);
-                }
                 let one = |s: &str| match ac {
                     Some(ac) => ac.is_match(s),
                     None => pats.iter().any(|p| s.contains(p.as_str())),
@@ -393,11 +540,37 @@ impl Pred {
     /// not populate become constants, and constants fold away. Evaluating the result on a
     /// record of that type gives the same answer as evaluating `self`.
     pub fn specialise_for(&self, kind: Kind) -> Pred {
+        self.fold(&|leaf: &Pred| {
+            let fields = leaf.leaf_fields();
+            if fields.iter().any(|f| attr::populated(*f, kind)) {
+                None
+            } else {
+                Some(leaf.eval(&attr::blank_record(kind)))
+            }
+        })
+    }
+
+    /// This predicate simplified for records with the same dispatch key as `probe` (see
+    /// [`dispatch_key`]): leaves that read only fields the key determines (type, op flags,
+    /// open flags and what derives from them) are evaluated once on `probe` and fold away.
+    pub fn specialise_for_key(&self, probe: &Record) -> Pred {
+        self.fold(&|leaf: &Pred| {
+            let fields = leaf.leaf_fields();
+            if !fields.is_empty() && fields.iter().all(|f| KEY_FIELDS.contains(f)) {
+                Some(leaf.eval(probe))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Replaces the leaves `decide` settles by constants and folds constants away.
+    fn fold(&self, decide: &dyn Fn(&Pred) -> Option<bool>) -> Pred {
         match self {
             Pred::And(v) => {
                 let mut out = Vec::with_capacity(v.len());
                 for x in v {
-                    match x.specialise_for(kind) {
+                    match x.fold(decide) {
                         Pred::Const(false) => return Pred::Const(false),
                         Pred::Const(true) => {}
                         p => out.push(p),
@@ -412,7 +585,7 @@ impl Pred {
             Pred::Or(v) => {
                 let mut out = Vec::with_capacity(v.len());
                 for x in v {
-                    match x.specialise_for(kind) {
+                    match x.fold(decide) {
                         Pred::Const(true) => return Pred::Const(true),
                         Pred::Const(false) => {}
                         p => out.push(p),
@@ -424,23 +597,19 @@ impl Pred {
                     _ => Pred::Or(out),
                 }
             }
-            Pred::Not(x) => match x.specialise_for(kind) {
+            Pred::Not(x) => match x.fold(decide) {
                 Pred::Const(b) => Pred::Const(!b),
                 p => Pred::Not(Box::new(p)),
             },
-            Pred::Macro(id, inner) => match inner.specialise_for(kind) {
+            Pred::Macro(id, inner) => match inner.fold(decide) {
                 Pred::Const(b) => Pred::Const(b),
                 p => Pred::Macro(*id, Arc::new(p)),
             },
             Pred::Const(b) => Pred::Const(*b),
-            leaf => {
-                let fields = leaf.leaf_fields();
-                if fields.iter().any(|f| attr::populated(*f, kind)) {
-                    leaf.clone()
-                } else {
-                    Pred::Const(leaf.eval(&attr::blank_record(kind)))
-                }
-            }
+            leaf => match decide(leaf) {
+                Some(b) => Pred::Const(b),
+                None => leaf.clone(),
+            },
         }
     }
 
@@ -525,6 +694,90 @@ fn merge_or(v: Vec<Pred>) -> Vec<Pred> {
         out.push(p);
     }
     out
+}
+
+/// Whether `p` reads only entity fields (see [`attr::entity_field`]), so its value is the
+/// same for every record of the same process, ancestry, container and pod.
+fn entity_only(p: &Pred) -> bool {
+    match p {
+        Pred::Const(_) => true,
+        Pred::And(v) | Pred::Or(v) => v.iter().all(entity_only),
+        Pred::Not(x) => entity_only(x),
+        Pred::Macro(_, x) => entity_only(x),
+        leaf => leaf
+            .leaf_fields()
+            .iter()
+            .all(|f| attr::entity_field(*f) && !matches!(leaf, Pred::Type(_) | Pred::OpMask(..))),
+    }
+}
+
+/// Wraps the parts of a condition that read only entity fields in memoised nodes, so they
+/// are evaluated once per process (their value carries over between consecutive records of
+/// the same entities) instead of once per record. Bit tests stay as they are (cheaper than
+/// the memo).
+fn wrap_entity_parts(p: Pred, next_id: &mut usize, as_macro: bool) -> Pred {
+    fn wrap(p: Pred, next_id: &mut usize) -> Pred {
+        if matches!(p, Pred::Macro(..) | Pred::Const(_)) || cost(&p) < 3 {
+            return p;
+        }
+        let id = *next_id;
+        *next_id += 1;
+        Pred::Macro(id, Arc::new(p))
+    }
+    fn go(p: Pred, next_id: &mut usize) -> Pred {
+        let is_and = matches!(p, Pred::And(_));
+        match p {
+            Pred::And(v) | Pred::Or(v) => {
+                let (ent, rest): (Vec<Pred>, Vec<Pred>) = v
+                    .into_iter()
+                    .partition(|x| entity_only(x) && !matches!(x, Pred::Const(_)));
+                let mut out: Vec<Pred> = rest.into_iter().map(|x| go(x, next_id)).collect();
+                if !ent.is_empty() {
+                    let group = if ent.len() == 1 {
+                        ent.into_iter().next().unwrap_or(Pred::Const(is_and))
+                    } else if is_and {
+                        Pred::And(ent)
+                    } else {
+                        Pred::Or(ent)
+                    };
+                    out.push(wrap(group, next_id));
+                }
+                if is_and {
+                    Pred::And(cheapest_first(out))
+                } else {
+                    Pred::Or(cheapest_first(out))
+                }
+            }
+            Pred::Not(x) => Pred::Not(Box::new(go(*x, next_id))),
+            leaf => leaf,
+        }
+    }
+    if entity_only(&p) {
+        if as_macro {
+            p
+        } else {
+            wrap(p, next_id)
+        }
+    } else {
+        go(p, next_id)
+    }
+}
+
+/// Marks the memo slots of `p` whose value depends on the event (reset for every record).
+fn mark_record_macros(p: &Pred, per_record: &mut [bool]) {
+    match p {
+        Pred::And(v) | Pred::Or(v) => v.iter().for_each(|x| mark_record_macros(x, per_record)),
+        Pred::Not(x) => mark_record_macros(x, per_record),
+        Pred::Macro(id, x) => {
+            if !entity_only(x) {
+                if let Some(slot) = per_record.get_mut(*id) {
+                    *slot = true;
+                }
+            }
+            mark_record_macros(x, per_record);
+        }
+        _ => {}
+    }
 }
 
 fn cheapest_first(mut v: Vec<Pred>) -> Vec<Pred> {
@@ -665,6 +918,50 @@ pub struct PolicySet {
     pub warnings: Vec<String>,
     /// Distinct compiled macros (the size of a [`Memo`]).
     pub macro_slots: usize,
+    /// Macros whose value depends on the event (the others depend only on the process,
+    /// its ancestry, container and pod, and carry over to the next record of the same
+    /// entities).
+    pub record_macros: Vec<usize>,
+    /// Unique per compiled set (dispatch caches are rebuilt when it changes).
+    pub id: u64,
+}
+
+static NEXT_SET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl PolicySet {
+    /// The filters and rules for records with `probe`'s dispatch key (type bit `bit`).
+    pub fn build_bucket(&self, bit: u8, probe: &Record) -> Bucket {
+        let b = bit as usize;
+        let kind = probe.kind();
+        let mut out = Bucket {
+            drop: false,
+            filters: Vec::new(),
+            rules: Vec::new(),
+            index: Default::default(),
+        };
+        for f in &self.filters {
+            if !f.types.contains(kind) {
+                continue;
+            }
+            match f.per_type[b].specialise_for_key(probe) {
+                Pred::Const(false) => {}
+                Pred::Const(true) => {
+                    out.drop = true;
+                    out.filters.clear();
+                    return out;
+                }
+                p => out.filters.push(p),
+            }
+        }
+        for &i in &self.index[b] {
+            match self.rules[i].per_type[b].specialise_for_key(probe) {
+                Pred::Const(false) => {}
+                p => out.rules.push((i, p)),
+            }
+        }
+        out.index = super::dispatch::RuleIndex::build(&out.rules);
+        out
+    }
 }
 
 /// Upstream's priority numbers (Informational 0, Low 1, Medium 2, High 3).
@@ -685,6 +982,8 @@ struct Compiler<'a> {
     macros: HashMap<String, CondText>,
     compiled_macros: HashMap<String, Pred>,
     macro_ids: HashMap<String, usize>,
+    /// Next free memo slot (named macros and synthetic ones share the numbering).
+    next_macro_id: usize,
     expanding: HashSet<String>,
     lenient: bool,
     warnings: &'a mut Vec<String>,
@@ -785,9 +1084,19 @@ impl Compiler<'_> {
                     ));
                 }
                 let p = self.compile_cond(&m)?;
+                // A macro that reads only entities is memoised as a whole; otherwise its
+                // entity-only parts are.
+                let p = wrap_entity_parts(p, &mut self.next_macro_id, true);
                 self.expanding.remove(name);
-                let next = self.macro_ids.len();
-                let id = *self.macro_ids.entry(name.clone()).or_insert(next);
+                let id = match self.macro_ids.get(name) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self.next_macro_id;
+                        self.next_macro_id += 1;
+                        self.macro_ids.insert(name.clone(), id);
+                        id
+                    }
+                };
                 let p = Pred::Macro(id, Arc::new(p));
                 self.compiled_macros.insert(name.clone(), p.clone());
                 p
@@ -955,6 +1264,7 @@ pub fn compile(
         macros,
         compiled_macros: HashMap::new(),
         macro_ids: HashMap::new(),
+        next_macro_id: 0,
         expanding: HashSet::new(),
         lenient,
         warnings: &mut warnings,
@@ -1042,6 +1352,7 @@ pub fn compile(
                     }
                     prefilter = pf;
                 }
+                let pred = wrap_entity_parts(pred, &mut c.next_macro_id, false);
                 let types = pred.possible_types().and(prefilter);
                 rules.push(Rule {
                     name: Arc::from(r.name.as_str()),
@@ -1060,7 +1371,11 @@ pub fn compile(
             Entry::Filter(f) => {
                 counts.filters += 1;
                 if f.enabled {
-                    let pred = c.compile_cond(&f.condition)?;
+                    let pred = wrap_entity_parts(
+                        c.compile_cond(&f.condition)?,
+                        &mut c.next_macro_id,
+                        false,
+                    );
                     let types = pred.possible_types();
                     filters.push(Filter {
                         name: f.name.clone(),
@@ -1093,7 +1408,16 @@ pub fn compile(
             }
         }
     }
-    let macro_slots = c.macro_ids.len();
+    let macro_slots = c.next_macro_id;
+    let mut per_record = vec![false; macro_slots];
+    for p in rules
+        .iter()
+        .map(|r| &r.pred)
+        .chain(filters.iter().map(|f| &f.pred))
+    {
+        mark_record_macros(p, &mut per_record);
+    }
+    let record_macros = (0..macro_slots).filter(|i| per_record[*i]).collect();
     Ok(PolicySet {
         rules,
         filters,
@@ -1101,6 +1425,8 @@ pub fn compile(
         counts,
         warnings,
         macro_slots,
+        record_macros,
+        id: NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     })
 }
 
@@ -1453,7 +1779,12 @@ mod tests {
         let mut lf = LoadedFiles::default();
         load_text("t.yaml", text, &mut lf).unwrap();
         let set = compile(&lf, &actions::registry(), false).unwrap();
-        match &set.rules[0].pred {
+        // The condition reads only the process: it is wrapped in a memoised node.
+        let inner = match &set.rules[0].pred {
+            Pred::Macro(_, inner) => inner.as_ref(),
+            other => other,
+        };
+        match inner {
             Pred::Or(v) => assert_eq!(v.len(), 1, "three leaves merged into one"),
             Pred::StrCmp(..) => {}
             other => panic!("{other:?}"),

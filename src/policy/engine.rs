@@ -54,36 +54,73 @@ impl Engine {
         self.apply_memo(rec, &mut Memo::default())
     }
 
-    /// As [`Engine::apply`], reusing `memo`'s allocation across records.
+    /// As [`Engine::apply`], with `memo` kept across records (it holds the dispatch cache:
+    /// reuse one per shard).
     pub fn apply_memo(&self, rec: &mut Record, memo: &mut Memo) -> bool {
-        memo.reset(self.set.macro_slots);
+        memo.start(&self.set, rec);
         let kind = rec.kind();
         let Some(bit) = TypeSet::bit(kind) else {
             return false;
         };
-        let b = bit as usize;
-        for f in &self.set.filters {
-            if f.types.contains(kind) && f.per_type[b].eval_memo(rec, memo) {
-                return false;
-            }
-        }
-        let mut matched = false;
-        for &i in &self.set.index[bit as usize] {
-            let rule = &self.set.rules[i];
-            if rule.per_type[b].eval_memo(rec, memo) {
-                matched = true;
-                rec.policies.push(PolicyMatch {
-                    id: rule.name.clone(),
-                    desc: rule.desc.clone(),
-                    priority: rule.priority,
-                    tags: rule.tags.clone(),
-                });
-                for a in &rule.actions {
-                    a.run(rec);
+        let matched = match memo.bucket(&self.set, bit, rec) {
+            Some(bucket) => {
+                if bucket.drop || bucket.filters.iter().any(|f| f.eval_memo(rec, memo)) {
+                    return false;
                 }
+                let mut matched = false;
+                if bucket.index.is_active() {
+                    let mut cands = std::mem::take(&mut memo.cands);
+                    bucket.index.candidates(rec, &mut cands);
+                    for &pos in &cands {
+                        let (i, p) = &bucket.rules[pos as usize];
+                        if p.eval_memo(rec, memo) {
+                            matched = true;
+                            self.record_match(*i, rec);
+                        }
+                    }
+                    memo.cands = cands;
+                } else {
+                    for (i, p) in &bucket.rules {
+                        if p.eval_memo(rec, memo) {
+                            matched = true;
+                            self.record_match(*i, rec);
+                        }
+                    }
+                }
+                matched
             }
-        }
+            None => {
+                // Dispatch cache full: the per-type conditions (same result).
+                let b = bit as usize;
+                for f in &self.set.filters {
+                    if f.types.contains(kind) && f.per_type[b].eval_memo(rec, memo) {
+                        return false;
+                    }
+                }
+                let mut matched = false;
+                for &i in &self.set.index[b] {
+                    if self.set.rules[i].per_type[b].eval_memo(rec, memo) {
+                        matched = true;
+                        self.record_match(i, rec);
+                    }
+                }
+                matched
+            }
+        };
         matched || self.mode == Mode::Enrich
+    }
+
+    fn record_match(&self, i: usize, rec: &mut Record) {
+        let rule = &self.set.rules[i];
+        rec.policies.push(PolicyMatch {
+            id: rule.name.clone(),
+            desc: rule.desc.clone(),
+            priority: rule.priority,
+            tags: rule.tags.clone(),
+        });
+        for a in &rule.actions {
+            a.run(rec);
+        }
     }
 
     /// Names of the rules that match `rec` when every enabled rule is evaluated (no index);
@@ -101,11 +138,10 @@ impl Engine {
             .collect()
     }
 
-    /// Processes a batch in order.
-    pub fn process(&self, input: Vec<Record>, out: &mut Vec<Record>) {
-        let mut memo = Memo::default();
+    /// Processes a batch in order (`memo`: the shard's evaluation state).
+    pub fn process(&self, input: Vec<Record>, out: &mut Vec<Record>, memo: &mut Memo) {
         for mut r in input {
-            if self.apply_memo(&mut r, &mut memo) {
+            if self.apply_memo(&mut r, memo) {
                 out.push(r);
             }
         }
@@ -125,20 +161,30 @@ pub fn load_policy_paths(paths: &[&Path], lenient: bool) -> Result<PolicySet, Po
 }
 
 /// A synthetic rule set of `n` rules for benchmarks: each rule constrains the record type and
-/// tests process, file or network values that real rules test; few of them match.
+/// tests process, file or network values that real rules test; about one rule in twenty
+/// names values the generator produces (so some rules match), the others do not.
 pub fn synthetic_rules(n: usize) -> String {
     let types = ["PE", "FF", "NF", "FE", "NE", "PF", "FF"];
+    const NAMES: [&str; 5] = ["curl", "cat", "bash", "python3", "tar"];
+    const PORTS: [u32; 6] = [80, 443, 53, 8080, 5432, 22];
     let mut out = String::from(
         "- list: shells\n  items: [bash, sh, zsh, dash, ksh]\n- macro: spawned_shell\n  condition: sf.type = PE and sf.opflags = EXEC and sf.proc.name in (shells)\n",
     );
     for i in 0..n {
         let t = types[i % types.len()];
-        let cond = match i % 5 {
-            0 => format!("sf.type = {t} and sf.proc.name in (tool{i}, helper{i}, svc{i}) and sf.proc.uid = {i}"),
-            1 => format!("sf.type = {t} and sf.file.path startswith /opt/app{i}/ and not sf.proc.name = python3"),
-            2 => format!("sf.type = {t} and sf.net.dport = {} and sf.proc.exe contains agent{i}", 10000 + i),
-            3 => format!("sf.type = {t} and spawned_shell and sf.pproc.name = service{i}"),
-            _ => format!("sf.type = {t} and sf.proc.args icontains --secret{i} and sf.container.name exists"),
+        let real = (i / 5) % 20 == 0;
+        let name = NAMES[i % NAMES.len()];
+        let cond = match (i % 5, real) {
+            (0, false) => format!("sf.type = {t} and sf.proc.name in (tool{i}, helper{i}, svc{i}) and sf.proc.uid = {i}"),
+            (0, true) => format!("sf.type = {t} and sf.proc.name in (tool{i}, {name}) and sf.proc.uid >= 0"),
+            (1, false) => format!("sf.type = {t} and sf.file.path startswith /opt/app{i}/ and not sf.proc.name = python3"),
+            (1, true) => format!("sf.type = {t} and sf.file.path startswith /etc/ and not sf.proc.name = tool{i}"),
+            (2, false) => format!("sf.type = {t} and sf.net.dport = {} and sf.proc.exe contains agent{i}", 10000 + i),
+            (2, true) => format!("sf.type = {t} and sf.net.dport = {} and sf.proc.exe contains /usr/", PORTS[i % PORTS.len()]),
+            (3, false) => format!("sf.type = {t} and spawned_shell and sf.pproc.name = service{i}"),
+            (3, true) => format!("sf.type = {t} and spawned_shell and sf.pproc.name = {name}"),
+            (_, false) => format!("sf.type = {t} and sf.proc.args icontains --secret{i} and sf.container.name exists"),
+            (_, true) => format!("sf.type = {t} and sf.proc.args icontains {name} and sf.container.name exists"),
         };
         out.push_str(&format!(
             "- rule: synthetic rule {i}\n  desc: synthetic\n  condition: {cond}\n  priority: medium\n"

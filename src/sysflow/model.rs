@@ -112,27 +112,71 @@ pub struct Container {
 
 /// A lazily computed value derived from an entity (not part of the Avro record): computed on
 /// first use, shared by every record that holds the entity, ignored by equality.
-#[derive(Clone, Default)]
-pub struct Derived(std::sync::OnceLock<String>);
+#[derive(Clone)]
+pub struct Derived<T = String>(std::sync::OnceLock<T>);
 
-impl Derived {
-    pub fn get_or_init(&self, f: impl FnOnce() -> String) -> &str {
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Derived(std::sync::OnceLock::new())
+    }
+}
+
+impl<T> Derived<T> {
+    pub fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
         self.0.get_or_init(f)
     }
 }
 
-impl PartialEq for Derived {
+impl<T> PartialEq for Derived<T> {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for Derived {}
+impl<T> Eq for Derived<T> {}
 
-impl std::fmt::Debug for Derived {
+impl<T> std::fmt::Debug for Derived<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Derived")
     }
+}
+
+/// A piece of an entity's string: a byte range of it, or an owned string when the piece is
+/// not a substring (e.g. a cleaned directory).
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Range(u32, u32),
+    Owned(Box<str>),
+}
+
+impl Piece {
+    /// `part` as a range of `base` when it lies inside it, else a copy.
+    pub fn of(base: &str, part: &str) -> Piece {
+        let off = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        match off.checked_add(part.len()) {
+            Some(end) if off <= base.len() && end <= base.len() && end <= u32::MAX as usize => {
+                Piece::Range(off as u32, end as u32)
+            }
+            _ => Piece::Owned(part.into()),
+        }
+    }
+
+    /// The piece's text (`base` is the string it was made from).
+    pub fn get<'a>(&'a self, base: &'a str) -> &'a str {
+        match self {
+            Piece::Range(a, b) => base.get(*a as usize..*b as usize).unwrap_or(""),
+            Piece::Owned(s) => s,
+        }
+    }
+}
+
+/// The parts of a file path that policies read (path without the symlink prefix, base name,
+/// directory), derived once per file entity.
+#[derive(Debug, Clone)]
+pub struct FileParts {
+    pub path: Piece,
+    pub name: Piece,
+    pub dir: Piece,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -165,6 +209,8 @@ pub struct File {
     pub restype: i32,
     pub path: String,
     pub container_id: Option<String>,
+    /// Path parts read by policies, computed once.
+    pub parts: Derived<FileParts>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use sfactors::{Node, NodeError};
 
 use super::batch::Records;
-use crate::policy::compile::PolicySet;
+use crate::policy::compile::{Memo, PolicySet};
 use crate::policy::engine::{Engine, Mode};
 
 /// The policy set in force, swapped atomically by the monitor between batches.
@@ -58,11 +58,16 @@ impl Node for PassThroughNode {
 /// Evaluates the policies on each batch.
 pub struct PolicyNode {
     handle: Arc<PolicyHandle>,
+    /// Macro values and the dispatch cache, kept across batches (rebuilt when the set swaps).
+    memo: Memo,
 }
 
 impl PolicyNode {
     pub fn new(handle: Arc<PolicyHandle>) -> Self {
-        PolicyNode { handle }
+        PolicyNode {
+            handle,
+            memo: Memo::default(),
+        }
     }
 }
 
@@ -73,7 +78,7 @@ impl Node for PolicyNode {
     fn process(&mut self, input: Records, out: &mut Vec<Records>) -> Result<(), NodeError> {
         let engine = Engine::new(self.handle.current(), self.handle.mode);
         let mut kept = Vec::with_capacity(input.0.len());
-        engine.process(input.0, &mut kept);
+        engine.process(input.0, &mut kept, &mut self.memo);
         if !kept.is_empty() {
             out.push(Records(kept));
         }

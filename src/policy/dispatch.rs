@@ -1,0 +1,329 @@
+//! Value-based rule dispatch inside a bucket: rules whose condition requires a field to equal
+//! one of some literals, or to contain/start/end with one, are indexed by those literals, so a
+//! record evaluates only the rules its values can satisfy (plus the rules without such a
+//! requirement). Large rule sets that test process names, ports or paths then cost a few hash
+//! lookups and one automaton scan per record instead of one test per rule.
+//!
+//! The index only preselects: every candidate's full condition is still evaluated, so an index
+//! may return extra candidates (never miss one).
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use rustc_hash::FxHashMap;
+
+use super::attr::{self, Field, Kind2, StrGetter, Value};
+use super::compile::Pred;
+use super::parser::BinOp;
+use crate::record::Record;
+
+/// Fewest rules sharing a requirement for an index group to pay off.
+const MIN_GROUP: usize = 4;
+
+/// Candidate preselection for the rules of one bucket (positions in the bucket's rule list).
+#[derive(Debug, Default)]
+pub struct RuleIndex {
+    /// Rules evaluated for every record.
+    always: Vec<u32>,
+    groups: Vec<Group>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Anchor {
+    Any,
+    Start,
+    End,
+}
+
+enum Group {
+    /// String field equal to one of the literals (`=`, `in`).
+    StrEq {
+        get: StrGetter,
+        map: FxHashMap<Box<str>, Vec<u32>>,
+    },
+    /// Integer field equal to a literal.
+    IntEq {
+        field: Field,
+        map: FxHashMap<i64, Vec<u32>>,
+        all: Vec<u32>,
+    },
+    /// String field containing / starting / ending with one of the patterns.
+    Substr {
+        get: StrGetter,
+        anchor: Anchor,
+        /// ASCII case-insensitive (`icontains`): non-ASCII values select every rule.
+        fold: bool,
+        ac: AhoCorasick,
+        /// Rules per pattern id.
+        rules: Vec<Vec<u32>>,
+        all: Vec<u32>,
+    },
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Group::StrEq { map, .. } => write!(f, "StrEq({} values)", map.len()),
+            Group::IntEq { field, map, .. } => write!(f, "IntEq({field:?}, {} values)", map.len()),
+            Group::Substr { anchor, rules, .. } => {
+                write!(f, "Substr({anchor:?}, {} patterns)", rules.len())
+            }
+        }
+    }
+}
+
+/// Which index group a key belongs to: (kind, field, anchor, case folding).
+type GroupId = (u8, Field, Anchor, bool);
+
+/// What a rule is indexed by: a required leaf's field and literals.
+enum Key<'a> {
+    StrEq(Field, StrGetter, Vec<&'a str>),
+    IntEq(Field, i64),
+    Substr(Field, StrGetter, Anchor, bool, Vec<&'a str>),
+}
+
+impl Key<'_> {
+    fn rank(&self) -> u8 {
+        match self {
+            Key::StrEq(..) => 3,
+            Key::IntEq(..) => 2,
+            Key::Substr(..) => 1,
+        }
+    }
+    fn group_id(&self) -> GroupId {
+        match self {
+            Key::StrEq(f, ..) => (0, *f, Anchor::Any, false),
+            Key::IntEq(f, _) => (1, *f, Anchor::Any, false),
+            Key::Substr(f, _, a, fold, _) => (2, *f, *a, *fold),
+        }
+    }
+}
+
+/// The indexable requirement of a leaf, if any.
+fn leaf_key(p: &Pred) -> Option<Key<'_>> {
+    match p {
+        Pred::StrCmp(f, g, op, lit) => {
+            let parts: Vec<&str> = lit.parts.iter().map(String::as_str).collect();
+            match op {
+                BinOp::Eq => Some(Key::StrEq(*f, *g, parts)),
+                BinOp::Contains => Some(Key::Substr(*f, *g, Anchor::Any, false, parts)),
+                BinOp::StartsWith => Some(Key::Substr(*f, *g, Anchor::Start, false, parts)),
+                BinOp::EndsWith => Some(Key::Substr(*f, *g, Anchor::End, false, parts)),
+                BinOp::IContains if lit.lower.iter().all(|l| l.is_ascii()) => Some(Key::Substr(
+                    *f,
+                    *g,
+                    Anchor::Any,
+                    true,
+                    lit.lower.iter().map(String::as_str).collect(),
+                )),
+                _ => None,
+            }
+        }
+        Pred::StrIn(f, g, set) => {
+            Some(Key::StrEq(*f, *g, set.iter().map(String::as_str).collect()))
+        }
+        Pred::StrPmatch(f, g, pats, _) => Some(Key::Substr(
+            *f,
+            *g,
+            Anchor::Any,
+            false,
+            pats.iter().map(String::as_str).collect(),
+        )),
+        Pred::Cmp(r, BinOp::Eq, lit) if r.path.is_none() && r.field.kind() == Kind2::Int => {
+            lit.canonical_int.map(|i| Key::IntEq(r.field, i))
+        }
+        _ => None,
+    }
+}
+
+/// The best indexable leaf among the conjuncts `p` requires (through `and` and macros).
+fn required_key(p: &Pred) -> Option<Key<'_>> {
+    match p {
+        Pred::Macro(_, inner) => required_key(inner),
+        Pred::And(v) => v
+            .iter()
+            .filter_map(required_key)
+            .fold(None, |best: Option<Key>, k| match best {
+                Some(b) if b.rank() >= k.rank() => Some(b),
+                _ => Some(k),
+            }),
+        leaf => leaf_key(leaf),
+    }
+}
+
+impl RuleIndex {
+    /// Indexes `rules` (residual conditions, in bucket order).
+    pub fn build(rules: &[(usize, Pred)]) -> RuleIndex {
+        let keys: Vec<Option<Key>> = rules
+            .iter()
+            .map(|(_, p)| required_key(p).filter(|k| !has_empty(k)))
+            .collect();
+        let mut sizes: FxHashMap<GroupId, usize> = FxHashMap::default();
+        for k in keys.iter().flatten() {
+            *sizes.entry(k.group_id()).or_default() += 1;
+        }
+        let mut out = RuleIndex::default();
+        let mut order: Vec<GroupId> = Vec::new();
+        let mut members: FxHashMap<GroupId, Vec<(u32, &Key)>> = FxHashMap::default();
+        for (pos, k) in keys.iter().enumerate() {
+            let pos = pos as u32;
+            match k {
+                Some(k) if sizes[&k.group_id()] >= MIN_GROUP => {
+                    let id = k.group_id();
+                    if !members.contains_key(&id) {
+                        order.push(id);
+                    }
+                    members.entry(id).or_default().push((pos, k));
+                }
+                _ => out.always.push(pos),
+            }
+        }
+        for id in order {
+            let list = &members[&id];
+            if let Some(g) = Group::build(list) {
+                out.groups.push(g);
+            } else {
+                out.always.extend(list.iter().map(|(p, _)| *p));
+            }
+        }
+        out.always.sort_unstable();
+        out
+    }
+
+    /// Whether the index preselects anything (else every rule is evaluated).
+    pub fn is_active(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
+    /// Positions of the rules to evaluate for `rec`, sorted, without duplicates.
+    pub fn candidates(&self, rec: &Record, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for g in &self.groups {
+            g.candidates(rec, out);
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+}
+
+fn has_empty(k: &Key) -> bool {
+    match k {
+        Key::StrEq(..) | Key::IntEq(..) => false,
+        Key::Substr(.., pats) => pats.iter().any(|p| p.is_empty()),
+    }
+}
+
+impl Group {
+    fn build(list: &[(u32, &Key)]) -> Option<Group> {
+        match list.first()?.1 {
+            Key::StrEq(_, get, _) => {
+                let mut map: FxHashMap<Box<str>, Vec<u32>> = FxHashMap::default();
+                for (pos, k) in list {
+                    if let Key::StrEq(_, _, vals) = k {
+                        for v in vals {
+                            let e = map.entry((*v).into()).or_default();
+                            if e.last() != Some(pos) {
+                                e.push(*pos);
+                            }
+                        }
+                    }
+                }
+                Some(Group::StrEq { get: *get, map })
+            }
+            Key::IntEq(field, _) => {
+                let mut map: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
+                for (pos, k) in list {
+                    if let Key::IntEq(_, i) = k {
+                        map.entry(*i).or_default().push(*pos);
+                    }
+                }
+                Some(Group::IntEq {
+                    field: *field,
+                    map,
+                    all: list.iter().map(|(p, _)| *p).collect(),
+                })
+            }
+            Key::Substr(_, get, anchor, fold, _) => {
+                let mut ids: FxHashMap<&str, usize> = FxHashMap::default();
+                let mut pats: Vec<&str> = Vec::new();
+                let mut rules: Vec<Vec<u32>> = Vec::new();
+                for (pos, k) in list {
+                    if let Key::Substr(.., vals) = k {
+                        for v in vals {
+                            let id = *ids.entry(v).or_insert_with(|| {
+                                pats.push(v);
+                                rules.push(Vec::new());
+                                pats.len() - 1
+                            });
+                            if rules[id].last() != Some(pos) {
+                                rules[id].push(*pos);
+                            }
+                        }
+                    }
+                }
+                let ac = AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(*fold)
+                    .build(&pats)
+                    .ok()?;
+                Some(Group::Substr {
+                    get: *get,
+                    anchor: *anchor,
+                    fold: *fold,
+                    ac,
+                    rules,
+                    all: list.iter().map(|(p, _)| *p).collect(),
+                })
+            }
+        }
+    }
+
+    fn candidates(&self, rec: &Record, out: &mut Vec<u32>) {
+        match self {
+            Group::StrEq { get, map } => {
+                let v = get(rec);
+                if v.contains(',') {
+                    for part in v.split(',') {
+                        if let Some(r) = map.get(part) {
+                            out.extend_from_slice(r);
+                        }
+                    }
+                } else if let Some(r) = map.get(v) {
+                    out.extend_from_slice(r);
+                }
+            }
+            Group::IntEq { field, map, all } => match attr::value(*field, rec) {
+                Value::Int(i) => {
+                    if let Some(r) = map.get(&i) {
+                        out.extend_from_slice(r);
+                    }
+                }
+                _ => out.extend_from_slice(all),
+            },
+            Group::Substr {
+                get,
+                anchor,
+                fold,
+                ac,
+                rules,
+                all,
+            } => {
+                let v = get(rec);
+                if *fold && !v.is_ascii() {
+                    out.extend_from_slice(all);
+                    return;
+                }
+                let b = v.as_bytes();
+                for m in ac.find_overlapping_iter(v) {
+                    let ok = match anchor {
+                        Anchor::Any => true,
+                        Anchor::Start => m.start() == 0 || b[m.start() - 1] == b',',
+                        Anchor::End => m.end() == b.len() || b[m.end()] == b',',
+                    };
+                    if ok {
+                        out.extend_from_slice(&rules[m.pattern().as_usize()]);
+                    }
+                }
+            }
+        }
+    }
+}
