@@ -2,7 +2,7 @@
 //! its peak RSS is its own.
 //!
 //! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|all]
-//!                [-policies P1,P2] [-rules N]
+//!                [-policies P1,P2] [-rules N] [-repeat N]
 //!
 //! `engine`: policy evaluation only, over records already assembled in memory (the first
 //! 1,000,000 of the trace, evaluated in a loop up to the trace's size), with the upstream
@@ -12,6 +12,8 @@
 //! Stages: decode only; + entity cache and record assembly; + JSON encoding (all on one
 //! thread); the full actor pipeline (pass-through policy engine, JSON, null exporter).
 //! Without -trace, a trace of N records (default 5,000,000) is generated first (deflate, v5).
+//! `-repeat N` with `-trace FILE` writes FILE's records N times over into one trace first (a
+//! large trace with real content) and runs the stage on it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -317,12 +319,36 @@ fn generate(path: &Path, records: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// A trace holding `src`'s records `times` times over (schema v5, deflate): a large trace with
+/// the content of a real one, for pipeline benchmarks.
+fn write_repeated(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
+    let mut recs = Vec::new();
+    sfprocessor::sysflow::trace::read_trace(src, |r| recs.push(r))?;
+    let schema = schema(SchemaVersion::V5).map_err(|e| e.to_string())?;
+    let f = std::fs::File::create(dst).map_err(|e| e.to_string())?;
+    let codec = avro_codec("deflate").ok_or("codec")?;
+    let mut w = TraceWriter::new(
+        &schema,
+        SchemaVersion::V5,
+        codec,
+        std::io::BufWriter::new(f),
+    );
+    for _ in 0..times {
+        for r in &recs {
+            w.append(r).map_err(|e| e.to_string())?;
+        }
+    }
+    w.finish().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut records: u64 = 5_000_000;
     let mut trace: Option<PathBuf> = None;
     let mut stage = "all".to_string();
     let mut policies = String::new();
     let mut rules = 0usize;
+    let mut repeat = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.trim_start_matches('-') {
@@ -336,6 +362,7 @@ fn main() -> ExitCode {
             "stage" => stage = args.next().unwrap_or(stage),
             "policies" => policies = args.next().unwrap_or_default(),
             "rules" => rules = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "repeat" => repeat = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             other => {
                 eprintln!("sfbench: unknown argument {other}");
                 return ExitCode::from(2);
@@ -355,6 +382,23 @@ fn main() -> ExitCode {
             }
             p
         }
+    };
+    let trace = if repeat > 1 {
+        let name = trace
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let p = std::env::temp_dir().join(format!("sfbench-repeat-{repeat}-{name}"));
+        if !p.exists() {
+            eprintln!("sfbench: writing {} {repeat} times into {}", trace.display(), p.display());
+            if let Err(e) = write_repeated(&trace, &p, repeat) {
+                eprintln!("sfbench: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        p
+    } else {
+        trace
     };
     if stage != "all" {
         return match run_child(&stage, &trace, &policies, rules) {
