@@ -90,6 +90,34 @@ fn main() -> ExitCode {
         for w in &plan.warnings {
             println!("warning: {w}");
         }
+        // Exporter targets: connect (and handshake) now, so a wrong address or a target that
+        // is down is found before deployment.
+        let mut unhealthy = 0;
+        for sp in &plan.stages {
+            if let pipeline::StageKind::Exporter(ec) = &sp.kind {
+                if !ec.is_network() {
+                    continue;
+                }
+                let r = ec.open().and_then(|mut t| t.healthcheck());
+                match r {
+                    Ok(()) => println!(
+                        "pipeline[{}] (exporter): {} is reachable",
+                        sp.config.index,
+                        ec.target()
+                    ),
+                    Err(e) => {
+                        unhealthy += 1;
+                        eprintln!(
+                            "sfprocessor: pipeline[{}] (exporter): healthcheck failed: {e}",
+                            sp.config.index
+                        );
+                    }
+                }
+            }
+        }
+        if unhealthy > 0 {
+            return ExitCode::from(1);
+        }
         if let Some(p) = &cli.path {
             if let Err(e) = list_traces(Path::new(p)) {
                 eprintln!("sfprocessor: input error: {e}");
@@ -117,6 +145,8 @@ fn main() -> ExitCode {
             received = m.received_records,
             sent = m.sent_records,
             dropped = m.dropped_records,
+            retried = m.retried_records,
+            failed = m.failed_records,
             errors = m.errors,
             dead_letters = m.dead_letters,
             restarts = m.restarts,
@@ -130,8 +160,16 @@ fn main() -> ExitCode {
     let undelivered: Vec<String> = outcome
         .metrics
         .iter()
-        .filter(|m| m.dropped_records > 0)
-        .map(|m| format!("{}: {} records not delivered", m.name, m.dropped_records))
+        .filter(|m| m.dropped_records + m.failed_records > 0)
+        .map(|m| {
+            format!(
+                "{}: {} records not delivered ({} failed, {} dropped)",
+                m.name,
+                m.dropped_records + m.failed_records,
+                m.failed_records,
+                m.dropped_records
+            )
+        })
         .collect();
     if !undelivered.is_empty() {
         eprintln!("sfprocessor: finished with undelivered records:");

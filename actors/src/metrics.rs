@@ -12,6 +12,8 @@ pub struct NodeMetrics {
     received_records: AtomicU64,
     sent_records: AtomicU64,
     dropped_records: AtomicU64,
+    retried_records: AtomicU64,
+    failed_records: AtomicU64,
     errors: AtomicU64,
     dead_letters: AtomicU64,
     restarts: AtomicU64,
@@ -25,7 +27,12 @@ pub struct MetricsSnapshot {
     pub received_batches: u64,
     pub received_records: u64,
     pub sent_records: u64,
+    /// Dropped on purpose (e.g. an exporter's `when_full: drop_newest`).
     pub dropped_records: u64,
+    /// Records in delivery attempts that failed and were tried again.
+    pub retried_records: u64,
+    /// Records that could not be delivered.
+    pub failed_records: u64,
     pub errors: u64,
     pub dead_letters: u64,
     pub restarts: u64,
@@ -51,6 +58,12 @@ impl NodeMetrics {
     }
     pub fn add_dropped(&self, records: u64) {
         self.dropped_records.fetch_add(records, Ordering::Relaxed);
+    }
+    pub fn add_retried(&self, records: u64) {
+        self.retried_records.fetch_add(records, Ordering::Relaxed);
+    }
+    pub fn add_failed(&self, records: u64) {
+        self.failed_records.fetch_add(records, Ordering::Relaxed);
     }
     pub fn add_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
@@ -79,6 +92,8 @@ impl NodeMetrics {
             received_records: self.received_records.load(Ordering::Relaxed),
             sent_records: self.sent_records.load(Ordering::Relaxed),
             dropped_records: self.dropped_records.load(Ordering::Relaxed),
+            retried_records: self.retried_records.load(Ordering::Relaxed),
+            failed_records: self.failed_records.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),

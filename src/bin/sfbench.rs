@@ -390,7 +390,11 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         let p = std::env::temp_dir().join(format!("sfbench-repeat-{repeat}-{name}"));
         if !p.exists() {
-            eprintln!("sfbench: writing {} {repeat} times into {}", trace.display(), p.display());
+            eprintln!(
+                "sfbench: writing {} {repeat} times into {}",
+                trace.display(),
+                p.display()
+            );
             if let Err(e) = write_repeated(&trace, &p, repeat) {
                 eprintln!("sfbench: {e}");
                 return ExitCode::from(1);

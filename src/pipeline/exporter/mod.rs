@@ -1,5 +1,7 @@
-//! The exporter node: encodes records and hands them to its transport. A batch that the
-//! transport rejects is counted as failed and reported (nothing is dropped silently).
+//! The exporter node: encodes records and queues them for its delivery worker, which owns the
+//! transport (batching, retries, idle flush: `exporter::delivery`). Nothing is dropped
+//! silently: records are counted as sent only once acknowledged, and as dropped or failed
+//! otherwise.
 
 use std::sync::Arc;
 
@@ -7,15 +9,12 @@ use sfactors::{Node, NodeError, NodeMetrics};
 
 use super::batch::{Nothing, Records};
 use crate::encode::JsonEncoder;
+use crate::exporter::delivery::{Delivery, Payload};
 use crate::exporter::{ExporterConfig, Transport};
 
 pub struct ExporterNode {
     encoder: JsonEncoder,
-    transport: Box<dyn Transport>,
-    buf: Vec<u8>,
-    pending: usize,
-    buffer: usize,
-    metrics: Arc<NodeMetrics>,
+    delivery: Delivery,
 }
 
 impl ExporterNode {
@@ -26,31 +25,7 @@ impl ExporterNode {
     ) -> Self {
         ExporterNode {
             encoder: JsonEncoder::new(),
-            transport,
-            buf: Vec::with_capacity(1 << 20),
-            pending: 0,
-            buffer: cfg.buffer,
-            metrics,
-        }
-    }
-
-    fn ship(&mut self) -> Result<(), NodeError> {
-        if self.pending == 0 {
-            return Ok(());
-        }
-        let n = self.pending;
-        self.pending = 0;
-        let r = self.transport.send(&self.buf, n);
-        self.buf.clear();
-        match r {
-            Ok(()) => {
-                self.metrics.add_sent(n as u64);
-                Ok(())
-            }
-            Err(e) => {
-                self.metrics.add_dropped(n as u64);
-                Err(NodeError::new(format!("{n} records not delivered: {e}")))
-            }
+            delivery: Delivery::start(transport, &cfg.delivery, metrics, cfg.target()),
         }
     }
 }
@@ -60,21 +35,24 @@ impl Node for ExporterNode {
     type Out = Nothing;
 
     fn process(&mut self, input: Records, _out: &mut Vec<Nothing>) -> Result<(), NodeError> {
+        if input.0.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(input.0.len() * 1600);
         for rec in &input.0 {
-            self.encoder.encode(rec, &mut self.buf);
-            self.buf.push(b'\n');
-            self.pending += 1;
+            self.encoder.encode(rec, &mut bytes);
+            bytes.push(b'\n');
         }
-        if self.pending >= self.buffer {
-            self.ship()?;
-        }
-        Ok(())
+        self.delivery
+            .submit(Payload {
+                bytes,
+                records: input.0.len(),
+            })
+            .map_err(NodeError::new)
     }
 
     fn finish(&mut self, _out: &mut Vec<Nothing>) -> Result<(), NodeError> {
-        self.ship()?;
-        self.transport
-            .flush()
-            .map_err(|e| NodeError::new(format!("flush failed: {e}")))
+        self.delivery.finish();
+        Ok(())
     }
 }
