@@ -84,15 +84,23 @@ pub fn write_trace(
     recs
 }
 
-/// A pipeline config writing JSON to `out` through a pass-through policy engine.
-pub fn file_pipeline(out: &std::path::Path) -> String {
+/// A pipeline config: pass-through policy engine, JSON to the exporter whose keys are
+/// `exporter` (JSON members, e.g. `"export":"null"`).
+pub fn exporter_pipeline(exporter: &str) -> String {
     format!(
         r#"{{"pipeline":[
  {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
  {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"enrich"}},
- {{"processor":"exporter","in":"evt eventchan","export":"file","format":"json","file.path":"{}"}}]}}"#,
-        out.display()
+ {{"processor":"exporter","in":"evt eventchan","format":"json",{exporter}}}]}}"#
     )
+}
+
+/// A pipeline config writing JSON to `out` through a pass-through policy engine.
+pub fn file_pipeline(out: &std::path::Path) -> String {
+    exporter_pipeline(&format!(
+        r#""export":"file","file.path":"{}""#,
+        out.display()
+    ))
 }
 
 /// Reads an exported file: every line must be a JSON object.

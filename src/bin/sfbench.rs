@@ -298,7 +298,11 @@ fn run_child(stage: &str, trace: &Path, policies: &str, rules: usize) -> Result<
     Ok(())
 }
 
-fn generate(path: &Path, records: u64) -> Result<(), String> {
+/// Writes `records` to `path` as a v5 trace (deflate), streaming.
+fn write_records<R: std::borrow::Borrow<sfprocessor::sysflow::SysFlow>>(
+    path: &Path,
+    records: impl IntoIterator<Item = R>,
+) -> Result<(), String> {
     let schema = schema(SchemaVersion::V5).map_err(|e| e.to_string())?;
     let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
     let codec = avro_codec("deflate").ok_or("codec")?;
@@ -308,15 +312,22 @@ fn generate(path: &Path, records: u64) -> Result<(), String> {
         codec,
         std::io::BufWriter::new(f),
     );
-    for r in Generator::new(GenConfig {
-        seed: 42,
-        records,
-        ..Default::default()
-    }) {
-        w.append(&r).map_err(|e| e.to_string())?;
+    for r in records {
+        w.append(r.borrow()).map_err(|e| e.to_string())?;
     }
     w.finish().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+fn generate(path: &Path, records: u64) -> Result<(), String> {
+    write_records(
+        path,
+        Generator::new(GenConfig {
+            seed: 42,
+            records,
+            ..Default::default()
+        }),
+    )
 }
 
 /// A trace holding `src`'s records `times` times over (schema v5, deflate): a large trace with
@@ -324,22 +335,7 @@ fn generate(path: &Path, records: u64) -> Result<(), String> {
 fn write_repeated(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
     let mut recs = Vec::new();
     sfprocessor::sysflow::trace::read_trace(src, |r| recs.push(r))?;
-    let schema = schema(SchemaVersion::V5).map_err(|e| e.to_string())?;
-    let f = std::fs::File::create(dst).map_err(|e| e.to_string())?;
-    let codec = avro_codec("deflate").ok_or("codec")?;
-    let mut w = TraceWriter::new(
-        &schema,
-        SchemaVersion::V5,
-        codec,
-        std::io::BufWriter::new(f),
-    );
-    for _ in 0..times {
-        for r in &recs {
-            w.append(r).map_err(|e| e.to_string())?;
-        }
-    }
-    w.finish().map_err(|e| e.to_string())?;
-    Ok(())
+    write_records(dst, std::iter::repeat_n(&recs, times).flatten())
 }
 
 fn main() -> ExitCode {

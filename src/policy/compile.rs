@@ -277,12 +277,14 @@ impl Entities {
 }
 
 impl Memo {
-    /// Forgets every macro value (a new record); keeps the allocation.
-    pub fn reset(&mut self, macros: usize) {
-        self.values.clear();
-        self.values.resize(macros, 0);
-        self.entities = None;
-        self.recent.clear();
+    /// Forgets everything built for another policy set (a hot reload swapped it).
+    fn follow(&mut self, set: &PolicySet) {
+        if self.set_id != set.id {
+            self.buckets.clear();
+            self.set_id = set.id;
+            self.entities = None;
+            self.recent.clear();
+        }
     }
 
     /// Prepares for evaluating `rec` with `set`: forgets the macro values that depend on the
@@ -290,12 +292,7 @@ impl Memo {
     /// restored from a small per-process table when its process was seen recently (records
     /// of a few busy processes interleave).
     pub fn start(&mut self, set: &PolicySet, rec: &Record) {
-        if self.set_id != set.id {
-            self.buckets.clear();
-            self.set_id = set.id;
-            self.entities = None;
-            self.recent.clear();
-        }
+        self.follow(set);
         if self.values.len() != set.macro_slots {
             self.entities = None;
             self.recent.clear();
@@ -351,11 +348,7 @@ impl Memo {
     /// The bucket of `rec`'s dispatch key in `set`, built on first use; `None` when the
     /// cache is full and the key is new.
     pub fn bucket(&mut self, set: &PolicySet, bit: u8, rec: &Record) -> Option<Arc<Bucket>> {
-        if self.set_id != set.id {
-            self.buckets.clear();
-            self.set_id = set.id;
-            self.entities = None;
-        }
+        self.follow(set);
         let key = dispatch_key(bit, rec);
         if let Some(b) = self.buckets.get(&key) {
             return Some(b.clone());

@@ -257,12 +257,7 @@ impl SyslogTransport {
         let ts = rfc3339_now();
         for line in payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let mut msg = Vec::with_capacity(line.len() + 96);
-            msg.extend_from_slice(b"<25>1 ");
-            msg.extend_from_slice(ts.as_bytes());
-            msg.push(b' ');
-            msg.extend_from_slice(self.host_app_pid_tag.as_bytes());
-            msg.extend_from_slice(b" - ");
-            msg.extend_from_slice(line);
+            push_message(&mut msg, &ts, &self.host_app_pid_tag, line);
             let Some(Conn::Udp(s)) = &self.conn else {
                 return Err(self.unavailable("not connected"));
             };
@@ -387,6 +382,17 @@ impl Transport for SyslogTransport {
     fn healthcheck(&mut self) -> Result<(), TransportError> {
         self.connect()
     }
+}
+
+/// Appends one RFC 5424 message: PRI 25 (daemon.alert), version 1, timestamp, the fixed
+/// HOSTNAME APP-NAME PROCID MSGID part, no structured data, the record.
+fn push_message(out: &mut Vec<u8>, ts: &str, host_app_pid_tag: &str, line: &[u8]) {
+    out.extend_from_slice(b"<25>1 ");
+    out.extend_from_slice(ts.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(host_app_pid_tag.as_bytes());
+    out.extend_from_slice(b" - ");
+    out.extend_from_slice(line);
 }
 
 fn local_hostname() -> String {
