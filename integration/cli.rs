@@ -353,3 +353,107 @@ fn records_an_exporter_cannot_deliver_are_counted_and_fail_the_run() {
         stderr(&o)
     );
 }
+
+/// Answers every HTTP request with 200 and `{}` (enough for the es healthcheck).
+fn tiny_http_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                if line == "\r\n" {
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                }
+                line.clear();
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn upstream_pipeline_configs_start_unchanged_through_environment_overrides() {
+    let up = common::upstream().join("sf-processor");
+    let filter = up.join("resources/policies/distribution/filter.yaml");
+    let syslog = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let syslog_port = syslog.local_addr().unwrap().port().to_string();
+    let es = format!("http://127.0.0.1:{}", tiny_http_server());
+    let policies = ("POLICYENGINE_POLICIES", filter.to_str().unwrap());
+    let runnable: &[(&str, Vec<(&str, &str)>)] = &[
+        ("scripts/tests/pipeline.sigma.bench.json", vec![policies]),
+        ("scripts/tests/pipeline.falco.bench.json", vec![policies]),
+        (
+            "resources/pipelines/pipeline.distribution.json",
+            vec![
+                policies,
+                ("EXPORTER_SYSLOG_HOST", "127.0.0.1"),
+                ("EXPORTER_SYSLOG_PORT", &syslog_port),
+            ],
+        ),
+        (
+            "resources/pipelines/pipeline.local.json",
+            vec![
+                policies,
+                ("EXPORTER_SYSLOG_HOST", "127.0.0.1"),
+                ("EXPORTER_SYSLOG_PORT", &syslog_port),
+            ],
+        ),
+        (
+            "resources/pipelines/pipeline.elk.json",
+            vec![policies, ("EXPORTER_ES_ADDRESSES", &es)],
+        ),
+        ("resources/pipelines/pipeline.terminal.json", vec![policies]),
+        (
+            "plugins/actions/example/pipeline.actions.json",
+            vec![policies],
+        ),
+    ];
+    for (cfg, env) in runnable {
+        let p = up.join(cfg);
+        let o = sfprocessor(&["-test", "-config", p.to_str().unwrap()], env);
+        assert_eq!(o.status.code(), Some(0), "{cfg}: {}", stderr(&o));
+        assert!(stdout(&o).contains("is valid: 3 stage(s)"), "{cfg}");
+    }
+    // One of them runs for real: alerts of an upstream trace on the terminal.
+    let trace = common::upstream().join("sf-apis/pynb/data/attacks/express/mon.1531776742.sf");
+    let p = up.join("resources/pipelines/pipeline.terminal.json");
+    let o = sfprocessor(
+        &["-config", p.to_str().unwrap(), trace.to_str().unwrap()],
+        &[policies],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let alerts = stdout(&o).lines().filter(|l| l.starts_with('{')).count();
+    assert!(alerts > 100, "{alerts} alerts");
+    // The others fail before starting, naming what this build does not support.
+    for (cfg, want) in [
+        (
+            "resources/pipelines/pipeline.findings.json",
+            "Findings exporter is not supported",
+        ),
+        (
+            "resources/pipelines/pipeline.otel.json",
+            "custom drivers are not supported",
+        ),
+        (
+            "resources/pipelines/pipeline.template.json",
+            "unknown mode `alert|enrich",
+        ),
+        (
+            "plugins/processors/example/pipeline.example.json",
+            "plugins are not loaded",
+        ),
+        (
+            "plugins/handlers/printer/pipeline.printer.json",
+            "plugins are not loaded",
+        ),
+    ] {
+        let p = up.join(cfg);
+        let o = sfprocessor(&["-test", "-config", p.to_str().unwrap()], &[policies]);
+        assert_eq!(o.status.code(), Some(2), "{cfg}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{cfg}: {}", stderr(&o));
+    }
+}

@@ -2,6 +2,8 @@
 //! inventory says.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! `sfbench`: records/s and peak RSS per stage configuration, each stage in a fresh process so
 //! its peak RSS is its own.
 //!
-//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|all]
+//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|ruleprof|kafka-bare|kafka|es|syslog|all]
 //!                [-policies P1,P2] [-rules N] [-repeat N]
 //!
 //! `engine`: policy evaluation only, over records already assembled in memory (the first
@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sfactors::StopFlag;
 use sfprocessor::cache::EntityCache;
@@ -275,6 +275,135 @@ fn alert_stage(trace: &Path, policies: &str) -> Result<u64, String> {
     Ok(read)
 }
 
+/// Up to 500,000 records of `trace`, JSON-encoded (one line each), with their partition keys
+/// and document ids, in batches of 1,000 as the exporter node hands them over.
+fn encoded_batches(trace: &Path, ecs: bool) -> Result<Vec<sfprocessor::exporter::Payload>, String> {
+    use sfprocessor::encode::{ecs::doc_id_hash, EcsEncoder, JsonEncoder};
+    let (recs, _) = records_in_memory(trace, 500_000)?;
+    let mut json = JsonEncoder::new();
+    let mut e = EcsEncoder::new();
+    let mut out = Vec::new();
+    for chunk in recs.chunks(1000) {
+        let mut p = sfprocessor::exporter::Payload::plain(Vec::new(), chunk.len());
+        for r in chunk {
+            if ecs {
+                e.encode(r, &mut p.bytes);
+            } else {
+                json.encode(r, &mut p.bytes);
+            }
+            p.bytes.push(b'\n');
+            p.keys
+                .push(sfprocessor::pipeline::exporter::partition_key(r));
+            p.ids.push(doc_id_hash(r));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn bench_target() -> Result<String, String> {
+    std::env::var("SFBENCH_TARGET").map_err(|_| {
+        "set SFBENCH_TARGET (kafka: host:port, es: http://host:port, syslog: host:port)".to_string()
+    })
+}
+
+/// A bare librdkafka producer (same settings as the exporter's defaults) sending the same
+/// encoded messages with the same keys: produce everything, then flush. The yardstick for the
+/// Kafka exporter.
+fn kafka_bare_stage(trace: &Path) -> Result<(u64, f64), String> {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let batches = encoded_batches(trace, false)?;
+    let mut c = rdkafka::ClientConfig::new();
+    for (k, v) in sfprocessor::exporter::kafka::KafkaConfig::defaults() {
+        c.set(k, v);
+    }
+    c.set("bootstrap.servers", bench_target()?);
+    let p: BaseProducer = c.create().map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let mut n = 0u64;
+    for b in &batches {
+        for (i, line) in b.lines().enumerate() {
+            let key = format!("{:016x}", b.keys[i]);
+            let mut rec = BaseRecord::to("sfbench").payload(line).key(key.as_bytes());
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        p.poll(Duration::from_millis(5));
+                        rec = r;
+                    }
+                }
+            }
+            n += 1;
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(120))
+        .map_err(|e| e.to_string())?;
+    Ok((n, t.elapsed().as_secs_f64()))
+}
+
+/// The exporter's delivery worker and transport (`kafka`, `es` or `syslog`) over the same
+/// encoded batches; records/s counts acknowledged records only.
+fn transport_stage(stage: &str, trace: &Path) -> Result<(u64, f64), String> {
+    use sfprocessor::exporter::{delivery::Delivery, DeliveryConfig, Transport};
+    let target = bench_target()?;
+    let batches = encoded_batches(trace, stage == "es")?;
+    let transport: Box<dyn Transport> = match stage {
+        "kafka" => {
+            let mut settings = sfprocessor::exporter::kafka::KafkaConfig::defaults();
+            settings.insert("bootstrap.servers".into(), target);
+            Box::new(sfprocessor::exporter::kafka::KafkaTransport::new(
+                sfprocessor::exporter::kafka::KafkaConfig {
+                    topic: "sfbench".into(),
+                    settings,
+                },
+            ))
+        }
+        "es" => Box::new(
+            sfprocessor::exporter::es::EsTransport::new(sfprocessor::exporter::es::EsConfig {
+                addresses: vec![sfprocessor::exporter::es::http::Url::parse(&target)?],
+                index: "sfbench".into(),
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())?,
+        ),
+        _ => {
+            let (host, port) = target.rsplit_once(':').ok_or("SFBENCH_TARGET host:port")?;
+            Box::new(sfprocessor::exporter::syslog::SyslogTransport::new(
+                sfprocessor::exporter::syslog::SyslogConfig {
+                    host: host.into(),
+                    port: port.parse().map_err(|_| "port")?,
+                    ..Default::default()
+                },
+            ))
+        }
+    };
+    let buffer = std::env::var("SFBENCH_BUFFER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cfg = DeliveryConfig {
+        buffer,
+        ..Default::default()
+    };
+    let m = sfactors::NodeMetrics::new("bench");
+    let mut d = Delivery::start(transport, &cfg, m.clone(), stage.to_string());
+    let t = Instant::now();
+    for b in batches {
+        d.submit(b)?;
+    }
+    d.finish();
+    let s = m.snapshot();
+    if s.failed_records + s.dropped_records > 0 {
+        return Err(format!(
+            "{} records not delivered",
+            s.failed_records + s.dropped_records
+        ));
+    }
+    Ok((s.sent_records, t.elapsed().as_secs_f64()))
+}
+
 fn run_child(stage: &str, trace: &Path, policies: &str, rules: usize) -> Result<(), String> {
     let t = Instant::now();
     let (n, secs) = match stage {
@@ -288,6 +417,8 @@ fn run_child(stage: &str, trace: &Path, policies: &str, rules: usize) -> Result<
         "engine" => engine_stage(trace, policies, rules)?,
         "alert" => (alert_stage(trace, policies)?, t.elapsed().as_secs_f64()),
         "ruleprof" => rule_profile(trace, policies, rules)?,
+        "kafka-bare" => kafka_bare_stage(trace)?,
+        "kafka" | "es" | "syslog" => transport_stage(stage, trace)?,
         other => return Err(format!("unknown stage {other}")),
     };
     println!(

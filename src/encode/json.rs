@@ -157,15 +157,15 @@ fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
-struct W<'a> {
-    out: &'a mut Vec<u8>,
-    num: &'a mut itoa::Buffer,
-    first: bool,
+pub(crate) struct W<'a> {
+    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) num: &'a mut itoa::Buffer,
+    pub(crate) first: bool,
 }
 
 impl W<'_> {
     #[inline]
-    fn key(&mut self, k: &str) {
+    pub(crate) fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
@@ -175,22 +175,22 @@ impl W<'_> {
         self.out.extend_from_slice(b"\":");
     }
     #[inline]
-    fn int(&mut self, k: &str, v: i64) {
+    pub(crate) fn int(&mut self, k: &str, v: i64) {
         self.key(k);
         self.out.extend_from_slice(self.num.format(v).as_bytes());
     }
     #[inline]
-    fn boolean(&mut self, k: &str, v: bool) {
+    pub(crate) fn boolean(&mut self, k: &str, v: bool) {
         self.key(k);
         self.out
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
     #[inline]
-    fn str(&mut self, k: &str, v: &str) {
+    pub(crate) fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         write_str(self.out, v);
     }
-    fn str_list<'s>(&mut self, k: &str, items: impl Iterator<Item = &'s str>) {
+    pub(crate) fn str_list<'s>(&mut self, k: &str, items: impl Iterator<Item = &'s str>) {
         self.key(k);
         self.out.push(b'[');
         for (i, s) in items.enumerate() {
@@ -201,7 +201,7 @@ impl W<'_> {
         }
         self.out.push(b']');
     }
-    fn ip_list(&mut self, k: &str, ips: &[i64]) {
+    pub(crate) fn ip_list(&mut self, k: &str, ips: &[i64]) {
         self.key(k);
         self.out.push(b'[');
         for (i, ip) in ips.iter().enumerate() {
@@ -214,12 +214,12 @@ impl W<'_> {
         }
         self.out.push(b']');
     }
-    fn section(&mut self, name: &str) {
+    pub(crate) fn section(&mut self, name: &str) {
         self.key(name);
         self.out.push(b'{');
         self.first = true;
     }
-    fn end_section(&mut self) {
+    pub(crate) fn end_section(&mut self) {
         self.out.push(b'}');
         self.first = false;
     }
@@ -229,25 +229,25 @@ impl W<'_> {
 /// entry holds a clone of the `Arc`, so the address cannot be reused while the entry lives.
 /// Records of one process repeat the same process, ancestry, container and pod sections; they
 /// are rendered once and copied after that.
-struct FragCache<K, V> {
+pub(crate) struct FragCache<K, V> {
     map: rustc_hash::FxHashMap<(usize, usize), (K, V)>,
     cap: usize,
 }
 
 impl<K, V> FragCache<K, V> {
-    fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         FragCache {
             map: Default::default(),
             cap,
         }
     }
     /// Makes room for `n` inserts, so entries looked up after them are still present.
-    fn reserve(&mut self, n: usize) {
+    pub(crate) fn reserve(&mut self, n: usize) {
         if self.map.len() + n > self.cap {
             self.map.clear();
         }
     }
-    fn get_or_insert(
+    pub(crate) fn get_or_insert(
         &mut self,
         key: (usize, usize),
         keep: impl FnOnce() -> K,
@@ -263,7 +263,7 @@ impl<K, V> FragCache<K, V> {
     }
 }
 
-fn ptr<T: ?Sized>(a: &Arc<T>) -> usize {
+pub(crate) fn ptr<T: ?Sized>(a: &Arc<T>) -> usize {
     Arc::as_ptr(a) as *const u8 as usize
 }
 
@@ -300,7 +300,7 @@ impl Default for JsonEncoder {
 }
 
 /// Renders a fragment with a fresh writer; `first == false` so it starts with a comma.
-fn render(f: impl FnOnce(&mut W)) -> Vec<u8> {
+pub(crate) fn render(f: impl FnOnce(&mut W)) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     let mut num = itoa::Buffer::new();
     let mut w = W {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sfactors::NodeMetrics;
 
-use super::Transport;
+use super::{Transport, TransportError};
 
 /// What to do when the delivery queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +62,66 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// Encoded records: newline-terminated, `records` of them.
+/// Encoded records: newline-terminated, `records` of them, with what some transports need
+/// per record (empty when the transport does not use them).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Payload {
     pub bytes: Vec<u8>,
     pub records: usize,
+    /// Partition keys (Kafka): one process's records share a key, so they stay in order in
+    /// one partition.
+    pub keys: Vec<u64>,
+    /// Document ids (Elasticsearch `create`): a retried bulk cannot index a record twice.
+    pub ids: Vec<u64>,
+}
+
+impl Payload {
+    /// Records without keys or ids.
+    pub fn plain(bytes: Vec<u8>, records: usize) -> Self {
+        Payload {
+            bytes,
+            records,
+            ..Default::default()
+        }
+    }
+
+    /// The encoded records, without their newline terminators.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        self.bytes.split(|b| *b == b'\n').take(self.records)
+    }
+
+    /// The records at `idx` (ascending), with their keys and ids.
+    pub fn select(&self, idx: &[usize]) -> Payload {
+        let mut out = Payload::default();
+        let mut want = idx.iter().copied().peekable();
+        for (i, line) in self.lines().enumerate() {
+            if want.peek() != Some(&i) {
+                continue;
+            }
+            want.next();
+            out.bytes.extend_from_slice(line);
+            out.bytes.push(b'\n');
+            out.records += 1;
+            if let Some(k) = self.keys.get(i) {
+                out.keys.push(*k);
+            }
+            if let Some(k) = self.ids.get(i) {
+                out.ids.push(*k);
+            }
+        }
+        out
+    }
+
+    fn append(&mut self, mut other: Payload) {
+        if self.records == 0 {
+            *self = other;
+            return;
+        }
+        self.bytes.append(&mut other.bytes);
+        self.records += other.records;
+        self.keys.append(&mut other.keys);
+        self.ids.append(&mut other.ids);
+    }
 }
 
 /// The producer side, held by the exporter node.
@@ -154,8 +210,7 @@ struct Worker {
     cfg: DeliveryConfig,
     metrics: Arc<NodeMetrics>,
     target: String,
-    batch: Vec<u8>,
-    records: usize,
+    batch: Payload,
     /// Set when the input ended: retries stop at this instant.
     deadline: Option<Instant>,
     ended: Arc<AtomicBool>,
@@ -179,8 +234,7 @@ impl Worker {
             cfg,
             metrics,
             target,
-            batch: Vec::new(),
-            records: 0,
+            batch: Payload::default(),
             deadline: None,
             ended,
             rng: seed | 1,
@@ -189,20 +243,15 @@ impl Worker {
 
     fn run(mut self, rx: Receiver<Payload>) {
         loop {
-            let wait = if self.records > 0 {
+            let wait = if self.batch.records > 0 {
                 self.cfg.idle_flush
             } else {
                 Duration::from_secs(3600)
             };
             match rx.recv_timeout(wait) {
                 Ok(p) => {
-                    if self.records == 0 {
-                        self.batch = p.bytes;
-                    } else {
-                        self.batch.extend_from_slice(&p.bytes);
-                    }
-                    self.records += p.records;
-                    if self.records >= self.cfg.buffer {
+                    self.batch.append(p);
+                    if self.batch.records >= self.cfg.buffer {
                         self.ship();
                     }
                 }
@@ -227,16 +276,18 @@ impl Worker {
         d.mul_f64(0.5 + 0.5 * frac)
     }
 
-    /// Sends the gathered batch until acknowledged or given up.
+    /// Sends the gathered batch until acknowledged or given up. A transport that delivers
+    /// part of a batch (Kafka delivery reports, Elasticsearch bulk items) reports the rest,
+    /// and only the rest is retried.
     fn ship(&mut self) {
-        if self.records == 0 {
+        if self.batch.records == 0 {
             return;
         }
-        let n = self.records;
         let mut delay = self.cfg.backoff_initial;
         let mut failures = 0u32;
         loop {
-            match self.transport.send(&self.batch, n) {
+            let n = self.batch.records;
+            let err = match self.transport.send_batch(&self.batch) {
                 Ok(()) => {
                     self.metrics.add_sent(n as u64);
                     if failures > 0 {
@@ -244,38 +295,54 @@ impl Worker {
                     }
                     break;
                 }
-                Err(e) => {
-                    if self.deadline.is_none() && self.ended.load(Ordering::SeqCst) {
-                        self.deadline = Some(Instant::now() + self.cfg.drain_timeout);
-                    }
-                    let give_up =
-                        !e.retryable() || self.deadline.is_some_and(|d| Instant::now() + delay > d);
-                    if give_up {
-                        self.metrics.add_failed(n as u64);
+                Err(TransportError::Partial {
+                    target,
+                    reason,
+                    delivered,
+                    failed,
+                    rest,
+                }) => {
+                    self.metrics.add_sent(delivered as u64);
+                    if failed > 0 {
+                        self.metrics.add_failed(failed as u64);
                         self.metrics.add_error();
-                        tracing::error!(target = %self.target, records = n, "records not delivered: {e}");
+                    }
+                    if rest.records == 0 {
                         break;
                     }
-                    failures += 1;
-                    self.metrics.add_retried(n as u64);
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(target = %self.target, records = n, attempt = failures, "delivery failed, retrying: {e}");
-                    }
-                    let d = self.jitter(delay);
-                    std::thread::sleep(d);
-                    delay = (delay * 2).min(self.cfg.backoff_max);
+                    self.batch = *rest;
+                    TransportError::Unavailable { target, reason }
                 }
+                Err(e) => e,
+            };
+            let n = self.batch.records;
+            if self.deadline.is_none() && self.ended.load(Ordering::SeqCst) {
+                self.deadline = Some(Instant::now() + self.cfg.drain_timeout);
             }
+            let give_up =
+                !err.retryable() || self.deadline.is_some_and(|d| Instant::now() + delay > d);
+            if give_up {
+                self.metrics.add_failed(n as u64);
+                self.metrics.add_error();
+                tracing::error!(target = %self.target, records = n, "records not delivered: {err}");
+                break;
+            }
+            failures += 1;
+            self.metrics.add_retried(n as u64);
+            if failures == 1 || failures.is_power_of_two() {
+                tracing::warn!(target = %self.target, records = n, attempt = failures, "delivery failed, retrying: {err}");
+            }
+            let d = self.jitter(delay);
+            std::thread::sleep(d);
+            delay = (delay * 2).min(self.cfg.backoff_max);
         }
-        self.batch.clear();
-        self.records = 0;
+        self.batch = Payload::default();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exporter::TransportError;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
@@ -336,11 +403,8 @@ mod tests {
         };
         let mut d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
         for i in 0..3 {
-            d.submit(Payload {
-                bytes: format!("r{i}\n").into_bytes(),
-                records: 1,
-            })
-            .unwrap();
+            d.submit(Payload::plain(format!("r{i}\n").into_bytes(), 1))
+                .unwrap();
         }
         d.finish();
         let bytes = got.lock().unwrap().clone();
@@ -407,11 +471,7 @@ mod tests {
             ..fast()
         };
         let mut d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
-        d.submit(Payload {
-            bytes: b"only\n".to_vec(),
-            records: 1,
-        })
-        .unwrap();
+        d.submit(Payload::plain(b"only\n".to_vec(), 1)).unwrap();
         // Not finished: only the idle flush can deliver it.
         // Up to 500 polls of 10 ms.
         let mut polls = 0;

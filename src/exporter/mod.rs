@@ -1,15 +1,20 @@
 //! Exporters: configuration, encoders x transports. One folder per transport.
 
 pub mod delivery;
+pub mod es;
 pub mod file;
+pub mod kafka;
 pub mod null;
 pub mod syslog;
 pub mod terminal;
+pub mod tls;
 
 use std::time::Duration;
 
 use crate::config::{ConfigError, PipelineConfig, StageConfig};
-pub use delivery::{DeliveryConfig, WhenFull};
+pub use delivery::{DeliveryConfig, Payload, WhenFull};
+use es::EsConfig;
+use kafka::KafkaConfig;
 use syslog::{Framing, Proto, SyslogConfig};
 
 /// A transport failed to deliver a batch.
@@ -28,12 +33,25 @@ pub enum TransportError {
     /// The target refused the data, or the data can never be sent: not retried.
     #[error("{target}: {reason}")]
     Rejected { target: String, reason: String },
+    /// Part of a batch was acknowledged (`delivered`), part refused for good (`failed`, already
+    /// logged by the transport); `rest` can heal and is retried.
+    #[error("{target}: {reason}")]
+    Partial {
+        target: String,
+        reason: String,
+        delivered: usize,
+        failed: usize,
+        rest: Box<Payload>,
+    },
 }
 
 impl TransportError {
     /// Whether trying again later can succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self, TransportError::Unavailable { .. })
+        matches!(
+            self,
+            TransportError::Unavailable { .. } | TransportError::Partial { .. }
+        )
     }
 }
 
@@ -41,6 +59,10 @@ impl TransportError {
 /// only when `send` returns `Ok`.
 pub trait Transport: Send {
     fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError>;
+    /// Sends a batch with its per-record keys and ids; transports that use them override this.
+    fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+        self.send(&batch.bytes, batch.records)
+    }
     fn flush(&mut self) -> Result<(), TransportError>;
     /// Checks the target is usable (what `-test` runs).
     fn healthcheck(&mut self) -> Result<(), TransportError> {
@@ -52,6 +74,8 @@ pub trait Transport: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
+    /// Elastic Common Schema documents.
+    Ecs,
 }
 
 /// Transports.
@@ -61,6 +85,8 @@ pub enum Export {
     File { path: String },
     Null,
     Syslog(SyslogConfig),
+    Kafka(KafkaConfig),
+    Es(EsConfig),
 }
 
 /// A validated exporter stage.
@@ -90,6 +116,15 @@ pub const KNOWN_KEYS: &[&str] = &[
     "syslog.source",
     "syslog.framing",
     "syslog.cafile",
+    "kafka.*",
+    "es.addresses",
+    "es.index",
+    "es.username",
+    "es.password",
+    "es.cafile",
+    "es.bulk.numworkers",
+    "es.bulk.flushbuffer",
+    "es.bulk.flushtimeout",
 ];
 
 fn duration_key(
@@ -200,6 +235,169 @@ fn syslog_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<SyslogConfig,
     Ok(c)
 }
 
+/// `kafka.config` (a JSON object, as upstream) and flat `kafka.<setting>` keys, over our
+/// defaults. Every setting is checked by librdkafka now, so `-test` reports a misspelt one.
+fn kafka_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<KafkaConfig, ConfigError> {
+    let mut settings = KafkaConfig::defaults();
+    if let Some(text) = st
+        .get("kafka.config")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            cfg.error(
+                st,
+                Some("kafka.config"),
+                format!("must be a JSON object of librdkafka settings ({e})"),
+            )
+        })?;
+        let serde_json::Value::Object(map) = v else {
+            return Err(cfg.error(
+                st,
+                Some("kafka.config"),
+                "must be a JSON object of librdkafka settings".into(),
+            ));
+        };
+        for (k, v) in map {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(cfg.error(
+                        st,
+                        Some("kafka.config"),
+                        format!("setting `{k}`: `{other}` is not a string, number or boolean"),
+                    ))
+                }
+            };
+            settings.insert(k, v);
+        }
+    }
+    for s in st.settings.values() {
+        let key = s.key.to_ascii_lowercase();
+        let Some(name) = key.strip_prefix("kafka.") else {
+            continue;
+        };
+        match name {
+            "config" | "topic" => {}
+            "encoding" => {
+                if !s.value.trim().eq_ignore_ascii_case("json") {
+                    return Err(cfg.error(
+                        st,
+                        Some("kafka.encoding"),
+                        format!(
+                            "`{}` is not supported (proto belongs to the otel format, which this build does not have; use json)",
+                            s.value.trim()
+                        ),
+                    ));
+                }
+            }
+            "brokers" => {
+                settings.insert("bootstrap.servers".into(), s.value.trim().to_string());
+            }
+            _ => {
+                settings.insert(name.to_string(), s.value.trim().to_string());
+            }
+        }
+    }
+    if settings
+        .get("bootstrap.servers")
+        .is_none_or(|b| b.trim().is_empty())
+    {
+        return Err(cfg.error(
+            st,
+            Some("kafka.config"),
+            "no brokers: set `bootstrap.servers` in kafka.config (or kafka.bootstrap.servers)"
+                .into(),
+        ));
+    }
+    let topic = st.get("kafka.topic").map(str::trim).unwrap_or("");
+    if topic.is_empty() {
+        return Err(cfg.error(
+            st,
+            Some("kafka.topic"),
+            "missing: the topic to write to".into(),
+        ));
+    }
+    let c = KafkaConfig {
+        topic: topic.to_string(),
+        settings,
+    };
+    c.validate()
+        .map_err(|e| cfg.error(st, Some("kafka.config"), format!("librdkafka: {e}")))?;
+    Ok(c)
+}
+
+fn es_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<EsConfig, ConfigError> {
+    if let Some(s) = st
+        .settings
+        .values()
+        .find(|s| s.key.to_ascii_lowercase().starts_with("findings."))
+    {
+        return Err(cfg.error(
+            st,
+            Some(&s.key),
+            "the IBM Findings exporter is not supported by this build (findings.* keys)".into(),
+        ));
+    }
+    let mut c = EsConfig::default();
+    let addrs = st.get("es.addresses").unwrap_or("");
+    for a in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        c.addresses
+            .push(es::http::Url::parse(a).map_err(|e| cfg.error(st, Some("es.addresses"), e))?);
+    }
+    if c.addresses.is_empty() {
+        return Err(cfg.error(
+            st,
+            Some("es.addresses"),
+            "missing: a comma-separated list of server URLs".into(),
+        ));
+    }
+    if let Some(v) = st.get("es.index").map(str::trim).filter(|v| !v.is_empty()) {
+        if v.chars()
+            .any(|c| c.is_ascii_uppercase() || "\\/*?\"<>| ,#".contains(c))
+        {
+            return Err(cfg.error(
+                st,
+                Some("es.index"),
+                format!("`{v}` is not a valid index name (lower case, none of \\/*?\"<>| ,#)"),
+            ));
+        }
+        c.index = v.to_string();
+    }
+    c.username = st
+        .get("es.username")
+        .map(str::to_string)
+        .filter(|v| !v.is_empty());
+    c.password = st.get("es.password").map(str::to_string);
+    if let Some(v) = st.get("es.cafile").map(str::trim).filter(|v| !v.is_empty()) {
+        if !std::path::Path::new(v).is_file() {
+            return Err(cfg.error(
+                st,
+                Some("es.cafile"),
+                format!("`{v}` is not a readable file"),
+            ));
+        }
+        c.ca_file = Some(v.to_string());
+    }
+    c.max_request_bytes = count_key(cfg, st, "es.bulk.flushBuffer", c.max_request_bytes)?.max(1024);
+    c.timeout = duration_key(cfg, st, "es.bulk.flushTimeout", c.timeout)?;
+    Ok(c)
+}
+
+/// Records per batch when `buffer` is not set. A Kafka or Elasticsearch batch waits for its
+/// acknowledgements before the next is sent, so small batches would leave the target idle for
+/// a round trip each; 10,000 keeps Kafka at the rate of a bare producer (docs/performance.md).
+/// The 1 s idle flush bounds the latency either way.
+fn default_buffer(export: &Export, base: usize) -> usize {
+    match export {
+        Export::Kafka(_) => 10_000,
+        Export::Es(_) => 5_000,
+        _ => base,
+    }
+}
+
 impl ExporterConfig {
     pub fn from_stage(cfg: &PipelineConfig, st: &StageConfig) -> Result<Self, ConfigError> {
         let export = match st.get("export").unwrap_or("terminal").to_ascii_lowercase().as_str() {
@@ -209,11 +407,13 @@ impl ExporterConfig {
                 path: st.get("file.path").unwrap_or("./export.out").to_string(),
             },
             "syslog" => Export::Syslog(syslog_config(cfg, st)?),
-            other @ ("kafka" | "es" | "findings" | "otel") => {
+            "kafka" => Export::Kafka(kafka_config(cfg, st)?),
+            "es" => Export::Es(es_config(cfg, st)?),
+            other @ ("findings" | "otel") => {
                 return Err(cfg.error(
                     st,
                     Some("export"),
-                    format!("the `{other}` exporter is not available in this build yet (supported: terminal, file, null, syslog)"),
+                    format!("the `{other}` exporter is not supported by this build (supported: terminal, file, null, syslog, kafka, es)"),
                 ))
             }
             other => {
@@ -231,13 +431,14 @@ impl ExporterConfig {
             .as_str()
         {
             "json" | "" => Format::Json,
-            other @ ("ecs" | "otel" | "occurrence") => {
+            "ecs" => Format::Ecs,
+            other @ ("otel" | "occurrence") => {
                 return Err(cfg.error(
                     st,
                     Some("format"),
                     format!(
-                        "the `{other}` format is not available in this build yet (supported: json)"
-                    ),
+                    "the `{other}` format is not supported by this build (supported: json, ecs)"
+                ),
                 ))
             }
             other => {
@@ -264,7 +465,7 @@ impl ExporterConfig {
             },
         };
         let delivery = DeliveryConfig {
-            buffer: count_key(cfg, st, "buffer", d.buffer)?,
+            buffer: count_key(cfg, st, "buffer", default_buffer(&export, d.buffer))?,
             idle_flush: d.idle_flush,
             when_full,
             queue: count_key(cfg, st, "queue", d.queue)?.max(1),
@@ -291,12 +492,27 @@ impl ExporterConfig {
             Export::Null => Box::new(null::NullTransport::default()),
             Export::File { path } => Box::new(file::FileTransport::open(path)?),
             Export::Syslog(c) => Box::new(syslog::SyslogTransport::new(c.clone())),
+            Export::Kafka(c) => Box::new(kafka::KafkaTransport::new(c.clone())),
+            Export::Es(c) => Box::new(es::EsTransport::new(c.clone())?),
         })
     }
 
     /// Whether the transport talks to a network peer (what `-test` checks).
     pub fn is_network(&self) -> bool {
-        matches!(self.export, Export::Syslog(_))
+        matches!(
+            self.export,
+            Export::Syslog(_) | Export::Kafka(_) | Export::Es(_)
+        )
+    }
+
+    /// Whether records need partition keys (one process, one partition).
+    pub fn needs_keys(&self) -> bool {
+        matches!(self.export, Export::Kafka(_))
+    }
+
+    /// Whether records need document ids.
+    pub fn needs_ids(&self) -> bool {
+        matches!(self.export, Export::Es(_))
     }
 
     /// A name for logs and messages (`file ./out.json`, `syslog tcp://host:514`, ...).
@@ -314,6 +530,16 @@ impl ExporterConfig {
                 },
                 c.host,
                 c.port
+            ),
+            Export::Kafka(c) => format!("kafka {}/{}", c.brokers(), c.topic),
+            Export::Es(c) => format!(
+                "es {}/{}",
+                c.addresses
+                    .iter()
+                    .map(|u| u.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                c.index
             ),
         }
     }

@@ -39,7 +39,7 @@ pub enum StageKind {
     Reader,
     /// `policyengine`: pass-through in this build.
     Policy,
-    Exporter(ExporterConfig),
+    Exporter(Box<ExporterConfig>),
 }
 
 /// A policy engine stage with policies.
@@ -102,7 +102,12 @@ const POLICY_KEYS: &[&str] = &[
 
 fn warn_unknown_keys(cfg: &PipelineConfig, st: &StageConfig, known: &[&str], w: &mut Vec<String>) {
     for s in st.settings.values() {
-        if !known.iter().any(|k| k.eq_ignore_ascii_case(&s.key)) {
+        let key = s.key.to_ascii_lowercase();
+        let known_key = known.iter().any(|k| match k.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => k.eq_ignore_ascii_case(&key),
+        });
+        if !known_key {
             w.push(format!(
                 "{}: pipeline[{}] ({}): key `{}` is not used by this build and is ignored",
                 cfg.file.display(),
@@ -287,7 +292,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
             "exporter" => {
                 let e = ExporterConfig::from_stage(cfg, st)?;
                 warn_unknown_keys(cfg, st, EXPORTER_KEYS, &mut warnings);
-                StageKind::Exporter(e)
+                StageKind::Exporter(Box::new(e))
             }
             other => {
                 return Err(cfg.error(

@@ -166,21 +166,12 @@ impl SyslogTransport {
                 if self.cfg.proto == Proto::Tcp {
                     Conn::Tcp(s)
                 } else {
-                    let mut b = native_tls::TlsConnector::builder();
-                    if let Some(ca) = &self.cfg.ca_file {
-                        let pem = std::fs::read(ca).map_err(|e| TransportError::Rejected {
+                    let c = super::tls::connector(self.cfg.ca_file.as_deref()).map_err(|e| {
+                        TransportError::Rejected {
                             target: self.target.clone(),
-                            reason: format!("syslog.cafile {ca}: {e}"),
-                        })?;
-                        let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
-                            TransportError::Rejected {
-                                target: self.target.clone(),
-                                reason: format!("syslog.cafile {ca}: {e}"),
-                            }
-                        })?;
-                        b.add_root_certificate(cert);
-                    }
-                    let c = b.build().map_err(|e| self.unavailable(e))?;
+                            reason: format!("syslog.cafile {e}"),
+                        }
+                    })?;
                     let tls = c
                         .connect(&self.cfg.host, s)
                         .map_err(|e| self.unavailable(format!("TLS handshake: {e}")))?;

@@ -8,12 +8,20 @@ use std::sync::Arc;
 use sfactors::{Node, NodeError, NodeMetrics};
 
 use super::batch::{Nothing, Records};
-use crate::encode::JsonEncoder;
+use crate::encode::{EcsEncoder, JsonEncoder};
 use crate::exporter::delivery::{Delivery, Payload};
-use crate::exporter::{ExporterConfig, Transport};
+use crate::exporter::{ExporterConfig, Format, Transport};
+use crate::record::Record;
+
+enum Encoder {
+    Json(JsonEncoder),
+    Ecs(EcsEncoder),
+}
 
 pub struct ExporterNode {
-    encoder: JsonEncoder,
+    encoder: Encoder,
+    keys: bool,
+    ids: bool,
     delivery: Delivery,
 }
 
@@ -24,10 +32,28 @@ impl ExporterNode {
         metrics: Arc<NodeMetrics>,
     ) -> Self {
         ExporterNode {
-            encoder: JsonEncoder::new(),
+            encoder: match cfg.format {
+                Format::Json => Encoder::Json(JsonEncoder::new()),
+                Format::Ecs => Encoder::Ecs(EcsEncoder::new()),
+            },
+            keys: cfg.needs_keys(),
+            ids: cfg.needs_ids(),
             delivery: Delivery::start(transport, &cfg.delivery, metrics, cfg.target()),
         }
     }
+}
+
+/// The partition key of a record: its node and process identity (pid and creation time), so
+/// one process's records keep their order in one partition. Records without a process
+/// (Kubernetes events) share their node's key.
+pub fn partition_key(rec: &Record) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    h.update(rec.header.exporter.as_bytes());
+    if let Some(p) = &rec.process {
+        h.update(&p.oid.hpid.to_le_bytes());
+        h.update(&p.oid.create_ts.to_le_bytes());
+    }
+    h.digest()
 }
 
 impl Node for ExporterNode {
@@ -38,17 +64,21 @@ impl Node for ExporterNode {
         if input.0.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::with_capacity(input.0.len() * 1600);
+        let mut p = Payload::plain(Vec::with_capacity(input.0.len() * 1600), input.0.len());
         for rec in &input.0 {
-            self.encoder.encode(rec, &mut bytes);
-            bytes.push(b'\n');
+            match &mut self.encoder {
+                Encoder::Json(e) => e.encode(rec, &mut p.bytes),
+                Encoder::Ecs(e) => e.encode(rec, &mut p.bytes),
+            }
+            p.bytes.push(b'\n');
+            if self.keys {
+                p.keys.push(partition_key(rec));
+            }
+            if self.ids {
+                p.ids.push(crate::encode::ecs::doc_id_hash(rec));
+            }
         }
-        self.delivery
-            .submit(Payload {
-                bytes,
-                records: input.0.len(),
-            })
-            .map_err(NodeError::new)
+        self.delivery.submit(p).map_err(NodeError::new)
     }
 
     fn finish(&mut self, _out: &mut Vec<Nothing>) -> Result<(), NodeError> {

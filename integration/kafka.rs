@@ -1,0 +1,522 @@
+//! The Kafka exporter against real Kafka-API brokers: tansu (in-memory storage) and noida-db
+//! (persistent, for the restart test), from PyPI through `.ci/peers`. Consumers `assign()`
+//! every partition from offset 0 (tansu's group join waits half the session timeout).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::peers;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use sfprocessor::sysflow::writer::SchemaVersion;
+
+fn trace() -> PathBuf {
+    common::upstream().join("sf-apis/pynb/data/attacks/express/mon.1531776742.sf")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn kafka_exporter(port: u16, topic: &str, extra: &str) -> String {
+    common::exporter_pipeline(&format!(
+        r#""export":"kafka","kafka.config":{{"bootstrap.servers":"127.0.0.1:{port}"}},"kafka.topic":"{topic}"{extra}"#
+    ))
+}
+
+/// What the file exporter writes for `trace`: the reference for what the broker must hold.
+fn expected_lines(dir: &Path, trace: &Path) -> Vec<String> {
+    let out = dir.join("expected.json");
+    let cfg = write(dir, "file.json", &common::file_pipeline(&out));
+    let o = common::sfprocessor(
+        &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn create_topic(port: u16, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .create()
+        .expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let r = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .expect("create_topics");
+    for t in r {
+        t.expect("topic created");
+    }
+}
+
+struct Consumed {
+    partition: i32,
+    key: Option<Vec<u8>>,
+    payload: String,
+}
+
+/// Reads `topic` from offset 0 of every partition until `want` messages arrived and nothing
+/// more came for a while (so duplicates would show), or no message came for 20 s.
+fn consume(port: u16, topic: &str, want: usize) -> Vec<Consumed> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("group.id", "sfprocessor-test")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let parts = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    assert!(parts > 0, "topic {topic} has no partitions");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let mut idle = 0;
+    // Polls of 100 ms: stop after 200 empty ones, or 20 empty ones once `want` arrived.
+    while idle < if got.len() >= want { 20 } else { 200 } {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                idle = 0;
+                got.push(Consumed {
+                    partition: m.partition(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: String::from_utf8(m.payload().unwrap_or_default().to_vec())
+                        .expect("UTF-8 payload"),
+                });
+            }
+            Some(Err(e)) => panic!("consumer: {e}"),
+            None => idle += 1,
+        }
+    }
+    got
+}
+
+fn run(cfg: &Path, trace: &Path) -> std::process::Output {
+    common::sfprocessor(
+        &[
+            "-config",
+            cfg.to_str().unwrap(),
+            "-log",
+            "warn",
+            trace.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+fn counts<'a>(lines: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usize> {
+    let mut m = HashMap::new();
+    for l in lines {
+        *m.entry(l).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn every_record_reaches_the_topic_keyed_by_process_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_broker, port)) = peers::tansu(dir.path()) else {
+        return;
+    };
+    create_topic(port, "sysflow", 3);
+    let expected = expected_lines(dir.path(), &trace());
+    assert_eq!(expected.len(), 20_025);
+    let cfg = write(
+        dir.path(),
+        "kafka.json",
+        &kafka_exporter(port, "sysflow", r#","kafka.compression.type":"zstd""#),
+    );
+    let o = run(&cfg, &trace());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = consume(port, "sysflow", expected.len());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "one message per record, no duplicates"
+    );
+    assert_eq!(
+        counts(got.iter().map(|m| m.payload.as_str())),
+        counts(expected.iter().map(String::as_str)),
+        "the broker holds exactly the records the file exporter writes"
+    );
+    // One key, one partition; within it, the file's order.
+    let mut part_of_key: HashMap<&[u8], i32> = HashMap::new();
+    let mut by_key: BTreeMap<Vec<u8>, Vec<&str>> = BTreeMap::new();
+    for m in &got {
+        let k = m.key.as_deref().expect("every message has a key");
+        assert_eq!(k.len(), 16);
+        let p = *part_of_key.entry(k).or_insert(m.partition);
+        assert_eq!(p, m.partition, "a process's messages share a partition");
+        by_key.entry(k.to_vec()).or_default().push(&m.payload);
+    }
+    let partitions: std::collections::HashSet<i32> = got.iter().map(|m| m.partition).collect();
+    assert!(partitions.len() > 1, "keys spread over partitions");
+    assert!(by_key.len() > 50, "one key per process: {}", by_key.len());
+    let position: HashMap<&str, usize> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
+    for msgs in by_key.values() {
+        let pos: Vec<usize> = msgs.iter().map(|m| position[m]).collect();
+        assert!(
+            pos.windows(2).all(|w| w[0] <= w[1]),
+            "a process's records keep their order"
+        );
+    }
+}
+
+#[test]
+fn test_flag_fails_when_the_broker_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = peers::free_tcp_port();
+    let cfg = write(dir.path(), "down.json", &kafka_exporter(port, "t", ""));
+    let o = common::sfprocessor(&["-config", cfg.to_str().unwrap(), "-test"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("kafka 127.0.0.1:{port}"))
+            && err.contains("cannot read cluster metadata"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_kafka_settings_are_config_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, want) in [
+        (r#","kafka.no.such.setting":"1""#, "no.such.setting"),
+        (r#","kafka.acks":"several""#, "acks"),
+        (r#","kafka.encoding":"proto""#, "kafka.encoding"),
+    ] {
+        let cfg = write(dir.path(), "bad.json", &kafka_exporter(9, "t", extra));
+        let o = common::sfprocessor(&["-config", cfg.to_str().unwrap(), "-test"], &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra}: {err}");
+        assert!(
+            err.contains("pipeline[2] (exporter)") && err.contains(want),
+            "{err}"
+        );
+    }
+    let cfg = write(
+        dir.path(),
+        "notopic.json",
+        &common::exporter_pipeline(
+            r#""export":"kafka","kafka.config":{"bootstrap.servers":"127.0.0.1:9"}"#,
+        ),
+    );
+    let o = common::sfprocessor(&["-config", cfg.to_str().unwrap(), "-test"], &[]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("key `kafka.topic`"));
+}
+
+#[test]
+fn a_broker_down_at_start_gets_every_record_once_it_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(bin) = peers::server("tansu") else {
+        return;
+    };
+    let expected = expected_lines(dir.path(), &trace());
+    let port = peers::free_tcp_port();
+    let cfg = write(dir.path(), "late.json", &kafka_exporter(port, "late", ""));
+    let child = Command::new(env!("CARGO_BIN_EXE_sfprocessor"))
+        .args(["-config", cfg.to_str().unwrap(), "-log", "warn"])
+        .arg(trace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let url = format!("tcp://127.0.0.1:{port}");
+    let _broker = peers::Peer::start(
+        &bin,
+        &[
+            "broker".into(),
+            "--listener-url".into(),
+            url.clone(),
+            "--advertised-listener-url".into(),
+            url,
+            "--storage-engine".into(),
+            "memory://tansu/".into(),
+        ],
+        &[port],
+        &dir.path().join("tansu.log"),
+    );
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = consume(port, "late", expected.len());
+    assert_eq!(
+        counts(got.iter().map(|m| m.payload.as_str())),
+        counts(expected.iter().map(String::as_str))
+    );
+}
+
+/// A consumer that reads the topic as it fills, on its own thread: the broker keeps messages
+/// in memory, so what it held before a kill must have been read before the kill. After each
+/// restart (`generation` bumped by the test) it reads the new broker from offset 0.
+struct LiveConsumer {
+    generation: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    read: Arc<AtomicUsize>,
+    /// Read from the current broker (since the last restart).
+    read_gen: Arc<AtomicUsize>,
+    handle: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl LiveConsumer {
+    fn start(port: u16, topic: &'static str) -> LiveConsumer {
+        let generation = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let read = Arc::new(AtomicUsize::new(0));
+        let read_gen = Arc::new(AtomicUsize::new(0));
+        let (g, st, r, rg) = (
+            generation.clone(),
+            stop.clone(),
+            read.clone(),
+            read_gen.clone(),
+        );
+        let handle = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut seen_gen = usize::MAX;
+            let mut consumer: Option<BaseConsumer> = None;
+            let mut idle = 0;
+            while !(st.load(Ordering::SeqCst) && idle > 20) {
+                let gen = g.load(Ordering::SeqCst);
+                if gen != seen_gen || consumer.is_none() {
+                    consumer = assign_from_start(port, topic);
+                    if consumer.is_none() {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    seen_gen = gen;
+                    rg.store(0, Ordering::SeqCst);
+                }
+                let Some(c) = &consumer else { continue };
+                match c.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        idle = 0;
+                        got.push(
+                            String::from_utf8(m.payload().unwrap_or_default().to_vec())
+                                .expect("UTF-8 payload"),
+                        );
+                        r.store(got.len(), Ordering::SeqCst);
+                        rg.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // The broker went away: the next generation reconnects.
+                    Some(Err(_)) | None => idle += 1,
+                }
+            }
+            got
+        });
+        LiveConsumer {
+            generation,
+            stop,
+            read,
+            read_gen,
+            handle,
+        }
+    }
+}
+
+/// A consumer assigned to every partition of `topic` from offset 0, once the topic exists.
+fn assign_from_start(port: u16, topic: &str) -> Option<BaseConsumer> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("group.id", "sfprocessor-live")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .ok()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(2)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    if t.error().is_some() || t.partitions().is_empty() {
+        return None;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .ok()?;
+    }
+    c.assign(&tpl).ok()?;
+    Some(c)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+#[test]
+fn a_broker_killed_and_restarted_mid_stream_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((mut broker, port)) = peers::tansu(dir.path()) else {
+        return;
+    };
+    let trace = dir.path().join("gen.sf");
+    common::write_trace(&trace, 11, 80_000, "deflate", SchemaVersion::V5);
+    let expected = expected_lines(dir.path(), &trace);
+    create_topic(port, "chaos", 2);
+    let live = LiveConsumer::start(port, "chaos");
+    let cfg = write(
+        dir.path(),
+        "chaos.json",
+        &kafka_exporter(
+            port,
+            "chaos",
+            r#","buffer":"500","kafka.message.timeout.ms":"3000","retry.backoff.max":"500ms""#,
+        ),
+    );
+    let log = dir.path().join("agent.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sfprocessor"))
+        .args(["-config", cfg.to_str().unwrap(), "-log", "info"])
+        .arg(&trace)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Twice: let records flow, freeze the agent, let the consumer read everything the broker
+    // holds, kill the broker (SIGKILL: its memory is gone), let the agent run into the
+    // outage, start the broker again.
+    for round in 0..2 {
+        let before = live.read.load(Ordering::SeqCst);
+        // Up to 400 polls of 25 ms for 3,000 more messages.
+        let mut polls = 0;
+        while live.read.load(Ordering::SeqCst) < before + 3_000 && polls < 400 {
+            polls += 1;
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        signal(pid, "-STOP");
+        // The agent is frozen, so the broker gets nothing new: the consumer has read all it
+        // holds once its count stays put for a second (up to 300 polls of 100 ms).
+        let mut last = usize::MAX;
+        let mut stable = 0;
+        for _ in 0..300 {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = live.read.load(Ordering::SeqCst);
+            stable = if now == last { stable + 1 } else { 0 };
+            last = now;
+            if stable >= 10 {
+                break;
+            }
+        }
+        assert!(stable >= 10, "round {round}: the consumer kept reading");
+        assert!(
+            live.read_gen.load(Ordering::SeqCst) as i64 >= high_watermarks(port, "chaos"),
+            "round {round}: the consumer read less than the broker holds"
+        );
+        broker.stop();
+        signal(pid, "-CONT");
+        std::thread::sleep(Duration::from_millis(1500));
+        broker.restart();
+        live.generation.fetch_add(1, Ordering::SeqCst);
+    }
+    // Up to 1,200 polls of 100 ms for the run to end.
+    let mut status = None;
+    for _ in 0..1200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    let tail: String = err
+        .lines()
+        .filter(|l| !l.contains("librdkafka"))
+        .rev()
+        .take(15)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("the run did not end; last log lines:\n{tail}");
+    };
+    assert!(status.success(), "{tail}");
+    assert!(err.contains("retrying"), "the outage was noticed: {err}");
+    // Up to 400 polls of 50 ms for the consumer to read the rest.
+    let mut polls = 0;
+    while live.read.load(Ordering::SeqCst) < expected.len() && polls < 400 {
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    live.stop.store(true, Ordering::SeqCst);
+    let got = live.handle.join().unwrap();
+    let got_counts = counts(got.iter().map(String::as_str));
+    let want = counts(expected.iter().map(String::as_str));
+    let lost: usize = want
+        .iter()
+        .map(|(line, n)| n.saturating_sub(got_counts.get(line).copied().unwrap_or(0)))
+        .sum();
+    assert_eq!(lost, 0, "records lost; sfprocessor said: {err}");
+    assert!(
+        got_counts.keys().all(|l| want.contains_key(l)),
+        "nothing but the trace's records"
+    );
+    eprintln!(
+        "restart test: {} records, {} messages read ({} duplicates, at-least-once)",
+        expected.len(),
+        got.len(),
+        got.len() - expected.len()
+    );
+}
+
+/// Sum of the partitions' high watermarks (messages stored so far); 0 when unreachable.
+fn high_watermarks(port: u16, topic: &str) -> i64 {
+    let c: BaseConsumer = match ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("group.id", "watermarks")
+        .create()
+    {
+        Ok(c) => c,
+        Err(_) => return 0,
+    };
+    let parts = c
+        .fetch_metadata(Some(topic), Duration::from_secs(2))
+        .ok()
+        .and_then(|md| {
+            md.topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map(|t| t.partitions().len() as i32)
+        })
+        .unwrap_or(0);
+    (0..parts)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(2))
+                .map(|(_, hi)| hi)
+                .unwrap_or(0)
+        })
+        .sum()
+}

@@ -1,0 +1,316 @@
+//! Elasticsearch / OpenSearch transport: the bulk API over HTTP(S).
+//!
+//! Each record is a `create` action with a deterministic document id (a hash of the record's
+//! identity, as upstream's ECS encoder computes it), so a bulk request that is sent again —
+//! because the response was lost, or the server answered 429 — cannot index a record twice:
+//! the second `create` gets 409 and counts as delivered. Every item's result is read:
+//! created (or already there) counts as sent, 429 and 5xx items are handed back to the
+//! delivery worker to be retried (only them), anything else (a mapping error, say) is
+//! counted as failed and logged with the server's reason.
+
+pub mod http;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Payload, Transport, TransportError};
+use http::{Client, Url};
+
+/// A validated `es` exporter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsConfig {
+    pub addresses: Vec<Url>,
+    pub index: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca_file: Option<String>,
+    /// Largest bulk request body in bytes (`es.bulk.flushBuffer`); a batch is split to fit.
+    pub max_request_bytes: usize,
+    /// Per-request I/O timeout (`es.bulk.flushTimeout`).
+    pub timeout: Duration,
+}
+
+impl Default for EsConfig {
+    fn default() -> Self {
+        EsConfig {
+            addresses: Vec::new(),
+            index: "sysflow".into(),
+            username: None,
+            password: None,
+            ca_file: None,
+            max_request_bytes: 5_000_000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    #[serde(default)]
+    items: Vec<HashMap<String, BulkItem>>,
+}
+
+#[derive(Deserialize)]
+struct BulkItem {
+    status: u16,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// How one item (or a whole request) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    Retry,
+    Failed,
+}
+
+fn outcome(status: u16) -> Outcome {
+    match status {
+        200..=299 | 409 => Outcome::Delivered,
+        429 | 500..=599 => Outcome::Retry,
+        _ => Outcome::Failed,
+    }
+}
+
+pub struct EsTransport {
+    cfg: EsConfig,
+    clients: Vec<Client>,
+    /// The address in use; moves on after a connection failure.
+    current: usize,
+    target: String,
+}
+
+impl EsTransport {
+    pub fn new(cfg: EsConfig) -> Result<Self, TransportError> {
+        let target = format!(
+            "es {}/{}",
+            cfg.addresses
+                .iter()
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            cfg.index
+        );
+        let tls = if cfg.addresses.iter().any(|u| u.tls) {
+            Some(super::tls::connector(cfg.ca_file.as_deref()).map_err(|e| {
+                TransportError::Rejected {
+                    target: target.clone(),
+                    reason: format!("es.cafile {e}"),
+                }
+            })?)
+        } else {
+            None
+        };
+        let clients = cfg
+            .addresses
+            .iter()
+            .map(|u| {
+                Client::new(
+                    u.clone(),
+                    cfg.username.as_deref(),
+                    cfg.password.as_deref(),
+                    tls.clone(),
+                    cfg.timeout,
+                )
+            })
+            .collect();
+        Ok(EsTransport {
+            cfg,
+            clients,
+            current: 0,
+            target,
+        })
+    }
+
+    /// Sends one bulk request; on a connection failure the next address gets the next try.
+    fn post(&mut self, path: &str, ctype: &str, body: &[u8]) -> Result<http::Response, String> {
+        let n = self.clients.len();
+        let c = self
+            .clients
+            .get_mut(self.current % n.max(1))
+            .ok_or("no es.addresses")?;
+        match c.request("POST", path, ctype, body) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let msg = format!("{}: {e}", c.url);
+                self.current = (self.current + 1) % n.max(1);
+                Err(msg)
+            }
+        }
+    }
+
+    /// Appends the bulk lines of record `i`.
+    fn action(&self, body: &mut Vec<u8>, batch: &Payload, i: usize, doc: &[u8]) {
+        body.extend_from_slice(b"{\"create\":{\"_index\":");
+        crate::encode::json::write_str(body, &self.cfg.index);
+        if let Some(id) = batch.ids.get(i) {
+            body.extend_from_slice(format!(",\"_id\":\"{id:016x}\"").as_bytes());
+        }
+        body.extend_from_slice(b"}}\n");
+        body.extend_from_slice(doc);
+        body.push(b'\n');
+    }
+
+    /// Sends records `idx` (one bulk request) and sorts them by outcome.
+    fn bulk(&mut self, batch: &Payload, idx: &[usize], body: &[u8], out: &mut [Outcome]) -> String {
+        let mark = |out: &mut [Outcome], o: Outcome| {
+            for i in idx {
+                out[*i] = o;
+            }
+        };
+        let resp = match self.post("/_bulk", "application/x-ndjson", body) {
+            Ok(r) => r,
+            Err(e) => {
+                mark(out, Outcome::Retry);
+                return format!("bulk request failed: {e}");
+            }
+        };
+        if !(200..300).contains(&resp.status) {
+            let o = outcome(resp.status);
+            let text = String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)]).to_string();
+            if o == Outcome::Failed {
+                tracing::error!(target = %self.target, records = idx.len(), status = resp.status, "bulk request refused: {text}");
+            }
+            mark(out, o);
+            return format!("bulk request answered HTTP {}: {text}", resp.status);
+        }
+        let parsed: BulkResponse = match serde_json::from_slice(&resp.body) {
+            Ok(p) => p,
+            Err(e) => {
+                mark(out, Outcome::Retry);
+                return format!("unreadable bulk response: {e}");
+            }
+        };
+        if parsed.items.len() != idx.len() {
+            mark(out, Outcome::Retry);
+            return format!(
+                "bulk response has {} items for {} actions",
+                parsed.items.len(),
+                idx.len()
+            );
+        }
+        let mut reason = String::new();
+        for (k, item) in parsed.items.iter().enumerate() {
+            let i = idx[k];
+            let Some(it) = item.values().next() else {
+                out[i] = Outcome::Retry;
+                continue;
+            };
+            out[i] = outcome(it.status);
+            if out[i] != Outcome::Delivered {
+                let err = it.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                if out[i] == Outcome::Failed {
+                    let id = batch
+                        .ids
+                        .get(i)
+                        .map(|v| format!("{v:016x}"))
+                        .unwrap_or_default();
+                    tracing::error!(target = %self.target, id = %id, status = it.status, "document refused: {err}");
+                }
+                if reason.is_empty() {
+                    reason = format!("item status {}: {err}", it.status);
+                }
+            }
+        }
+        reason
+    }
+}
+
+impl Transport for EsTransport {
+    fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError> {
+        self.send_batch(&Payload::plain(payload.to_vec(), records))
+    }
+
+    fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+        let mut out = vec![Outcome::Retry; batch.records];
+        let mut body = Vec::with_capacity(batch.bytes.len() + batch.records * 80);
+        let mut idx = Vec::new();
+        let mut reason = String::new();
+        for (i, doc) in batch.lines().enumerate() {
+            let before = body.len();
+            self.action(&mut body, batch, i, doc);
+            if body.len() > self.cfg.max_request_bytes && !idx.is_empty() {
+                // Send what fits, start the next request with this record.
+                let tail = body.split_off(before);
+                let r = self.bulk(batch, &idx, &body, &mut out);
+                if reason.is_empty() {
+                    reason = r;
+                }
+                body = tail;
+                idx.clear();
+            }
+            idx.push(i);
+        }
+        if !idx.is_empty() {
+            let r = self.bulk(batch, &idx, &body, &mut out);
+            if reason.is_empty() {
+                reason = r;
+            }
+        }
+        let delivered = out.iter().filter(|o| **o == Outcome::Delivered).count();
+        if delivered == batch.records {
+            return Ok(());
+        }
+        let failed = out.iter().filter(|o| **o == Outcome::Failed).count();
+        let retry: Vec<usize> = (0..batch.records)
+            .filter(|i| out[*i] == Outcome::Retry)
+            .collect();
+        Err(TransportError::Partial {
+            target: self.target.clone(),
+            reason,
+            delivered,
+            failed,
+            rest: Box::new(batch.select(&retry)),
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Asks every address for the cluster banner (checks reachability and credentials).
+    fn healthcheck(&mut self) -> Result<(), TransportError> {
+        let mut errors = Vec::new();
+        for c in &mut self.clients {
+            match c.request("GET", "/", "", b"") {
+                Ok(r) if r.status == 200 => return Ok(()),
+                Ok(r) if r.status == 401 || r.status == 403 => {
+                    return Err(TransportError::Rejected {
+                        target: format!("es {}", c.url),
+                        reason: format!(
+                            "authentication failed (HTTP {}): check es.username and es.password",
+                            r.status
+                        ),
+                    })
+                }
+                Ok(r) => errors.push(format!("{}: HTTP {}", c.url, r.status)),
+                Err(e) => errors.push(format!("{}: {e}", c.url)),
+            }
+        }
+        Err(TransportError::Unavailable {
+            target: self.target.clone(),
+            reason: format!("no address answered: {}", errors.join("; ")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_statuses() {
+        assert_eq!(outcome(201), Outcome::Delivered);
+        assert_eq!(
+            outcome(409),
+            Outcome::Delivered,
+            "already indexed by an earlier try"
+        );
+        assert_eq!(outcome(429), Outcome::Retry);
+        assert_eq!(outcome(503), Outcome::Retry);
+        assert_eq!(outcome(400), Outcome::Failed);
+    }
+}
