@@ -26,12 +26,6 @@ fn filter_policy() -> PathBuf {
     common::upstream().join("sf-processor/resources/policies/distribution/filter.yaml")
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 /// Alert-mode pipeline with upstream's filter policy, ECS to the exporter `exporter`.
 fn alert_pipeline(exporter: &str) -> String {
     format!(
@@ -50,7 +44,7 @@ fn es_exporter(url: &str, index: &str, extra: &str) -> String {
 /// The ECS documents the file exporter writes for `trace` (the reference).
 fn expected_docs(dir: &Path, trace: &Path) -> Vec<Value> {
     let out = dir.join("expected.ecs.json");
-    let cfg = write(
+    let cfg = common::write_file(
         dir,
         "file.json",
         &alert_pipeline(&format!(
@@ -154,7 +148,7 @@ fn end_to_end(port: u16, name: &str) {
     let (status, v) = http(port, "PUT", "/sysflow-alerts", &mapping);
     assert!(status == 200, "{name}: create index: {status} {v}");
     let url = format!("http://127.0.0.1:{port}");
-    let cfg = write(
+    let cfg = common::write_file(
         dir.path(),
         "es.json",
         &alert_pipeline(&es_exporter(&url, "sysflow-alerts", "")),
@@ -412,7 +406,7 @@ fn http_500_429_and_item_failures_retry_only_what_can_heal() {
         throttle_mod: 5,
         ..Default::default()
     });
-    let cfg = write(
+    let cfg = common::write_file(
         dir.path(),
         "fake.json",
         &alert_pipeline(&es_exporter(
@@ -470,7 +464,7 @@ fn test_flag_reports_bad_credentials_and_an_unreachable_server() {
         ("right", 0, "is reachable"),
         ("wrong", 1, "authentication failed"),
     ] {
-        let cfg = write(
+        let cfg = common::write_file(
             dir.path(),
             "auth.json",
             &alert_pipeline(&es_exporter(
@@ -489,7 +483,7 @@ fn test_flag_reports_bad_credentials_and_an_unreachable_server() {
         assert!(all.contains(want), "{all}");
     }
     let down = peers::free_tcp_port();
-    let cfg = write(
+    let cfg = common::write_file(
         dir.path(),
         "down.json",
         &alert_pipeline(&es_exporter(&format!("http://127.0.0.1:{down}"), "x", "")),
@@ -522,25 +516,14 @@ fn a_stalled_target_makes_the_pipeline_wait_with_bounded_memory() {
     let trace = dir.path().join("big.sf");
     common::write_trace(&trace, 5, 300_000, "deflate", SchemaVersion::V5);
     // Records the pipeline exports (the trace's events and flows; entities are folded in).
-    let out = dir.path().join("all.json");
-    let file_cfg = write(dir.path(), "file.json", &common::file_pipeline(&out));
-    let o = common::sfprocessor(
-        &[
-            "-config",
-            file_cfg.to_str().unwrap(),
-            trace.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(o.status.success());
-    let exported = std::fs::read_to_string(&out).unwrap().lines().count();
+    let exported = common::expected_lines(dir.path(), &trace).len();
     assert!(exported > 200_000, "{exported}");
     let stall = Arc::new(AtomicBool::new(true));
     let (port, seen) = fake_server(Script {
         stall: stall.clone(),
         ..Default::default()
     });
-    let cfg = write(
+    let cfg = common::write_file(
         dir.path(),
         "stall.json",
         &common::exporter_pipeline(&format!(

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,32 +23,10 @@ fn trace() -> PathBuf {
     common::upstream().join("sf-apis/pynb/data/attacks/express/mon.1531776742.sf")
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 fn kafka_exporter(port: u16, topic: &str, extra: &str) -> String {
     common::exporter_pipeline(&format!(
         r#""export":"kafka","kafka.config":{{"bootstrap.servers":"127.0.0.1:{port}"}},"kafka.topic":"{topic}"{extra}"#
     ))
-}
-
-/// What the file exporter writes for `trace`: the reference for what the broker must hold.
-fn expected_lines(dir: &Path, trace: &Path) -> Vec<String> {
-    let out = dir.join("expected.json");
-    let cfg = write(dir, "file.json", &common::file_pipeline(&out));
-    let o = common::sfprocessor(
-        &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
-        &[],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn create_topic(port: u16, topic: &str, partitions: i32) {
@@ -124,27 +102,6 @@ fn consume(port: u16, topic: &str, want: usize) -> Vec<Consumed> {
     got
 }
 
-fn run(cfg: &Path, trace: &Path) -> std::process::Output {
-    common::sfprocessor(
-        &[
-            "-config",
-            cfg.to_str().unwrap(),
-            "-log",
-            "warn",
-            trace.to_str().unwrap(),
-        ],
-        &[],
-    )
-}
-
-fn counts<'a>(lines: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usize> {
-    let mut m = HashMap::new();
-    for l in lines {
-        *m.entry(l).or_default() += 1;
-    }
-    m
-}
-
 #[test]
 fn every_record_reaches_the_topic_keyed_by_process_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,14 +109,14 @@ fn every_record_reaches_the_topic_keyed_by_process_in_order() {
         return;
     };
     create_topic(port, "sysflow", 3);
-    let expected = expected_lines(dir.path(), &trace());
+    let expected = common::expected_lines(dir.path(), &trace());
     assert_eq!(expected.len(), 20_025);
-    let cfg = write(
+    let cfg = common::write_file(
         dir.path(),
         "kafka.json",
         &kafka_exporter(port, "sysflow", r#","kafka.compression.type":"zstd""#),
     );
-    let o = run(&cfg, &trace());
+    let o = common::run_quiet(&cfg, &trace());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = consume(port, "sysflow", expected.len());
     assert_eq!(
@@ -168,8 +125,8 @@ fn every_record_reaches_the_topic_keyed_by_process_in_order() {
         "one message per record, no duplicates"
     );
     assert_eq!(
-        counts(got.iter().map(|m| m.payload.as_str())),
-        counts(expected.iter().map(String::as_str)),
+        common::counts(got.iter().map(|m| m.payload.as_str())),
+        common::counts(expected.iter().map(String::as_str)),
         "the broker holds exactly the records the file exporter writes"
     );
     // One key, one partition; within it, the file's order.
@@ -203,7 +160,7 @@ fn every_record_reaches_the_topic_keyed_by_process_in_order() {
 fn test_flag_fails_when_the_broker_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let port = peers::free_tcp_port();
-    let cfg = write(dir.path(), "down.json", &kafka_exporter(port, "t", ""));
+    let cfg = common::write_file(dir.path(), "down.json", &kafka_exporter(port, "t", ""));
     let o = common::sfprocessor(&["-config", cfg.to_str().unwrap(), "-test"], &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -222,7 +179,7 @@ fn bad_kafka_settings_are_config_errors_naming_the_key() {
         (r#","kafka.acks":"several""#, "acks"),
         (r#","kafka.encoding":"proto""#, "kafka.encoding"),
     ] {
-        let cfg = write(dir.path(), "bad.json", &kafka_exporter(9, "t", extra));
+        let cfg = common::write_file(dir.path(), "bad.json", &kafka_exporter(9, "t", extra));
         let o = common::sfprocessor(&["-config", cfg.to_str().unwrap(), "-test"], &[]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{extra}: {err}");
@@ -231,7 +188,7 @@ fn bad_kafka_settings_are_config_errors_naming_the_key() {
             "{err}"
         );
     }
-    let cfg = write(
+    let cfg = common::write_file(
         dir.path(),
         "notopic.json",
         &common::exporter_pipeline(
@@ -245,12 +202,12 @@ fn bad_kafka_settings_are_config_errors_naming_the_key() {
 #[test]
 fn a_broker_down_at_start_gets_every_record_once_it_is_up() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(bin) = peers::server("tansu") else {
+    if peers::server("tansu").is_none() {
         return;
-    };
-    let expected = expected_lines(dir.path(), &trace());
+    }
+    let expected = common::expected_lines(dir.path(), &trace());
     let port = peers::free_tcp_port();
-    let cfg = write(dir.path(), "late.json", &kafka_exporter(port, "late", ""));
+    let cfg = common::write_file(dir.path(), "late.json", &kafka_exporter(port, "late", ""));
     let child = Command::new(env!("CARGO_BIN_EXE_sfprocessor"))
         .args(["-config", cfg.to_str().unwrap(), "-log", "warn"])
         .arg(trace())
@@ -259,27 +216,13 @@ fn a_broker_down_at_start_gets_every_record_once_it_is_up() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let url = format!("tcp://127.0.0.1:{port}");
-    let _broker = peers::Peer::start(
-        &bin,
-        &[
-            "broker".into(),
-            "--listener-url".into(),
-            url.clone(),
-            "--advertised-listener-url".into(),
-            url,
-            "--storage-engine".into(),
-            "memory://tansu/".into(),
-        ],
-        &[port],
-        &dir.path().join("tansu.log"),
-    );
+    let _broker = peers::tansu_on(dir.path(), port).expect("tansu");
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = consume(port, "late", expected.len());
     assert_eq!(
-        counts(got.iter().map(|m| m.payload.as_str())),
-        counts(expected.iter().map(String::as_str))
+        common::counts(got.iter().map(|m| m.payload.as_str())),
+        common::counts(expected.iter().map(String::as_str))
     );
 }
 
@@ -385,10 +328,10 @@ fn a_broker_killed_and_restarted_mid_stream_loses_nothing() {
     };
     let trace = dir.path().join("gen.sf");
     common::write_trace(&trace, 11, 80_000, "deflate", SchemaVersion::V5);
-    let expected = expected_lines(dir.path(), &trace);
+    let expected = common::expected_lines(dir.path(), &trace);
     create_topic(port, "chaos", 2);
     let live = LiveConsumer::start(port, "chaos");
-    let cfg = write(
+    let cfg = common::write_file(
         dir.path(),
         "chaos.json",
         &kafka_exporter(
@@ -473,8 +416,8 @@ fn a_broker_killed_and_restarted_mid_stream_loses_nothing() {
     }
     live.stop.store(true, Ordering::SeqCst);
     let got = live.handle.join().unwrap();
-    let got_counts = counts(got.iter().map(String::as_str));
-    let want = counts(expected.iter().map(String::as_str));
+    let got_counts = common::counts(got.iter().map(String::as_str));
+    let want = common::counts(expected.iter().map(String::as_str));
     let lost: usize = want
         .iter()
         .map(|(line, n)| n.saturating_sub(got_counts.get(line).copied().unwrap_or(0)))

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -204,45 +203,6 @@ fn pipeline(dir: &Path, name: &str, exporter: &str) -> PathBuf {
     p
 }
 
-/// What the file exporter writes for `trace` (the reference for what syslog must carry).
-fn expected_lines(dir: &Path, trace: &Path) -> Vec<String> {
-    let out = dir.join("expected.json");
-    let _ = std::fs::remove_file(&out);
-    let cfg = dir.join("file.json");
-    std::fs::write(&cfg, common::file_pipeline(&out)).unwrap();
-    let o = common::sfprocessor(
-        &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
-        &[],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn run_syslog(cfg: &Path, trace: &Path) -> std::process::Output {
-    common::sfprocessor(
-        &[
-            "-config",
-            cfg.to_str().unwrap(),
-            "-log",
-            "warn",
-            trace.to_str().unwrap(),
-        ],
-        &[],
-    )
-}
-
-fn counts(lines: &[String]) -> HashMap<&str, usize> {
-    let mut m = HashMap::new();
-    for l in lines {
-        *m.entry(l.as_str()).or_default() += 1;
-    }
-    m
-}
-
 #[test]
 fn tcp_tls_and_octet_counting_deliver_every_record_in_order() {
     if !peers_available() {
@@ -250,7 +210,7 @@ fn tcp_tls_and_octet_counting_deliver_every_record_in_order() {
     }
     let dir = tempfile::tempdir().unwrap();
     let trace = common::upstream().join("sf-processor/resources/traces/mon.1531776742.sf");
-    let expected = expected_lines(dir.path(), &trace);
+    let expected = common::expected_lines(dir.path(), &trace);
     assert!(expected.len() > 10_000);
     let ca = dir.path().join("cert.pem");
     for (name, exporter) in [
@@ -277,7 +237,7 @@ fn tcp_tls_and_octet_counting_deliver_every_record_in_order() {
             "syslog.json",
             &format!("\"export\":\"syslog\",\"syslog.host\":\"127.0.0.1\",{exporter}"),
         );
-        let o = run_syslog(&cfg, &trace);
+        let o = common::run_quiet(&cfg, &trace);
         assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
         let got = rs.bodies();
         assert_eq!(got.len(), expected.len(), "{name}: every record, once");
@@ -292,7 +252,7 @@ fn udp_delivers_alerts() {
     }
     let dir = tempfile::tempdir().unwrap();
     let trace = common::upstream().join("sf-processor/resources/traces/tcp.sf");
-    let expected = expected_lines(dir.path(), &trace);
+    let expected = common::expected_lines(dir.path(), &trace);
     let mut rs = Rsyslog::new(dir.path());
     let cfg = pipeline(
         dir.path(),
@@ -302,7 +262,7 @@ fn udp_delivers_alerts() {
             rs.udp
         ),
     );
-    let o = run_syslog(&cfg, &trace);
+    let o = common::run_quiet(&cfg, &trace);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // rsyslog may still be reading datagrams: wait until the file stops growing.
     let mut last = 0;
@@ -316,8 +276,8 @@ fn udp_delivers_alerts() {
     }
     let got = rs.bodies();
     assert_eq!(
-        counts(&got),
-        counts(&expected),
+        common::counts(got.iter().map(String::as_str)),
+        common::counts(expected.iter().map(String::as_str)),
         "UDP on loopback, few records: all arrive"
     );
 }
@@ -375,7 +335,7 @@ fn a_server_down_at_start_and_restarted_mid_stream_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("gen.sf");
     common::write_trace(&trace, 9, 60_000, "deflate", SchemaVersion::V5);
-    let expected = expected_lines(dir.path(), &trace);
+    let expected = common::expected_lines(dir.path(), &trace);
     let mut rs = Rsyslog::new(dir.path());
     // Down at start: the exporter retries until the server is there.
     rs.stop();
@@ -419,7 +379,10 @@ fn a_server_down_at_start_and_restarted_mid_stream_loses_nothing() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("retrying"), "the outage was noticed: {err}");
     let got = rs.bodies();
-    let (want, have) = (counts(&expected), counts(&got));
+    let (want, have) = (
+        common::counts(expected.iter().map(String::as_str)),
+        common::counts(got.iter().map(String::as_str)),
+    );
     let missing: usize = want
         .iter()
         .map(|(l, n)| n.saturating_sub(*have.get(l).unwrap_or(&0)))

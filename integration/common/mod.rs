@@ -131,3 +131,53 @@ pub fn sfprocessor(args: &[&str], env: &[(&str, &str)]) -> std::process::Output 
     }
     c.output().expect("run sfprocessor")
 }
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write test file");
+    p
+}
+
+/// What the file exporter writes for `trace` (pass-through policy engine, JSON): the reference
+/// for what a network peer must receive.
+pub fn expected_lines(dir: &std::path::Path, trace: &std::path::Path) -> Vec<String> {
+    let out = dir.join("expected.json");
+    let _ = std::fs::remove_file(&out);
+    let cfg = write_file(dir, "file.json", &file_pipeline(&out));
+    let o = sfprocessor(
+        &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(&out)
+        .expect("expected output")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `sfprocessor -config cfg -log warn trace`.
+pub fn run_quiet(cfg: &std::path::Path, trace: &std::path::Path) -> std::process::Output {
+    sfprocessor(
+        &[
+            "-config",
+            cfg.to_str().unwrap(),
+            "-log",
+            "warn",
+            trace.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+/// How many times each line occurs.
+pub fn counts<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+) -> std::collections::HashMap<&'a str, usize> {
+    let mut m = std::collections::HashMap::new();
+    for l in lines {
+        *m.entry(l).or_default() += 1;
+    }
+    m
+}

@@ -156,8 +156,13 @@ impl Drop for Peer {
 
 /// tansu with in-memory storage on a free port. Returns the peer and its port.
 pub fn tansu(dir: &Path) -> Option<(Peer, u16)> {
-    let bin = server("tansu")?;
     let port = free_tcp_port();
+    Some((tansu_on(dir, port)?, port))
+}
+
+/// tansu with in-memory storage on `port`.
+pub fn tansu_on(dir: &Path, port: u16) -> Option<Peer> {
+    let bin = server("tansu")?;
     let url = format!("tcp://127.0.0.1:{port}");
     let args = vec![
         "broker".to_string(),
@@ -168,8 +173,7 @@ pub fn tansu(dir: &Path) -> Option<(Peer, u16)> {
         "--storage-engine".into(),
         "memory://tansu/".into(),
     ];
-    let p = Peer::start(&bin, &args, &[port], &dir.join("tansu.log"));
-    Some((p, port))
+    Some(Peer::start(&bin, &args, &[port], &dir.join("tansu.log")))
 }
 
 /// noida-db serving Kafka and Elasticsearch from a fresh data directory (kept across

@@ -147,7 +147,11 @@ impl EsTransport {
         body.extend_from_slice(b"{\"create\":{\"_index\":");
         crate::encode::json::write_str(body, &self.cfg.index);
         if let Some(id) = batch.ids.get(i) {
-            body.extend_from_slice(format!(",\"_id\":\"{id:016x}\"").as_bytes());
+            let mut hex = [0u8; 16];
+            super::kafka::hex16(*id, &mut hex);
+            body.extend_from_slice(b",\"_id\":\"");
+            body.extend_from_slice(&hex);
+            body.push(b'"');
         }
         body.extend_from_slice(b"}}\n");
         body.extend_from_slice(doc);

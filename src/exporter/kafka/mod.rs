@@ -381,8 +381,8 @@ fn self_timeout(cfg: &KafkaConfig) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// Lower-case hex of a 64-bit key, fixed width.
-fn hex16(v: u64, out: &mut [u8; 16]) {
+/// Lower-case hex of a 64-bit key or id, fixed width (no allocation: runs per record).
+pub(crate) fn hex16(v: u64, out: &mut [u8; 16]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in out.iter_mut().enumerate() {
         *b = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
