@@ -72,6 +72,18 @@ fn configuration_errors_name_file_stage_and_key() {
             "pipeline[1] (policyengine): key `policies`: /nonexistent/p.yaml",
         ),
         (
+            r#"{"pipeline":[{"processor":"sysflowreader","handler":"fancy","in":"sysflow sysflowchan","out":"flat flattenerchan"}]}"#.to_string(),
+            "pipeline[0] (sysflowreader): key `handler`: handler `fancy` is not supported (plugins are not loaded",
+        ),
+        (
+            r#"{"pipeline":[{"processor":"sysflowreader","handler":"printer","in":"sysflow sysflowchan","out":"flat flattenerchan"},{"processor":"exporter","in":"flat flattenerchan","export":"null"}]}"#.to_string(),
+            "pipeline[0] (sysflowreader): key `out`: the `printer` handler has no output channel",
+        ),
+        (
+            format!(r#"{{"pipeline":[{READER},{{"processor":"example","in":"flat flattenerchan","out":"x flattenerchan"}}]}}"#),
+            "pipeline[1] (example): key `out`: `example` has no output channel",
+        ),
+        (
             r#"{"pipeline": [ {"processor": "exporter", }"#.to_string(),
             "invalid JSON at line 1",
         ),
@@ -411,12 +423,23 @@ fn upstream_pipeline_configs_start_unchanged_through_environment_overrides() {
             "plugins/actions/example/pipeline.actions.json",
             vec![policies],
         ),
+        ("plugins/processors/example/pipeline.example.json", vec![]),
+        ("plugins/handlers/printer/pipeline.printer.json", vec![]),
     ];
+    assert_eq!(runnable.len(), 9);
     for (cfg, env) in runnable {
         let p = up.join(cfg);
         let o = sfprocessor(&["-test", "-config", p.to_str().unwrap()], env);
         assert_eq!(o.status.code(), Some(0), "{cfg}: {}", stderr(&o));
-        assert!(stdout(&o).contains("is valid: 3 stage(s)"), "{cfg}");
+        let stages = std::fs::read_to_string(&p)
+            .unwrap()
+            .matches("\"processor\"")
+            .count();
+        assert!(
+            stdout(&o).contains(&format!("is valid: {stages} stage(s)")),
+            "{cfg}: {}",
+            stdout(&o)
+        );
     }
     // One of them runs for real: alerts of an upstream trace on the terminal.
     let trace = common::upstream().join("sf-apis/pynb/data/attacks/express/mon.1531776742.sf");
@@ -442,18 +465,78 @@ fn upstream_pipeline_configs_start_unchanged_through_environment_overrides() {
             "resources/pipelines/pipeline.template.json",
             "unknown mode `alert|enrich",
         ),
-        (
-            "plugins/processors/example/pipeline.example.json",
-            "plugins are not loaded",
-        ),
-        (
-            "plugins/handlers/printer/pipeline.printer.json",
-            "plugins are not loaded",
-        ),
     ] {
         let p = up.join(cfg);
         let o = sfprocessor(&["-test", "-config", p.to_str().unwrap()], &[policies]);
         assert_eq!(o.status.code(), Some(2), "{cfg}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{cfg}: {}", stderr(&o));
+    }
+}
+
+/// The messages a run logged at info level (the text after the level).
+fn info_messages(o: &std::process::Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter_map(|l| l.split_once(" INFO ").map(|(_, m)| m.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn upstream_plugin_examples_run_as_built_ins_and_log_what_upstream_logs() {
+    let up = common::upstream().join("sf-processor");
+    let trace = common::upstream().join("sf-apis/pynb/data/attacks/express/mon.1531776742.sf");
+    // What the trace holds, from the file exporter: the lines upstream's plugins print for it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let cfg = common::write_file(dir.path(), "file.json", &file_pipeline(&out));
+    let o = common::run_quiet(&cfg, &trace);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let records = read_json_lines(&out);
+    let exe = |r: &serde_json::Value| r["proc"]["exe"].as_str().unwrap().to_string();
+    let mut printer_lines = Vec::new();
+    let mut example_lines = Vec::new();
+    for r in &records {
+        let tid = &r["proc"]["tid"];
+        match r["type"].as_str().unwrap() {
+            "NF" => printer_lines.push(format!("NetworkFlow {}, {}", exe(r), r["net"]["dport"])),
+            "FF" => printer_lines.push(format!("FileFlow {}, {}", exe(r), r["file"]["fd"])),
+            "FE" => printer_lines.push(format!("FileEvt {}, {tid}", exe(r))),
+            "PE" => {
+                printer_lines.push(format!("ProcEvt {}, {tid}", exe(r)));
+                example_lines.push(format!("Process Event: {}, {tid}", exe(r)));
+            }
+            other => panic!("record type {other} not expected in this trace"),
+        }
+    }
+    assert!(example_lines.len() > 100, "{}", example_lines.len());
+    for (cfg, want) in [
+        (
+            "plugins/handlers/printer/pipeline.printer.json",
+            printer_lines,
+        ),
+        (
+            "plugins/processors/example/pipeline.example.json",
+            example_lines,
+        ),
+    ] {
+        let p = up.join(cfg);
+        let o = sfprocessor(
+            &["-config", p.to_str().unwrap(), trace.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(0), "{cfg}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{cfg}: nothing goes to stdout");
+        let logged = info_messages(&o);
+        let got: Vec<&str> = logged
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !m.starts_with("node summary"))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{cfg}");
+        assert_eq!(
+            common::counts(got),
+            common::counts(want.iter().map(String::as_str)),
+            "{cfg}"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! The Kafka exporter against real Kafka-API brokers: tansu (in-memory storage) and noida-db
-//! (persistent, for the restart test), from PyPI through `.ci/peers`. Consumers `assign()`
+//! The Kafka exporter against real Kafka-API brokers from PyPI (through `.ci/peers`): tansu
+//! (in-memory storage; every test) and noida-db's Kafka API (end to end). Consumers `assign()`
 //! every partition from offset 0 (tansu's group join waits half the session timeout).
 
 mod common;
@@ -108,11 +108,26 @@ fn every_record_reaches_the_topic_keyed_by_process_in_order() {
     let Some((_broker, port)) = peers::tansu(dir.path()) else {
         return;
     };
+    every_record_reaches_the_topic(dir.path(), port);
+}
+
+#[test]
+fn every_record_reaches_noida_dbs_kafka_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_broker, port, _es)) = peers::noida(dir.path()) else {
+        return;
+    };
+    every_record_reaches_the_topic(dir.path(), port);
+}
+
+/// All 20,025 records of the trace on a 3-partition topic (zstd): exactly the file exporter's
+/// lines, one key per process, each process in one partition and in order.
+fn every_record_reaches_the_topic(dir: &std::path::Path, port: u16) {
     create_topic(port, "sysflow", 3);
-    let expected = common::expected_lines(dir.path(), &trace());
+    let expected = common::expected_lines(dir, &trace());
     assert_eq!(expected.len(), 20_025);
     let cfg = common::write_file(
-        dir.path(),
+        dir,
         "kafka.json",
         &kafka_exporter(port, "sysflow", r#","kafka.compression.type":"zstd""#),
     );

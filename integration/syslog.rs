@@ -6,17 +6,14 @@
 
 mod common;
 
+use common::peers::{ci, free_tcp_port};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sfprocessor::sysflow::writer::SchemaVersion;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// Whether the peer programs exist; panics under CI when they do not.
 fn peers_available() -> bool {
@@ -37,14 +34,6 @@ fn peers_available() -> bool {
         eprintln!("skipped: rsyslogd or openssl not installed (run .ci/run, or apt-get install rsyslog rsyslog-gnutls openssl)");
     }
     ok
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn free_udp_port() -> u16 {

@@ -482,4 +482,135 @@ mod tests {
         assert_eq!(m.snapshot().sent_records, 1);
         d.finish();
     }
+
+    /// Accepts every send, but each send first waits until the test opens the gate.
+    struct Gated {
+        entered: std::sync::mpsc::Sender<()>,
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Transport for Gated {
+        fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+            let _ = self.entered.send(());
+            let (open, cv) = &*self.gate;
+            let mut o = open.lock().unwrap();
+            while !*o {
+                o = cv.wait(o).unwrap();
+            }
+            self.got.lock().unwrap().extend_from_slice(payload);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    /// The test's side of a gated delivery.
+    struct GatedPeer {
+        metrics: Arc<NodeMetrics>,
+        /// A message per send the worker entered.
+        entered: std::sync::mpsc::Receiver<()>,
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl GatedPeer {
+        fn open(&self) {
+            let (o, cv) = &*self.gate;
+            *o.lock().unwrap() = true;
+            cv.notify_all();
+        }
+
+        fn delivered(&self) -> String {
+            String::from_utf8(self.got.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// A delivery with a queue of one batch whose transport stays closed until `open`.
+    fn gated(when_full: WhenFull) -> (Delivery, GatedPeer) {
+        let (tx, entered) = std::sync::mpsc::channel();
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let t = Gated {
+            entered: tx,
+            gate: gate.clone(),
+            got: got.clone(),
+        };
+        let metrics = NodeMetrics::new("exporter");
+        let cfg = DeliveryConfig {
+            queue: 1,
+            when_full,
+            ..fast()
+        };
+        let d = Delivery::start(Box::new(t), &cfg, metrics.clone(), "gated".into());
+        (
+            d,
+            GatedPeer {
+                metrics,
+                entered,
+                gate,
+                got,
+            },
+        )
+    }
+
+    fn rec(i: usize) -> Payload {
+        Payload::plain(format!("r{i}\n").into_bytes(), 1)
+    }
+
+    #[test]
+    fn drop_newest_counts_what_a_full_queue_refuses_and_delivers_the_rest() {
+        let (mut d, peer) = gated(WhenFull::DropNewest);
+        d.submit(rec(0)).unwrap();
+        peer.entered.recv().unwrap(); // r0 is in flight; the worker waits in send
+        let (done, submitted) = std::sync::mpsc::channel();
+        let producer = std::thread::spawn(move || {
+            for i in 1..10 {
+                d.submit(rec(i)).unwrap();
+            }
+            let _ = done.send(());
+            d
+        });
+        // With a broken drop_newest the producer would wait for the closed transport.
+        let waited = submitted.recv_timeout(Duration::from_secs(30));
+        peer.open();
+        let mut d = producer.join().unwrap();
+        assert!(waited.is_ok(), "drop_newest never waits");
+        // r1 waited in the queue (capacity 1); r2..r9 were refused.
+        assert_eq!(peer.metrics.snapshot().dropped_records, 8);
+        d.finish();
+        assert_eq!(peer.delivered(), "r0\nr1\n");
+        let s = peer.metrics.snapshot();
+        assert_eq!(
+            (s.sent_records, s.dropped_records, s.failed_records),
+            (2, 8, 0)
+        );
+    }
+
+    #[test]
+    fn block_makes_the_producer_wait_and_loses_nothing() {
+        let (mut d, peer) = gated(WhenFull::Block);
+        let submitted = Arc::new(AtomicUsize::new(0));
+        let s2 = submitted.clone();
+        let producer = std::thread::spawn(move || {
+            for i in 0..10 {
+                d.submit(rec(i)).unwrap();
+                s2.fetch_add(1, Ordering::SeqCst);
+            }
+            d.finish();
+        });
+        peer.entered.recv().unwrap(); // r0 is in flight
+                                      // r1 fits the queue; r2 cannot be queued while the transport is closed. The pause
+                                      // gives the producer time to run ahead if blocking were broken.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(submitted.load(Ordering::SeqCst) <= 2, "the producer waits");
+        assert_eq!(peer.metrics.snapshot().dropped_records, 0);
+        peer.open();
+        producer.join().unwrap();
+        let want: String = (0..10).map(|i| format!("r{i}\n")).collect();
+        assert_eq!(peer.delivered(), want);
+        let s = peer.metrics.snapshot();
+        assert_eq!((s.sent_records, s.dropped_records), (10, 0));
+    }
 }

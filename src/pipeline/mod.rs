@@ -8,6 +8,7 @@ pub mod exporter;
 pub mod flattener;
 pub mod monitor;
 pub mod policy;
+pub mod printer;
 pub mod reader;
 
 use std::collections::HashMap;
@@ -35,11 +36,29 @@ pub const POLICY_OUT: &str = "eventchan";
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageKind {
-    /// `sysflowreader` with the `flattener` handler: reader + flattener actors.
-    Reader,
-    /// `policyengine`: pass-through in this build.
+    /// `sysflowreader`: reader + flattener actors, then the handler.
+    Reader(Handler),
+    /// `policyengine`: policies, or a pass-through without them.
     Policy,
     Exporter(Box<ExporterConfig>),
+    /// `example`: the built-in stand-in for upstream's example processor plugin.
+    Example,
+}
+
+/// The `handler` of a `sysflowreader` stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// Records go to the stage's `out` channels.
+    Flattener,
+    /// Built-in stand-in for upstream's `printer` handler plugin: a log line per record, no
+    /// output channel.
+    Printer,
+}
+
+impl StageKind {
+    pub fn is_reader(&self) -> bool {
+        matches!(self, StageKind::Reader(_))
+    }
 }
 
 /// A policy engine stage with policies.
@@ -86,7 +105,12 @@ pub struct PipelinePlan {
     pub warnings: Vec<String>,
 }
 
-const READER_KEYS: &[&str] = &["handler", "filter.enabled", "filter.maxage"];
+const READER_KEYS: &[&str] = &[
+    "handler",
+    "handlerlibpath",
+    "filter.enabled",
+    "filter.maxage",
+];
 const POLICY_KEYS: &[&str] = &[
     "policies",
     "lenient",
@@ -259,18 +283,31 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
         let mut policy_stage = None;
         let kind = match st.processor.as_str() {
             "sysflowreader" => {
-                match st.handler.as_deref() {
-                    Some("flattener") => {}
+                let handler = match st.handler.as_deref() {
+                    Some("flattener") => Handler::Flattener,
+                    Some("printer") => Handler::Printer,
                     None => {
-                        return Err(cfg.error(st, Some("handler"), "missing (expected `flattener`)".into()))
+                        return Err(cfg.error(
+                            st,
+                            Some("handler"),
+                            "missing (expected `flattener` or `printer`)".into(),
+                        ))
                     }
                     Some(h) => {
                         return Err(cfg.error(
                             st,
                             Some("handler"),
-                            format!("handler `{h}` is not supported (plugins are not loaded; expected `flattener`)"),
+                            format!("handler `{h}` is not supported (plugins are not loaded; expected `flattener` or the built-in `printer`)"),
                         ))
                     }
+                };
+                if st.get("handlerlibpath").is_some() {
+                    warnings.push(format!(
+                        "{}: pipeline[{}] (sysflowreader): key `handlerlibpath`: plugins are not loaded; the built-in `{}` handler is used",
+                        cfg.file.display(),
+                        st.index,
+                        st.handler.as_deref().unwrap_or_default()
+                    ));
                 }
                 for (k, v) in &st.settings {
                     if k.starts_with("filter.") && k == "filter.enabled" && v.value == "on" {
@@ -282,7 +319,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                     }
                 }
                 warn_unknown_keys(cfg, st, READER_KEYS, &mut warnings);
-                StageKind::Reader
+                StageKind::Reader(handler)
             }
             "policyengine" => {
                 policy_stage = policy_stage_of(cfg, st, &mut warnings)?;
@@ -294,11 +331,15 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                 warn_unknown_keys(cfg, st, EXPORTER_KEYS, &mut warnings);
                 StageKind::Exporter(Box::new(e))
             }
+            "example" => {
+                warn_unknown_keys(cfg, st, &[], &mut warnings);
+                StageKind::Example
+            }
             other => {
                 return Err(cfg.error(
                     st,
                     Some("processor"),
-                    format!("unknown processor `{other}` (expected sysflowreader, policyengine or exporter; plugins are not loaded)"),
+                    format!("unknown processor `{other}` (expected sysflowreader, policyengine, exporter or the built-in `example`; plugins are not loaded)"),
                 ))
             }
         };
@@ -306,9 +347,11 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
             return Err(cfg.error(st, Some("in"), "missing (\"<channel> <type>\")".into()));
         };
         let (in_types, out_type): (&[&str], Option<&str>) = match kind {
-            StageKind::Reader => (&[READER_IN], Some(READER_OUT)),
+            StageKind::Reader(Handler::Flattener) => (&[READER_IN], Some(READER_OUT)),
+            StageKind::Reader(Handler::Printer) => (&[READER_IN], None),
             StageKind::Policy => (&[READER_OUT], Some(POLICY_OUT)),
             StageKind::Exporter(_) => (&[POLICY_OUT, READER_OUT], None),
+            StageKind::Example => (&[READER_OUT], None),
         };
         if !in_types.contains(&input.ctype.as_str()) {
             return Err(cfg.error(
@@ -344,7 +387,12 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                     return Err(cfg.error(
                         st,
                         Some("out"),
-                        "an exporter has no output channel".into(),
+                        match kind {
+                            StageKind::Reader(Handler::Printer) => {
+                                "the `printer` handler has no output channel".to_string()
+                            }
+                            _ => format!("`{}` has no output channel", st.processor),
+                        },
                     ));
                 }
             }
@@ -418,7 +466,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
     let readers: Vec<usize> = stages
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.kind == StageKind::Reader)
+        .filter(|(_, s)| s.kind.is_reader())
         .map(|(i, _)| i)
         .collect();
     let entry = match readers.as_slice() {
@@ -440,7 +488,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
         }
     };
     for s in &stages {
-        if s.kind != StageKind::Reader && s.upstreams == 0 {
+        if !s.kind.is_reader() && s.upstreams == 0 {
             let name = s
                 .config
                 .input
@@ -453,7 +501,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                 format!("dangling channel `{name}`: no stage writes it"),
             ));
         }
-        if s.kind == StageKind::Reader && s.upstreams > 0 {
+        if s.kind.is_reader() && s.upstreams > 0 {
             return Err(cfg.error(
                 &s.config,
                 Some("in"),
@@ -616,7 +664,19 @@ pub fn run(
                                 .start(&arb, node, metrics.clone(), vec![], sp.upstreams)
                                 .recipient::<Envelope<Records>>()
                         }
-                        StageKind::Policy | StageKind::Reader => match &sp.policy {
+                        StageKind::Example => starter
+                            .start(
+                                &arb,
+                                printer::LogSinkNode::new(
+                                    printer::LogSink::Example,
+                                    metrics.clone(),
+                                ),
+                                metrics.clone(),
+                                vec![],
+                                sp.upstreams,
+                            )
+                            .recipient::<Envelope<Records>>(),
+                        StageKind::Policy | StageKind::Reader(_) => match &sp.policy {
                             None => starter
                                 .start(
                                     &arb,
@@ -682,9 +742,20 @@ pub fn run(
                 }
                 pending = blocked;
             }
-            // Reader stage: flattener, reader, then the driver.
+            // Reader stage: handler, flattener, reader, then the driver.
             let rp = &plan.stages[plan.entry];
-            let down: Vec<RecordsDown> = rp.downstream.iter().map(|d| entries[d].clone()).collect();
+            let down: Vec<RecordsDown> = if rp.kind == StageKind::Reader(Handler::Printer) {
+                let (arb, pm) = spawn(format!("printer[{}]", rp.config.index));
+                let node = printer::LogSinkNode::new(printer::LogSink::Printer, pm.clone());
+                let p = starter.start(&arb, node, pm.clone(), vec![], 1);
+                nodes += 1;
+                vec![Downstream {
+                    recipient: p.recipient(),
+                    metrics: pm,
+                }]
+            } else {
+                rp.downstream.iter().map(|d| entries[d].clone()).collect()
+            };
             let (arb, fm) = spawn("flattener".to_string());
             let flat = starter.start(
                 &arb,
