@@ -10,7 +10,12 @@ COPY integration ./integration
 RUN cargo build --release --locked --bin sfprocessor --bin sfgen
 
 FROM debian:bookworm-slim
-RUN useradd --system --no-create-home sysflow
+# libssl3: TLS of the syslog, Kafka and Elasticsearch exporters (the slim image has none);
+# ca-certificates: the system roots those exporters verify servers against.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --no-create-home sysflow
 COPY --from=build /src/target/release/sfprocessor /usr/local/bin/sfprocessor
 COPY --from=build /src/target/release/sfgen /usr/local/bin/sfgen
 COPY config/pipeline.example.json /etc/sfprocessor/pipeline.json

@@ -540,3 +540,40 @@ fn upstream_plugin_examples_run_as_built_ins_and_log_what_upstream_logs() {
         );
     }
 }
+
+#[test]
+fn the_null_exporter_consumes_and_counts_every_record_without_output() {
+    let trace = common::upstream().join("sf-apis/pynb/data/attacks/express/mon.1531776742.sf");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_file(
+        dir.path(),
+        "null.json",
+        &common::exporter_pipeline(r#""export":"null""#),
+    );
+    let o = sfprocessor(
+        &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let summary = info_messages(&o)
+        .into_iter()
+        .find(|m| m.starts_with("node summary node=exporter"))
+        .expect("an exporter summary");
+    // Every event and flow record of the trace (entities are folded into them).
+    let events: u64 = common::inventory()
+        .into_iter()
+        .find(|t| t.path.ends_with("mon.1531776742.sf"))
+        .expect("trace in the inventory")
+        .counts
+        .iter()
+        .filter(|(k, _)| k.contains(".flow.") || k.contains(".event."))
+        .map(|(_, v)| *v)
+        .sum();
+    assert!(events > 20_000);
+    assert!(summary.contains(&format!(" sent={events} ")), "{summary}");
+    assert!(
+        summary.contains(" dropped=0 retried=0 failed=0 "),
+        "{summary}"
+    );
+}
