@@ -225,6 +225,8 @@ struct Script {
     stall: Arc<AtomicBool>,
     /// Required basic-auth header value, if any.
     auth: Option<String>,
+    /// Bulk bodies larger than this get HTTP 413; 0: no limit.
+    max_body: usize,
 }
 
 #[derive(Default)]
@@ -237,6 +239,8 @@ struct Seen {
     all_ids: HashSet<String>,
     /// `create`s whose id was stored already (409), same document or not.
     conflicts: usize,
+    /// Requests answered 413.
+    too_large: usize,
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -323,6 +327,10 @@ fn answer(
     }
     let mut s = seen.lock().unwrap();
     s.requests += 1;
+    if script.max_body > 0 && body.len() > script.max_body {
+        s.too_large += 1;
+        return (413, r#"{"error":"request entity too large"}"#.into());
+    }
     let text = String::from_utf8_lossy(body).to_string();
     let lines: Vec<&str> = text.lines().collect();
     for pair in lines.chunks(2) {
@@ -447,6 +455,39 @@ fn http_500_429_and_item_failures_retry_only_what_can_heal() {
         s.creates,
         expected.len()
     );
+}
+
+#[test]
+fn a_bulk_request_too_large_for_the_server_is_split_until_it_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected_docs(dir.path(), &trace());
+    let (port, seen) = fake_server(Script {
+        max_body: 64 * 1024,
+        ..Default::default()
+    });
+    let cfg = common::write_file(
+        dir.path(),
+        "fake.json",
+        &alert_pipeline(&es_exporter(
+            &format!("http://127.0.0.1:{port}"),
+            "fake",
+            "",
+        )),
+    );
+    let o = common::sfprocessor(
+        &["-config", cfg.to_str().unwrap(), trace().to_str().unwrap()],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let s = seen.lock().unwrap();
+    assert!(
+        s.too_large > 0,
+        "the default bulk size is over the fake limit"
+    );
+    assert!(err.contains("HTTP 413"), "{err}");
+    assert_eq!(s.stored.len(), expected.len(), "every alert stored");
+    assert_eq!(s.conflicts, 0, "each stored once, no duplicate creates");
 }
 
 #[test]

@@ -211,6 +211,8 @@ struct Worker {
     metrics: Arc<NodeMetrics>,
     target: String,
     batch: Payload,
+    /// When the first record of `batch` arrived.
+    batch_started: Option<Instant>,
     /// Set when the input ended: retries stop at this instant.
     deadline: Option<Instant>,
     ended: Arc<AtomicBool>,
@@ -235,6 +237,7 @@ impl Worker {
             metrics,
             target,
             batch: Payload::default(),
+            batch_started: None,
             deadline: None,
             ended,
             rng: seed | 1,
@@ -243,15 +246,23 @@ impl Worker {
 
     fn run(mut self, rx: Receiver<Payload>) {
         loop {
-            let wait = if self.batch.records > 0 {
-                self.cfg.idle_flush
-            } else {
-                Duration::from_secs(3600)
+            // A partial batch goes out `idle_flush` after its first record arrived, however
+            // steadily records keep trickling in: that bounds an alert's latency (and what a
+            // crash could take with it) even when `buffer` is large and alerts are rare.
+            let wait = match self.batch_started {
+                Some(t) => self.cfg.idle_flush.saturating_sub(t.elapsed()),
+                None => Duration::from_secs(3600),
             };
             match rx.recv_timeout(wait) {
                 Ok(p) => {
+                    if self.batch.records == 0 {
+                        self.batch_started = Some(Instant::now());
+                    }
                     self.batch.append(p);
-                    if self.batch.records >= self.cfg.buffer {
+                    let old = self
+                        .batch_started
+                        .is_some_and(|t| t.elapsed() >= self.cfg.idle_flush);
+                    if self.batch.records >= self.cfg.buffer || old {
                         self.ship();
                     }
                 }
@@ -280,14 +291,39 @@ impl Worker {
     /// part of a batch (Kafka delivery reports, Elasticsearch bulk items) reports the rest,
     /// and only the rest is retried.
     fn ship(&mut self) {
+        self.batch_started = None;
         if self.batch.records == 0 {
             return;
         }
-        let mut delay = self.cfg.backoff_initial;
+        if self.deadline.is_none() && self.ended.load(Ordering::SeqCst) {
+            self.deadline = Some(Instant::now() + self.cfg.drain_timeout);
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            // The drain time is spent: what is still queued is not tried at all, so shutdown
+            // keeps to `drain_timeout` instead of one full attempt per queued batch.
+            let n = self.batch.records;
+            self.metrics.add_failed(n as u64);
+            self.metrics.add_error();
+            tracing::error!(target = %self.target, records = n, "records not delivered: the drain timeout passed");
+            self.batch = Payload::default();
+            return;
+        }
+        let mut delay = self.cfg.backoff_initial.min(self.cfg.backoff_max);
         let mut failures = 0u32;
         loop {
             let n = self.batch.records;
-            let err = match self.transport.send_batch(&self.batch) {
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.transport.send_batch(&self.batch)
+            }));
+            // A transport that panics fails its batch (counted) instead of taking the worker
+            // and everything queued behind it down uncounted.
+            let attempt = attempt.unwrap_or_else(|p| {
+                Err(TransportError::Rejected {
+                    target: self.target.clone(),
+                    reason: format!("transport panicked: {}", panic_text(&p)),
+                })
+            });
+            let err = match attempt {
                 Ok(()) => {
                     self.metrics.add_sent(n as u64);
                     if failures > 0 {
@@ -334,9 +370,22 @@ impl Worker {
             }
             let d = self.jitter(delay);
             std::thread::sleep(d);
-            delay = (delay * 2).min(self.cfg.backoff_max);
+            // At least 1 ms, so a zero initial backoff still grows instead of spinning.
+            delay = (delay * 2)
+                .max(Duration::from_millis(1))
+                .min(self.cfg.backoff_max.max(Duration::from_millis(1)));
         }
         self.batch = Payload::default();
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
     }
 }
 
@@ -612,5 +661,69 @@ mod tests {
         assert_eq!(peer.delivered(), want);
         let s = peer.metrics.snapshot();
         assert_eq!((s.sent_records, s.dropped_records), (10, 0));
+    }
+
+    #[test]
+    fn a_trickle_of_records_still_goes_out_within_the_idle_interval() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let m = NodeMetrics::new("exporter");
+        let t = Flaky {
+            fail: 0,
+            retryable: true,
+            calls: calls.clone(),
+            got: got.clone(),
+        };
+        let cfg = DeliveryConfig {
+            buffer: 1_000_000,
+            idle_flush: Duration::from_millis(50),
+            ..fast()
+        };
+        let mut d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
+        // A record every 10 ms (more often than the idle interval) for up to 5 s: the first
+        // ones must be delivered long before the buffer could ever fill.
+        let mut i = 0;
+        while m.snapshot().sent_records == 0 && i < 500 {
+            d.submit(rec(i)).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            i += 1;
+        }
+        assert!(
+            m.snapshot().sent_records > 0,
+            "nothing sent after {i} records"
+        );
+        d.finish();
+        assert_eq!(m.snapshot().sent_records, i as u64);
+    }
+
+    struct Panicky;
+
+    impl Transport for Panicky {
+        fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+            if payload.starts_with(b"boom") {
+                panic!("transport bug");
+            }
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panicking_transport_fails_its_batch_and_the_worker_goes_on() {
+        let m = NodeMetrics::new("exporter");
+        // A drain long enough for the panic hook (a backtrace can take a while).
+        let cfg = DeliveryConfig {
+            drain_timeout: Duration::from_secs(60),
+            ..fast()
+        };
+        let mut d = Delivery::start(Box::new(Panicky), &cfg, m.clone(), "panicky".into());
+        d.submit(Payload::plain(b"ok\n".to_vec(), 1)).unwrap();
+        d.submit(Payload::plain(b"boom\n".to_vec(), 1)).unwrap();
+        d.submit(Payload::plain(b"ok\nok\n".to_vec(), 2)).unwrap();
+        d.finish();
+        let s = m.snapshot();
+        assert_eq!((s.sent_records, s.failed_records), (3, 1));
     }
 }

@@ -238,7 +238,7 @@ fn syslog_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<SyslogConfig,
 /// `kafka.config` (a JSON object, as upstream) and flat `kafka.<setting>` keys, over our
 /// defaults. Every setting is checked by librdkafka now, so `-test` reports a misspelt one.
 fn kafka_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<KafkaConfig, ConfigError> {
-    let mut settings = KafkaConfig::defaults();
+    let mut settings = std::collections::BTreeMap::new();
     if let Some(text) = st
         .get("kafka.config")
         .map(str::trim)
@@ -299,6 +299,26 @@ fn kafka_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<KafkaConfig, C
             _ => {
                 settings.insert(name.to_string(), s.value.trim().to_string());
             }
+        }
+    }
+    // The user's settings win over our defaults; `delivery.timeout.ms` is librdkafka's alias
+    // of `message.timeout.ms`, so our default for the one must not override the other.
+    let user_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
+        .into_iter()
+        .find(|k| settings.contains_key(*k));
+    for (k, v) in KafkaConfig::defaults() {
+        if k == "message.timeout.ms" && user_timeout.is_some() {
+            continue;
+        }
+        settings.entry(k).or_insert(v);
+    }
+    if let Some(k) = user_timeout {
+        if settings.get(k).is_some_and(|v| v.trim() == "0") {
+            return Err(cfg.error(
+                st,
+                Some("kafka.config"),
+                format!("`{k}` 0 (wait forever) is not supported: every message needs a delivery report in bounded time; failed messages are retried by the exporter (retry.*)"),
+            ));
         }
     }
     if settings
@@ -541,6 +561,34 @@ impl ExporterConfig {
                     .join(","),
                 c.index
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(settings: &str) -> Result<KafkaConfig, ConfigError> {
+        let text = format!(
+            r#"{{"pipeline":[{{"processor":"exporter","in":"a eventchan","export":"kafka","kafka.topic":"t","kafka.config":{{"bootstrap.servers":"127.0.0.1:9"{settings}}}}}]}}"#
+        );
+        let cfg = PipelineConfig::parse(&text, "k.json", &[]).expect("parses");
+        kafka_config(&cfg, &cfg.stages[0])
+    }
+
+    #[test]
+    fn kafka_defaults_yield_to_the_users_settings_and_their_aliases() {
+        let c = kafka("").unwrap();
+        assert_eq!(c.settings["message.timeout.ms"], "30000");
+        assert_eq!(c.settings["acks"], "all");
+        let c = kafka(r#","acks":"1","delivery.timeout.ms":"5000""#).unwrap();
+        assert_eq!(c.settings["acks"], "1");
+        assert_eq!(c.settings["delivery.timeout.ms"], "5000");
+        assert!(!c.settings.contains_key("message.timeout.ms"));
+        for zero in ["message.timeout.ms", "delivery.timeout.ms"] {
+            let e = kafka(&format!(r#","{zero}":0"#)).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{zero}` 0")), "{e}");
         }
     }
 }

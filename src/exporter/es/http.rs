@@ -142,7 +142,15 @@ impl Client {
     ) -> std::io::Result<Response> {
         let reused = self.conn.is_some();
         match self.try_request(method, path, content_type, body) {
-            Err(e) if reused && e.kind() != std::io::ErrorKind::TimedOut => {
+            // A timeout (TimedOut, or WouldBlock as Linux reports socket timeouts) means the
+            // server is slow, not that the connection went stale: no immediate second try.
+            Err(e)
+                if reused
+                    && !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    ) =>
+            {
                 tracing::debug!(target = %self.url, "kept-alive connection failed ({e}); reconnecting");
                 self.conn = None;
                 self.try_request(method, path, content_type, body)
@@ -273,19 +281,42 @@ fn read_response<R: BufRead>(r: &mut R) -> std::io::Result<(Response, bool)> {
                 break;
             }
             let start = body.len();
-            body.resize(start + size, 0);
+            let end = start
+                .checked_add(size)
+                .filter(|e| *e <= MAX_RESPONSE_BYTES)
+                .ok_or_else(|| too_large(&size.to_string()))?;
+            body.resize(end, 0);
             r.read_exact(&mut body[start..])?;
             line.clear();
             r.read_line(&mut line)?;
         }
     } else if let Some(n) = length {
+        if n > MAX_RESPONSE_BYTES {
+            return Err(too_large(&n.to_string()));
+        }
         body.resize(n, 0);
         r.read_exact(&mut body)?;
     } else if status >= 200 && status != 204 && status != 304 {
-        r.read_to_end(&mut body)?;
+        r.by_ref()
+            .take(MAX_RESPONSE_BYTES as u64 + 1)
+            .read_to_end(&mut body)?;
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large("more"));
+        }
         keep = false;
     }
     Ok((Response { status, body }, keep))
+}
+
+/// Largest response body read. Sizes come from the server: a broken server or proxy must get
+/// an error, not an allocation failure or an arithmetic overflow.
+pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+fn too_large(size: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("response body of {size} bytes is over the {MAX_RESPONSE_BYTES}-byte limit"),
+    )
 }
 
 /// Standard base64 with padding (for basic auth).
@@ -357,5 +388,19 @@ mod tests {
         );
         assert!(read_response(&mut &b"SSH-2.0\r\n"[..]).is_err());
         assert!(read_response(&mut &b""[..]).is_err());
+    }
+
+    #[test]
+    fn sizes_from_the_server_cannot_overflow_or_exhaust_memory() {
+        for raw in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\nhi"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nfffffffffffffffe\r\nde\r\n0\r\n\r\n",
+        ] {
+            match read_response(&mut &raw[..]) {
+                Err(e) => assert!(e.to_string().contains("limit"), "{e}"),
+                Ok((r, _)) => panic!("accepted a body of {} bytes", r.body.len()),
+            }
+        }
     }
 }

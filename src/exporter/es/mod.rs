@@ -172,8 +172,30 @@ impl EsTransport {
                 return format!("bulk request failed: {e}");
             }
         };
+        if resp.status == 413 && idx.len() > 1 {
+            // Request too large for the server: send each half on its own.
+            tracing::warn!(target = %self.target, records = idx.len(), bytes = body.len(), "bulk request too large (HTTP 413): splitting it; consider a smaller es.bulk.flushBuffer");
+            let lines: Vec<&[u8]> = batch.lines().collect();
+            let (a, b) = idx.split_at(idx.len() / 2);
+            let mut reason = String::new();
+            for half in [a, b] {
+                let mut part = Vec::new();
+                for &i in half {
+                    self.action(&mut part, batch, i, lines[i]);
+                }
+                let r = self.bulk(batch, half, &part, out);
+                if reason.is_empty() {
+                    reason = r;
+                }
+            }
+            return reason;
+        }
         if !(200..300).contains(&resp.status) {
-            let o = outcome(resp.status);
+            // Request-level statuses: a 409 here is not a per-document "already indexed".
+            let o = match resp.status {
+                409 => Outcome::Failed,
+                s => outcome(s),
+            };
             let text = String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)]).to_string();
             if o == Outcome::Failed {
                 tracing::error!(target = %self.target, records = idx.len(), status = resp.status, "bulk request refused: {text}");

@@ -2,13 +2,15 @@
 //! truncated (upstream deletes it at start; see docs/compatibility.md).
 
 use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use super::{Transport, TransportError};
 
 pub struct FileTransport {
     path: String,
-    out: BufWriter<std::fs::File>,
+    /// Unbuffered: each batch is one `write_all`, so nothing of a failed batch lingers in a
+    /// buffer to be written (and delivered after being counted failed) by a later flush.
+    out: std::fs::File,
 }
 
 impl FileTransport {
@@ -23,7 +25,7 @@ impl FileTransport {
             })?;
         Ok(FileTransport {
             path: path.to_string(),
-            out: BufWriter::with_capacity(1 << 20, f),
+            out: f,
         })
     }
 
@@ -36,13 +38,30 @@ impl FileTransport {
 }
 
 impl Transport for FileTransport {
-    /// A batch counts as sent once the OS has it (written and the buffer flushed).
+    /// A batch counts as sent once the OS has it. A failed write is cut back off the file, so
+    /// a retry (or the next batch) does not follow half a line; a full disk or quota is
+    /// retried (space can be freed), other errors fail the batch.
     fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
-        self.out.write_all(payload).map_err(|e| self.err(e))?;
-        self.out.flush().map_err(|e| self.err(e))
+        let before = self.out.metadata().map(|m| m.len()).ok();
+        let Err(e) = self.out.write_all(payload) else {
+            return Ok(());
+        };
+        if let Some(len) = before {
+            if let Err(t) = self.out.set_len(len) {
+                tracing::error!(path = %self.path, "could not cut a partly written batch off the file: {t}");
+            }
+        }
+        Err(match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                TransportError::Unavailable {
+                    target: self.path.clone(),
+                    reason: e.to_string(),
+                }
+            }
+            _ => self.err(e),
+        })
     }
     fn flush(&mut self) -> Result<(), TransportError> {
-        self.out.flush().map_err(|e| self.err(e))?;
-        self.out.get_ref().sync_data().map_err(|e| self.err(e))
+        self.out.sync_data().map_err(|e| self.err(e))
     }
 }

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Transport, TransportError};
+use super::{Payload, Transport, TransportError};
 
 /// How long written messages are kept for a resend after a reconnect.
 const REPLAY_WINDOW: Duration = Duration::from_secs(2);
@@ -84,8 +84,9 @@ pub struct SyslogTransport {
     /// Framed messages recently written, with when, for a resend after a reconnect.
     replay: VecDeque<(Instant, Vec<u8>)>,
     replay_bytes: usize,
-    /// The connection was lost after writes that may not have arrived.
-    resend: bool,
+    /// When the connection was found lost (after writes that may not have arrived): what was
+    /// written in the window before it is written again after the reconnect.
+    lost_at: Option<Instant>,
     frame: Vec<u8>,
 }
 
@@ -129,7 +130,7 @@ impl SyslogTransport {
             host_app_pid_tag,
             replay: VecDeque::new(),
             replay_bytes: 0,
-            resend: false,
+            lost_at: None,
             frame: Vec::with_capacity(1 << 16),
         }
     }
@@ -244,28 +245,52 @@ impl SyslogTransport {
         }
     }
 
-    fn send_udp(&mut self, payload: &[u8]) -> Result<(), TransportError> {
+    /// One datagram per record. A record too large for a datagram fails alone (counted,
+    /// logged); on a send error only the records not yet sent are handed back for a retry.
+    fn send_udp(&mut self, batch: &Payload) -> Result<(), TransportError> {
+        if self.conn.is_none() {
+            self.connect()?;
+        }
         let ts = rfc3339_now();
-        for line in payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let mut msg = Vec::with_capacity(line.len() + 96);
+        let mut msg = Vec::new();
+        let mut too_large = 0usize;
+        for (i, line) in batch.lines().enumerate() {
+            msg.clear();
             push_message(&mut msg, &ts, &self.host_app_pid_tag, line);
-            let Some(Conn::Udp(s)) = &self.conn else {
-                return Err(self.unavailable("not connected"));
+            let r = match &self.conn {
+                Some(Conn::Udp(s)) => s.send(&msg).map(drop),
+                _ => Err(std::io::Error::other("not connected")),
             };
-            if let Err(e) = s.send(&msg) {
-                return Err(if e.raw_os_error() == Some(90) {
-                    // EMSGSIZE: this record can never go out as one datagram.
-                    TransportError::Rejected {
-                        target: self.target.clone(),
-                        reason: format!("record of {} bytes is too large for UDP", msg.len()),
-                    }
-                } else {
+            match r {
+                Ok(()) => {}
+                // EMSGSIZE: this record can never go out as one datagram.
+                Err(e) if e.raw_os_error() == Some(90) => {
+                    too_large += 1;
+                    tracing::error!(target = %self.target, bytes = msg.len(), "record too large for a UDP datagram: not delivered");
+                }
+                Err(e) => {
                     self.conn = None;
-                    self.unavailable(e)
-                });
+                    let rest: Vec<usize> = (i..batch.records).collect();
+                    return Err(TransportError::Partial {
+                        target: self.target.clone(),
+                        reason: e.to_string(),
+                        delivered: i - too_large,
+                        failed: too_large,
+                        rest: Box::new(batch.select(&rest)),
+                    });
+                }
             }
         }
-        Ok(())
+        if too_large == 0 {
+            return Ok(());
+        }
+        Err(TransportError::Partial {
+            target: self.target.clone(),
+            reason: "records too large for UDP".into(),
+            delivered: batch.records - too_large,
+            failed: too_large,
+            rest: Box::default(),
+        })
     }
 
     fn remember(&mut self) {
@@ -284,27 +309,33 @@ impl SyslogTransport {
 }
 
 impl Transport for SyslogTransport {
-    fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+    fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+        match self.cfg.proto {
+            Proto::Udp => self.send_udp(batch),
+            _ => self.send(&batch.bytes, batch.records),
+        }
+    }
+
+    fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError> {
         if self.cfg.proto == Proto::Udp {
-            if self.conn.is_none() {
-                self.connect()?;
-            }
-            return self.send_udp(payload);
+            return self.send_udp(&Payload::plain(payload.to_vec(), records));
         }
         if self.conn.is_some() && self.peer_closed() {
             tracing::warn!(target = %self.target, "server closed the connection; reconnecting");
             self.conn = None;
-            self.resend = true;
+            self.lost_at.get_or_insert_with(Instant::now);
         }
         if self.conn.is_none() {
             self.connect()?;
         }
-        if self.resend {
-            let now = Instant::now();
+        if let Some(lost) = self.lost_at {
+            // The window counts back from when the connection was found lost, not from the
+            // reconnect: a server down longer than the window still gets what was written
+            // just before it went away.
             let recent: Vec<u8> = self
                 .replay
                 .iter()
-                .filter(|(t, _)| now.duration_since(*t) <= REPLAY_WINDOW)
+                .filter(|(t, _)| lost.saturating_duration_since(*t) <= REPLAY_WINDOW)
                 .flat_map(|(_, b)| b.iter().copied())
                 .collect();
             if !recent.is_empty() {
@@ -314,7 +345,7 @@ impl Transport for SyslogTransport {
                     return Err(self.unavailable(e));
                 }
             }
-            self.resend = false;
+            self.lost_at = None;
         }
         self.frame_lines(payload);
         let frame = std::mem::take(&mut self.frame);
@@ -327,7 +358,7 @@ impl Transport for SyslogTransport {
             }
             Err(e) => {
                 self.conn = None;
-                self.resend = true;
+                self.lost_at.get_or_insert_with(Instant::now);
                 Err(self.unavailable(e))
             }
         }
