@@ -26,7 +26,8 @@ mod restart;
 
 pub use metrics::{MetricsSnapshot, NodeMetrics};
 pub use node::{
-    BatchLen, Envelope, Node, NodeActor, NodeError, NodeSpec, Source, SourceActor, SourceStep,
+    panic_message, BatchLen, Envelope, Node, NodeActor, NodeError, NodeSpec, Source, SourceActor,
+    SourceStep,
 };
 pub use outbox::{Downstream, Outbox};
 pub use pipeline::{Control, ControlEvent, PipelineHandle, StopFlag};

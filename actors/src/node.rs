@@ -102,7 +102,8 @@ pub trait Source: Send + Unpin + 'static {
     fn next(&mut self) -> SourceStep<Self::Out>;
 }
 
-fn panic_message(p: &Box<dyn Any + Send>) -> String {
+/// The text of a caught panic (its `&str` or `String` payload).
+pub fn panic_message(p: &Box<dyn Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -320,7 +320,7 @@ impl Worker {
             let attempt = attempt.unwrap_or_else(|p| {
                 Err(TransportError::Rejected {
                     target: self.target.clone(),
-                    reason: format!("transport panicked: {}", panic_text(&p)),
+                    reason: format!("transport panicked: {}", sfactors::panic_message(&p)),
                 })
             });
             let err = match attempt {
@@ -376,16 +376,6 @@ impl Worker {
                 .min(self.cfg.backoff_max.max(Duration::from_millis(1)));
         }
         self.batch = Payload::default();
-    }
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }
 
