@@ -56,6 +56,17 @@ pub fn partition_key(rec: &Record) -> u64 {
     h.digest()
 }
 
+/// Encoded records are handed to the delivery worker in chunks of about this many bytes
+/// rather than one payload per input batch (4,096 records are ~6 MB of JSON): what waits in
+/// the delivery queue, in flight and in the recycled buffers stays a few MiB.
+const CHUNK_BYTES: usize = 512 << 10;
+
+impl ExporterNode {
+    fn payload(&self) -> Payload {
+        Payload::plain(self.delivery.buffer(CHUNK_BYTES + (64 << 10)), 0)
+    }
+}
+
 impl Node for ExporterNode {
     type In = Records;
     type Out = Nothing;
@@ -64,21 +75,29 @@ impl Node for ExporterNode {
         if input.0.is_empty() {
             return Ok(());
         }
-        let mut p = Payload::plain(Vec::with_capacity(input.0.len() * 1600), input.0.len());
+        let mut p = self.payload();
         for rec in &input.0 {
             match &mut self.encoder {
                 Encoder::Json(e) => e.encode(rec, &mut p.bytes),
                 Encoder::Ecs(e) => e.encode(rec, &mut p.bytes),
             }
             p.bytes.push(b'\n');
+            p.records += 1;
             if self.keys {
                 p.keys.push(partition_key(rec));
             }
             if self.ids {
                 p.ids.push(crate::encode::ecs::doc_id_hash(rec));
             }
+            if p.bytes.len() >= CHUNK_BYTES {
+                let full = std::mem::replace(&mut p, self.payload());
+                self.delivery.submit(full).map_err(NodeError::new)?;
+            }
         }
-        self.delivery.submit(p).map_err(NodeError::new)
+        if p.records > 0 {
+            self.delivery.submit(p).map_err(NodeError::new)?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self, _out: &mut Vec<Nothing>) -> Result<(), NodeError> {
