@@ -403,6 +403,26 @@ fn undelivered(err: &str) -> Option<(usize, usize)> {
     Some((n(" failed"), n(" dropped")))
 }
 
+/// Runs the alert pipeline on the trace into the fake server's index `fake` (`extra`: more
+/// exporter keys); the output and its stderr.
+fn alerts_to_fake(dir: &Path, port: u16, extra: &str) -> (std::process::Output, String) {
+    let cfg = common::write_file(
+        dir,
+        "fake.json",
+        &alert_pipeline(&es_exporter(
+            &format!("http://127.0.0.1:{port}"),
+            "fake",
+            extra,
+        )),
+    );
+    let o = common::sfprocessor(
+        &["-config", cfg.to_str().unwrap(), trace().to_str().unwrap()],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    (o, err)
+}
+
 #[test]
 fn http_500_429_and_item_failures_retry_only_what_can_heal() {
     let dir = tempfile::tempdir().unwrap();
@@ -414,20 +434,11 @@ fn http_500_429_and_item_failures_retry_only_what_can_heal() {
         throttle_mod: 5,
         ..Default::default()
     });
-    let cfg = common::write_file(
+    let (o, err) = alerts_to_fake(
         dir.path(),
-        "fake.json",
-        &alert_pipeline(&es_exporter(
-            &format!("http://127.0.0.1:{port}"),
-            "fake",
-            r#","retry.backoff":"10ms","retry.backoff.max":"50ms""#,
-        )),
+        port,
+        r#","retry.backoff":"10ms","retry.backoff.max":"50ms""#,
     );
-    let o = common::sfprocessor(
-        &["-config", cfg.to_str().unwrap(), trace().to_str().unwrap()],
-        &[],
-    );
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
     let s = seen.lock().unwrap();
     assert_eq!(s.all_ids.len(), expected.len(), "one id per alert");
     assert!(!s.rejected.is_empty() && !s.throttled.is_empty());
@@ -465,20 +476,7 @@ fn a_bulk_request_too_large_for_the_server_is_split_until_it_fits() {
         max_body: 64 * 1024,
         ..Default::default()
     });
-    let cfg = common::write_file(
-        dir.path(),
-        "fake.json",
-        &alert_pipeline(&es_exporter(
-            &format!("http://127.0.0.1:{port}"),
-            "fake",
-            "",
-        )),
-    );
-    let o = common::sfprocessor(
-        &["-config", cfg.to_str().unwrap(), trace().to_str().unwrap()],
-        &[],
-    );
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    let (o, err) = alerts_to_fake(dir.path(), port, "");
     assert_eq!(o.status.code(), Some(0), "{err}");
     let s = seen.lock().unwrap();
     assert!(

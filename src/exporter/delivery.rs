@@ -334,6 +334,15 @@ impl Worker {
         d.mul_f64(0.5 + 0.5 * frac)
     }
 
+    /// When retrying stops: `drain_timeout` after the input was first seen ended, `None`
+    /// while it goes on.
+    fn drain_deadline(&mut self) -> Option<Instant> {
+        if self.deadline.is_none() && self.ended.load(Ordering::SeqCst) {
+            self.deadline = Some(Instant::now() + self.cfg.drain_timeout);
+        }
+        self.deadline
+    }
+
     /// Sends the gathered batch until acknowledged or given up. A transport that delivers
     /// part of a batch (Kafka delivery reports, Elasticsearch bulk items) reports the rest,
     /// and only the rest is retried.
@@ -342,10 +351,7 @@ impl Worker {
         if self.batch.records == 0 {
             return;
         }
-        if self.deadline.is_none() && self.ended.load(Ordering::SeqCst) {
-            self.deadline = Some(Instant::now() + self.cfg.drain_timeout);
-        }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.drain_deadline().is_some_and(|d| Instant::now() >= d) {
             // The drain time is spent: what is still queued is not tried at all, so shutdown
             // keeps to `drain_timeout` instead of one full attempt per queued batch.
             let n = self.batch.records;
@@ -399,11 +405,10 @@ impl Worker {
                 Err(e) => e,
             };
             let n = self.batch.records;
-            if self.deadline.is_none() && self.ended.load(Ordering::SeqCst) {
-                self.deadline = Some(Instant::now() + self.cfg.drain_timeout);
-            }
-            let give_up =
-                !err.retryable() || self.deadline.is_some_and(|d| Instant::now() + delay > d);
+            let give_up = !err.retryable()
+                || self
+                    .drain_deadline()
+                    .is_some_and(|d| Instant::now() + delay > d);
             if give_up {
                 self.metrics.add_failed(n as u64);
                 self.metrics.add_error();
@@ -540,23 +545,27 @@ mod tests {
         assert_eq!(m.snapshot().sent_records, 3);
     }
 
-    #[test]
-    fn a_partial_batch_is_sent_after_the_idle_interval() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let got = Arc::new(Mutex::new(Vec::new()));
+    /// A delivery to a transport that accepts everything, with a 50 ms idle flush.
+    fn idle_flushing(buffer: usize) -> (Delivery, Arc<NodeMetrics>) {
         let m = NodeMetrics::new("exporter");
         let t = Flaky {
             fail: 0,
             retryable: true,
-            calls: calls.clone(),
-            got: got.clone(),
+            calls: Arc::new(AtomicUsize::new(0)),
+            got: Arc::new(Mutex::new(Vec::new())),
         };
         let cfg = DeliveryConfig {
-            buffer: 1000,
+            buffer,
             idle_flush: Duration::from_millis(50),
             ..fast()
         };
-        let mut d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
+        let d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
+        (d, m)
+    }
+
+    #[test]
+    fn a_partial_batch_is_sent_after_the_idle_interval() {
+        let (mut d, m) = idle_flushing(1000);
         d.submit(Payload::plain(b"only\n".to_vec(), 1)).unwrap();
         // Not finished: only the idle flush can deliver it.
         // Up to 500 polls of 10 ms.
@@ -702,21 +711,7 @@ mod tests {
 
     #[test]
     fn a_trickle_of_records_still_goes_out_within_the_idle_interval() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let m = NodeMetrics::new("exporter");
-        let t = Flaky {
-            fail: 0,
-            retryable: true,
-            calls: calls.clone(),
-            got: got.clone(),
-        };
-        let cfg = DeliveryConfig {
-            buffer: 1_000_000,
-            idle_flush: Duration::from_millis(50),
-            ..fast()
-        };
-        let mut d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
+        let (mut d, m) = idle_flushing(1_000_000);
         // A record every 10 ms (more often than the idle interval) for up to 5 s: the first
         // ones must be delivered long before the buffer could ever fill.
         let mut i = 0;

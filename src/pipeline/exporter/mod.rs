@@ -77,6 +77,10 @@ impl Node for ExporterNode {
         }
         let mut p = self.payload();
         for rec in &input.0 {
+            if p.bytes.len() >= CHUNK_BYTES {
+                let full = std::mem::replace(&mut p, self.payload());
+                self.delivery.submit(full).map_err(NodeError::new)?;
+            }
             match &mut self.encoder {
                 Encoder::Json(e) => e.encode(rec, &mut p.bytes),
                 Encoder::Ecs(e) => e.encode(rec, &mut p.bytes),
@@ -89,15 +93,9 @@ impl Node for ExporterNode {
             if self.ids {
                 p.ids.push(crate::encode::ecs::doc_id_hash(rec));
             }
-            if p.bytes.len() >= CHUNK_BYTES {
-                let full = std::mem::replace(&mut p, self.payload());
-                self.delivery.submit(full).map_err(NodeError::new)?;
-            }
         }
-        if p.records > 0 {
-            self.delivery.submit(p).map_err(NodeError::new)?;
-        }
-        Ok(())
+        // The input was not empty, so `p` holds at least its last record.
+        self.delivery.submit(p).map_err(NodeError::new)
     }
 
     fn finish(&mut self, _out: &mut Vec<Nothing>) -> Result<(), NodeError> {

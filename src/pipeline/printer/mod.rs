@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use sfactors::{Node, NodeError};
 
-use super::batch::Records;
+use super::batch::{Nothing, Records};
 use crate::record::{Event, Record};
 
 /// Which plugin a log sink stands in for.
@@ -85,9 +85,9 @@ impl LogSinkNode {
 
 impl Node for LogSinkNode {
     type In = Records;
-    type Out = Records;
+    type Out = Nothing;
 
-    fn process(&mut self, input: Records, _out: &mut Vec<Records>) -> Result<(), NodeError> {
+    fn process(&mut self, input: Records, _out: &mut Vec<Nothing>) -> Result<(), NodeError> {
         for r in &input.0 {
             if let Some(l) = self.sink.line(r, &mut self.buf) {
                 tracing::info!("{l}");
@@ -120,7 +120,6 @@ mod tests {
             create_ts: 1531776742000,
             hpid: 42,
         };
-        let mut buf = String::new();
         let nf = record(
             Event::NetworkFlow(NetworkFlow {
                 proc_oid: oid,
@@ -128,10 +127,6 @@ mod tests {
                 ..Default::default()
             }),
             "/usr/bin/curl",
-        );
-        assert_eq!(
-            LogSink::Printer.line(&nf, &mut buf),
-            Some("NetworkFlow /usr/bin/curl, 443")
         );
         let ff = record(
             Event::FileFlow(FileFlow {
@@ -141,10 +136,6 @@ mod tests {
             }),
             "/bin/cat",
         );
-        assert_eq!(
-            LogSink::Printer.line(&ff, &mut buf),
-            Some("FileFlow /bin/cat, 7")
-        );
         let pe = record(
             Event::ProcessEvent(ProcessEvent {
                 proc_oid: oid,
@@ -153,14 +144,6 @@ mod tests {
             }),
             "/bin/sh",
         );
-        assert_eq!(
-            LogSink::Printer.line(&pe, &mut buf),
-            Some("ProcEvt /bin/sh, 99")
-        );
-        assert_eq!(
-            LogSink::Example.line(&pe, &mut buf),
-            Some("Process Event: /bin/sh, 99")
-        );
         let pf = record(
             Event::ProcessFlow(ProcessFlow {
                 proc_oid: oid,
@@ -168,13 +151,27 @@ mod tests {
             }),
             "/bin/sh",
         );
-        assert_eq!(
-            LogSink::Printer.line(&pf, &mut buf),
-            Some("ProcFlow /bin/sh, &{1531776742000 42}")
-        );
-        // The example processor only reports process events.
-        assert_eq!(LogSink::Example.line(&nf, &mut buf), None);
-        assert_eq!(LogSink::Example.line(&pf, &mut buf), None);
+        let mut buf = String::new();
+        for (sink, r, want) in [
+            (
+                LogSink::Printer,
+                &nf,
+                Some("NetworkFlow /usr/bin/curl, 443"),
+            ),
+            (LogSink::Printer, &ff, Some("FileFlow /bin/cat, 7")),
+            (LogSink::Printer, &pe, Some("ProcEvt /bin/sh, 99")),
+            (LogSink::Example, &pe, Some("Process Event: /bin/sh, 99")),
+            (
+                LogSink::Printer,
+                &pf,
+                Some("ProcFlow /bin/sh, &{1531776742000 42}"),
+            ),
+            // The example processor only reports process events.
+            (LogSink::Example, &nf, None),
+            (LogSink::Example, &pf, None),
+        ] {
+            assert_eq!(sink.line(r, &mut buf), want, "{sink:?}");
+        }
     }
 
     #[test]
