@@ -8,20 +8,17 @@
 //! if the server goes away before reading it. Two things narrow that window: before each
 //! batch, a TCP/TLS connection is checked for a close from the server (a syslog server never
 //! sends data, so anything readable means it is closing) and reconnected; and the messages
-//! written in the last two seconds are kept and written again after a reconnect. The price
-//! is that a server restart can duplicate up to two seconds of records (at-least-once).
+//! the server may not have read yet are kept and written again after a reconnect (see
+//! `replay`). The price is that a server restart duplicates records (at-least-once).
 
-use std::collections::VecDeque;
+mod replay;
+
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Payload, Transport, TransportError};
 
-/// How long written messages are kept for a resend after a reconnect.
-const REPLAY_WINDOW: Duration = Duration::from_secs(2);
-/// Most bytes kept for a resend.
-const REPLAY_MAX_BYTES: usize = 8 << 20;
 /// Connect and write timeout.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -81,12 +78,11 @@ pub struct SyslogTransport {
     /// Header up to and including the timestamp's position is rebuilt per message; these
     /// parts are fixed.
     host_app_pid_tag: String,
-    /// Framed messages recently written, with when, for a resend after a reconnect.
-    replay: VecDeque<(Instant, Vec<u8>)>,
-    replay_bytes: usize,
-    /// When the connection was found lost (after writes that may not have arrived): what was
-    /// written in the window before it is written again after the reconnect.
-    lost_at: Option<Instant>,
+    /// Framed messages the server may not have read yet, for a resend after a reconnect.
+    replay: replay::Replay,
+    /// The connection was found lost after writes that may not have arrived: the replay is
+    /// written again on the next connection.
+    lost: bool,
     frame: Vec<u8>,
 }
 
@@ -128,9 +124,8 @@ impl SyslogTransport {
             target,
             conn: None,
             host_app_pid_tag,
-            replay: VecDeque::new(),
-            replay_bytes: 0,
-            lost_at: None,
+            replay: replay::Replay::default(),
+            lost: false,
             frame: Vec::with_capacity(1 << 16),
         }
     }
@@ -293,18 +288,13 @@ impl SyslogTransport {
         })
     }
 
-    fn remember(&mut self) {
-        let now = Instant::now();
-        while let Some((t, b)) = self.replay.front() {
-            if now.duration_since(*t) > REPLAY_WINDOW || self.replay_bytes > REPLAY_MAX_BYTES {
-                self.replay_bytes -= b.len();
-                self.replay.pop_front();
-            } else {
-                break;
-            }
+    /// The kernel's view of the stream connection, for the replay's bound.
+    fn kernel(&self) -> Option<replay::Kernel> {
+        match &self.conn {
+            Some(Conn::Tcp(s)) => replay::kernel(s),
+            Some(Conn::Tls(s)) => replay::kernel(s.get_ref()),
+            _ => None,
         }
-        self.replay_bytes += self.frame.len();
-        self.replay.push_back((now, self.frame.clone()));
     }
 }
 
@@ -323,29 +313,24 @@ impl Transport for SyslogTransport {
         if self.conn.is_some() && self.peer_closed() {
             tracing::warn!(target = %self.target, "server closed the connection; reconnecting");
             self.conn = None;
-            self.lost_at.get_or_insert_with(Instant::now);
+            self.lost = true;
         }
         if self.conn.is_none() {
             self.connect()?;
         }
-        if let Some(lost) = self.lost_at {
-            // The window counts back from when the connection was found lost, not from the
-            // reconnect: a server down longer than the window still gets what was written
-            // just before it went away.
-            let recent: Vec<u8> = self
-                .replay
-                .iter()
-                .filter(|(t, _)| lost.saturating_duration_since(*t) <= REPLAY_WINDOW)
-                .flat_map(|(_, b)| b.iter().copied())
-                .collect();
-            if !recent.is_empty() {
-                tracing::warn!(target = %self.target, bytes = recent.len(), "resending the last messages written before the connection was lost");
-                if let Err(e) = self.write_all(&recent) {
+        if self.lost {
+            let kept = self.replay.take();
+            if !kept.is_empty() {
+                tracing::warn!(target = %self.target, bytes = kept.len(), "resending the messages the server may not have read before the connection was lost");
+                let r = self.write_all(&kept);
+                // Kept either way: unread by this server too, or still to be resent.
+                self.replay.wrote(kept, Instant::now(), self.kernel());
+                if let Err(e) = r {
                     self.conn = None;
                     return Err(self.unavailable(e));
                 }
             }
-            self.lost_at = None;
+            self.lost = false;
         }
         self.frame_lines(payload);
         let frame = std::mem::take(&mut self.frame);
@@ -353,12 +338,13 @@ impl Transport for SyslogTransport {
         self.frame = frame;
         match r {
             Ok(()) => {
-                self.remember();
+                self.replay
+                    .wrote(self.frame.clone(), Instant::now(), self.kernel());
                 Ok(())
             }
             Err(e) => {
                 self.conn = None;
-                self.lost_at.get_or_insert_with(Instant::now);
+                self.lost = true;
                 Err(self.unavailable(e))
             }
         }
