@@ -13,9 +13,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Messages written this recently are always kept.
-pub const WINDOW: Duration = Duration::from_secs(2);
+const WINDOW: Duration = Duration::from_secs(2);
 /// Most bytes kept, whatever the kernel says (a bound on memory).
-pub const MAX_BYTES: usize = 64 << 20;
+const MAX_BYTES: usize = 64 << 20;
 /// The kernel's figures are estimates (the window is payload the server's buffer can still
 /// take, and the buffer grows under load): keep this many times what they say.
 const MARGIN: usize = 2;
