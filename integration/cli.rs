@@ -57,7 +57,7 @@ fn configuration_errors_name_file_stage_and_key() {
         ),
         (
             format!(r#"{{"pipeline":[{READER},{{"processor":"exporter","in":"flat flattenerchan","export":"file","buffer":"lots"}}]}}"#),
-            "pipeline[1] (exporter): key `buffer`: `lots` is not a non-negative whole number",
+            "pipeline[1] (exporter): key `buffer`: `lots` is not a whole number from 0 to 1000000",
         ),
         (
             format!(r#"{{"pipeline":[{READER},{{"processor":"exporter","in":"flat flattenerchan","export":"carrier-pigeon"}}]}}"#),

@@ -71,7 +71,7 @@ fn the_pipeline_writes_one_valid_json_line_per_event_or_flow_of_every_trace() {
         let plan = pipeline::plan(&cfg).unwrap();
         let outcome = pipeline::run(
             &plan,
-            vec![upstream().join(&t.path)],
+            vec![upstream().join(&t.path)].into(),
             StopFlag::new(),
             RunOptions::default(),
         );
@@ -130,10 +130,11 @@ fn a_directory_is_read_in_name_order_with_entities_reset_per_trace() {
     let cfg = PipelineConfig::parse(&common::file_pipeline(&out), "test.json", &[]).unwrap();
     let plan = pipeline::plan(&cfg).unwrap();
     let files = pipeline::driver::list_traces(&traces).unwrap();
-    assert_eq!(files.len(), 8);
-    let mut sorted = files.clone();
+    assert_eq!(files.files.len(), 8);
+    assert!(files.skipped.is_empty(), "{:?}", files.skipped);
+    let mut sorted = files.files.clone();
     sorted.sort();
-    assert_eq!(files, sorted);
+    assert_eq!(files.files, sorted);
     let outcome = pipeline::run(&plan, files, StopFlag::new(), RunOptions::default());
     assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
     let expected: u64 = inventory()

@@ -26,9 +26,11 @@ impl std::fmt::Display for Skipped {
             write!(f, " (byte {o})")?;
         }
         write!(f, ": {}", self.reason)?;
-        match self.records_lost {
-            Some(n) => write!(f, "; {n} records skipped"),
-            None => write!(f, "; skipped up to the next sync marker"),
+        match (self.records_lost, self.block) {
+            (Some(n), _) => write!(f, "; {n} records skipped"),
+            (None, Some(_)) => write!(f, "; skipped up to the next sync marker"),
+            // A whole file or directory entry: the reason says it all.
+            (None, None) => Ok(()),
         }
     }
 }

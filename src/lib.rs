@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod counters;
 pub mod diagnostics;
 pub mod encode;
 pub mod exporter;
@@ -12,4 +13,5 @@ pub mod gen;
 pub mod pipeline;
 pub mod policy;
 pub mod record;
+pub mod shutdown;
 pub mod sysflow;

@@ -119,9 +119,22 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         if let Some(p) = &cli.path {
-            if let Err(e) = list_traces(Path::new(p)) {
-                eprintln!("sfprocessor: input error: {e}");
-                return ExitCode::from(2);
+            match list_traces(Path::new(p)) {
+                Err(e) => {
+                    eprintln!("sfprocessor: input error: {e}");
+                    return ExitCode::from(2);
+                }
+                Ok(l) if !l.skipped.is_empty() => {
+                    eprintln!(
+                        "sfprocessor: input: {} entry(ies) would be skipped:",
+                        l.skipped.len()
+                    );
+                    for s in &l.skipped {
+                        eprintln!("  - {s}");
+                    }
+                    return ExitCode::from(1);
+                }
+                Ok(_) => {}
             }
         }
         return ExitCode::SUCCESS;
@@ -139,6 +152,11 @@ fn main() -> ExitCode {
         }
     };
     let outcome = pipeline::run(&plan, files, StopFlag::new(), RunOptions::default());
+    summarize(&outcome)
+}
+
+/// Prints the end-of-run summary on stderr and picks the exit code.
+fn summarize(outcome: &pipeline::RunOutcome) -> ExitCode {
     for m in &outcome.metrics {
         tracing::info!(
             node = %m.name,
@@ -156,6 +174,20 @@ fn main() -> ExitCode {
     if let Some(f) = &outcome.failure {
         eprintln!("sfprocessor: pipeline failed: {f}");
         return ExitCode::from(3);
+    }
+    let in_flight = outcome.in_flight();
+    if outcome.abandoned {
+        eprintln!(
+            "sfprocessor: stopped by a signal; the pipeline had not drained {} after the drain timeout, so the run was abandoned",
+            humantime::format_duration(pipeline::ABANDON_GRACE)
+        );
+        for (node, n) in &in_flight {
+            eprintln!("  - {node}: {n} records not delivered (in flight when abandoned)");
+        }
+        let queued: u64 = outcome.metrics.iter().map(|m| m.queued).sum();
+        if queued > 0 {
+            eprintln!("  - {queued} batches still queued between stages were not processed");
+        }
     }
     let undelivered: Vec<String> = outcome
         .metrics
@@ -187,7 +219,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(1);
     }
-    if !undelivered.is_empty() {
+    if !undelivered.is_empty() || outcome.abandoned {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

@@ -106,7 +106,7 @@ fn run_pipeline(cfg_text: &str, name: &str, trace: &Path) -> Result<(u64, u64), 
     let plan = pipeline::plan(&cfg).map_err(|e| e.to_string())?;
     let out = pipeline::run(
         &plan,
-        vec![trace.to_path_buf()],
+        vec![trace.to_path_buf()].into(),
         StopFlag::new(),
         RunOptions::default(),
     );
@@ -387,8 +387,14 @@ fn transport_stage(stage: &str, trace: &Path) -> Result<(u64, f64), String> {
         buffer,
         ..Default::default()
     };
-    let m = sfactors::NodeMetrics::new("bench");
-    let mut d = Delivery::start(transport, &cfg, m.clone(), stage.to_string());
+    let m = sfprocessor::counters::Tally::new();
+    let mut d = Delivery::start(
+        transport,
+        &cfg,
+        m.clone(),
+        stage.to_string(),
+        sfprocessor::shutdown::Shutdown::new(),
+    );
     let t = Instant::now();
     for b in batches {
         d.submit(b)?;

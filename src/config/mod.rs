@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub mod values;
+
 /// A configuration error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -80,14 +82,83 @@ pub struct PipelineConfig {
     pub warnings: Vec<String>,
 }
 
+/// A setting's value as text; `None` for `null`, which is refused (upstream reads it as
+/// "unset", which hides a typo or a templating mistake behind a default).
 fn value_to_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
-        Value::Null => Some(String::new()),
+        Value::Null => None,
         // Objects/arrays (e.g. `kafka.config`) are kept as JSON text.
         other => Some(other.to_string()),
+    }
+}
+
+/// A JSON document whose objects refuse duplicate keys: serde_json keeps the last of two
+/// silently, so `"buffer": 10, ..., "buffer": 100000` would run with a value nobody sees.
+struct NoDuplicates(Value);
+
+impl<'de> serde::Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NoDuplicates;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::from(n)))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::from(n)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::String(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::String(s)))
+            }
+            fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<NoDuplicates, E> {
+                Ok(NoDuplicates(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NoDuplicates, A::Error> {
+                let mut items = Vec::new();
+                while let Some(NoDuplicates(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(NoDuplicates(Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NoDuplicates, A::Error> {
+                let mut m = serde_json::Map::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if m.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate key `{k}` in one object (upstream would keep the last silently)"
+                        )));
+                    }
+                    let NoDuplicates(v) = map.next_value()?;
+                    m.insert(k, v);
+                }
+                Ok(NoDuplicates(Value::Object(m)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -126,15 +197,19 @@ impl PipelineConfig {
                 key: key.map(str::to_string),
                 message,
             };
-        let root: Value = serde_json::from_str(text).map_err(|e| {
+        let NoDuplicates(root) = serde_json::from_str(text).map_err(|e| {
+            let what = if e.is_data() {
+                "invalid configuration"
+            } else {
+                "invalid JSON"
+            };
+            let text = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let msg = text.strip_suffix(&suffix).unwrap_or(&text);
             err(
                 None,
                 None,
-                format!(
-                    "invalid JSON at line {} column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
+                format!("{what} at line {} column {}: {msg}", e.line(), e.column()),
             )
         })?;
         let obj = root
@@ -220,9 +295,26 @@ impl PipelineConfig {
                     }
                     other if other.starts_with('_') => {}
                     other => {
-                        let value = value_to_string(v).unwrap_or_default();
+                        let value = value_to_string(v).ok_or_else(|| {
+                            err(
+                                at(),
+                                Some(other),
+                                "null is not a value (remove the key to use its default)".into(),
+                            )
+                        })?;
+                        let lower = other.to_ascii_lowercase();
+                        if let Some(first) = stage.settings.get(&lower) {
+                            return Err(err(
+                                at(),
+                                Some(other),
+                                format!(
+                                    "given twice (as `{}` and `{other}`; keys are case-insensitive)",
+                                    first.key
+                                ),
+                            ));
+                        }
                         stage.settings.insert(
-                            other.to_ascii_lowercase(),
+                            lower,
                             Setting {
                                 key: other.to_string(),
                                 value,

@@ -1,26 +1,31 @@
 //! Delivery: a worker thread that owns the transport, gathers encoded records into batches of
-//! `buffer` records (or whatever arrived within the idle flush interval), and sends each
-//! batch until the transport acknowledges it — retrying the errors that can heal (a target
-//! restarting, a connection refused) with exponential backoff and jitter up to a cap.
+//! `buffer` records or `buffer_bytes` bytes (or whatever arrived within the idle flush
+//! interval), and sends each batch until the transport acknowledges it — retrying the errors
+//! that can heal (a target restarting, a connection refused) with exponential backoff and
+//! jitter up to a cap.
 //!
 //! Between the exporter node and the worker is a bounded queue: with `when_full: block` (the
 //! default) a full queue makes the node wait, which stops its mailbox and, through the
 //! pipeline's bounded windows, the reader; with `drop_newest` the incoming records are
 //! counted as dropped instead. Memory is bounded either way: the queue holds at most
-//! `queue` encoded chunks (the exporter node submits about 512 KiB at a time).
+//! `queue` encoded chunks (the exporter node submits about 512 KiB at a time) and a batch at
+//! most `buffer_bytes`.
 //!
-//! Only acknowledged batches count as sent. At the end of the input the worker keeps retrying
-//! for at most `drain_timeout`; what is still undelivered then is counted as failed.
+//! Only acknowledged batches count as sent. Shutdown is bounded by `drain_timeout`, counted
+//! from the moment the input ended ([`Shutdown`]), which the worker reads directly — not from
+//! the end marker, which waits behind the queue it cannot empty while the target is down.
+//! After the deadline nothing is retried; a target that failed since is not tried again (its
+//! queued records are counted failed at once, which unblocks the pipeline behind it); after
+//! a signal nothing new is attempted at all.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sfactors::NodeMetrics;
-
 use super::{Transport, TransportError};
+use crate::counters::Counters;
+use crate::shutdown::Shutdown;
 
 /// What to do when the delivery queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +41,9 @@ pub enum WhenFull {
 pub struct DeliveryConfig {
     /// Records per batch handed to the transport (0: each encoded chunk of about 512 KiB as it comes).
     pub buffer: usize,
+    /// A batch is sent once it holds this many encoded bytes, whatever `buffer` says: the
+    /// memory bound of a batch.
+    pub buffer_bytes: usize,
     /// A partial batch is sent after this long without reaching `buffer` records.
     pub idle_flush: Duration,
     pub when_full: WhenFull,
@@ -52,6 +60,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             buffer: 0,
+            buffer_bytes: 16 << 20,
             idle_flush: Duration::from_secs(1),
             when_full: WhenFull::Block,
             queue: 4,
@@ -129,11 +138,11 @@ impl Payload {
 /// The producer side, held by the exporter node.
 pub struct Delivery {
     tx: Option<SyncSender<Payload>>,
-    /// Set when the input ends, so a worker stuck retrying starts its drain deadline.
-    ended: Arc<AtomicBool>,
+    /// The run's end-of-input clock; `finish` marks the input ended if nobody did.
+    shutdown: Arc<Shutdown>,
     worker: Option<JoinHandle<()>>,
     when_full: WhenFull,
-    metrics: Arc<NodeMetrics>,
+    metrics: Arc<dyn Counters>,
     target: String,
     /// Emptied batch buffers coming back from the worker (see [`Delivery::buffer`]).
     recycled: Receiver<Vec<u8>>,
@@ -145,27 +154,28 @@ const RECYCLED: usize = 2;
 const RECYCLE_MAX_BYTES: usize = 4 << 20;
 
 impl Delivery {
-    /// Starts the worker thread for `transport`.
+    /// Starts the worker thread for `transport`. `shutdown` is the run's end-of-input clock
+    /// (shared by every exporter of a pipeline).
     pub fn start(
         transport: Box<dyn Transport>,
         cfg: &DeliveryConfig,
-        metrics: Arc<NodeMetrics>,
+        metrics: Arc<dyn Counters>,
         target: String,
+        shutdown: Arc<Shutdown>,
     ) -> Delivery {
         let (tx, rx) = sync_channel::<Payload>(cfg.queue.max(1));
         let (recycle, recycled) = sync_channel::<Vec<u8>>(RECYCLED);
         let worker_cfg = cfg.clone();
         let m = metrics.clone();
         let t = target.clone();
-        let ended = Arc::new(AtomicBool::new(false));
-        let e = ended.clone();
+        let sd = shutdown.clone();
         let worker = std::thread::Builder::new()
             .name(format!("delivery {target}"))
-            .spawn(move || Worker::new(transport, worker_cfg, m, t, e, recycle).run(rx))
+            .spawn(move || Worker::new(transport, worker_cfg, m, t, sd, recycle).run(rx))
             .ok();
         Delivery {
             tx: Some(tx),
-            ended,
+            shutdown,
             worker,
             when_full: cfg.when_full,
             metrics,
@@ -195,7 +205,8 @@ impl Delivery {
             return Err(format!("{}: delivery already finished", self.target));
         };
         let n = p.records as u64;
-        match self.when_full {
+        let bytes = p.bytes.len() as i64;
+        let r = match self.when_full {
             WhenFull::Block => tx
                 .send(p)
                 .map_err(|_| format!("{}: delivery worker stopped", self.target)),
@@ -204,18 +215,22 @@ impl Delivery {
                 Err(TrySendError::Full(_)) => {
                     self.metrics.add_dropped(n);
                     tracing::warn!(target = %self.target, records = n, "delivery queue full: records dropped (when_full: drop_newest)");
-                    Ok(())
+                    return Ok(());
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     Err(format!("{}: delivery worker stopped", self.target))
                 }
             },
+        };
+        if r.is_ok() {
+            self.metrics.queue_bytes(bytes);
         }
+        r
     }
 
     /// Ends the input and waits for the worker to deliver (or give up on) what is queued.
     pub fn finish(&mut self) {
-        self.ended.store(true, Ordering::SeqCst);
+        self.shutdown.input_ended();
         self.tx = None;
         if let Some(w) = self.worker.take() {
             if w.join().is_err() {
@@ -234,14 +249,17 @@ impl Drop for Delivery {
 struct Worker {
     transport: Box<dyn Transport>,
     cfg: DeliveryConfig,
-    metrics: Arc<NodeMetrics>,
+    metrics: Arc<dyn Counters>,
     target: String,
     batch: Payload,
     /// When the first record of `batch` arrived.
     batch_started: Option<Instant>,
-    /// Set when the input ended: retries stop at this instant.
+    shutdown: Arc<Shutdown>,
+    /// The drain deadline, once the input has ended (handed to the transport once).
     deadline: Option<Instant>,
-    ended: Arc<AtomicBool>,
+    /// Whether the last attempt was acknowledged: after the deadline only a target that is
+    /// still accepting data gets more.
+    healthy: bool,
     rng: u64,
     /// Where emptied batch buffers go back to the node.
     recycle: SyncSender<Vec<u8>>,
@@ -251,9 +269,9 @@ impl Worker {
     fn new(
         transport: Box<dyn Transport>,
         cfg: DeliveryConfig,
-        metrics: Arc<NodeMetrics>,
+        metrics: Arc<dyn Counters>,
         target: String,
-        ended: Arc<AtomicBool>,
+        shutdown: Arc<Shutdown>,
         recycle: SyncSender<Vec<u8>>,
     ) -> Self {
         let seed = std::time::SystemTime::now()
@@ -267,8 +285,9 @@ impl Worker {
             target,
             batch: Payload::default(),
             batch_started: None,
+            shutdown,
             deadline: None,
-            ended,
+            healthy: true,
             rng: seed | 1,
             recycle,
         }
@@ -285,6 +304,7 @@ impl Worker {
             };
             match rx.recv_timeout(wait) {
                 Ok(p) => {
+                    self.metrics.queue_bytes(-(p.bytes.len() as i64));
                     if self.batch.records == 0 {
                         self.batch_started = Some(Instant::now());
                     }
@@ -293,7 +313,10 @@ impl Worker {
                     let old = self
                         .batch_started
                         .is_some_and(|t| t.elapsed() >= self.cfg.idle_flush);
-                    if self.batch.records >= self.cfg.buffer || old {
+                    if self.batch.records >= self.cfg.buffer
+                        || self.batch.bytes.len() >= self.cfg.buffer_bytes
+                        || old
+                    {
                         self.ship();
                     }
                 }
@@ -301,8 +324,8 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        let drain = self.cfg.drain_timeout;
-        self.deadline.get_or_insert_with(|| Instant::now() + drain);
+        self.shutdown.input_ended();
+        self.drain_deadline();
         self.ship();
         if let Err(e) = self.transport.flush() {
             tracing::error!(target = %self.target, "flush failed: {e}");
@@ -334,13 +357,25 @@ impl Worker {
         d.mul_f64(0.5 + 0.5 * frac)
     }
 
-    /// When retrying stops: `drain_timeout` after the input was first seen ended, `None`
-    /// while it goes on.
+    /// When retrying stops: `drain_timeout` after the input ended (or at once after a second
+    /// signal), `None` while it goes on. The transport learns it too, so an attempt that
+    /// blocks (a target that accepts and never reads) ends near it.
     fn drain_deadline(&mut self) -> Option<Instant> {
-        if self.deadline.is_none() && self.ended.load(Ordering::SeqCst) {
-            self.deadline = Some(Instant::now() + self.cfg.drain_timeout);
+        let d = self.shutdown.deadline(self.cfg.drain_timeout);
+        if d != self.deadline {
+            self.deadline = d;
+            self.transport.set_deadline(d);
         }
         self.deadline
+    }
+
+    /// Counts the batch failed without an attempt.
+    fn give_up(&mut self, why: &str) {
+        let n = self.batch.records;
+        self.metrics.add_failed(n as u64);
+        self.metrics.add_error();
+        tracing::error!(target = %self.target, records = n, "records not delivered: {why}");
+        self.reset_batch();
     }
 
     /// Sends the gathered batch until acknowledged or given up. A transport that delivers
@@ -351,14 +386,19 @@ impl Worker {
         if self.batch.records == 0 {
             return;
         }
-        if self.drain_deadline().is_some_and(|d| Instant::now() >= d) {
-            // The drain time is spent: what is still queued is not tried at all, so shutdown
-            // keeps to `drain_timeout` instead of one full attempt per queued batch.
-            let n = self.batch.records;
-            self.metrics.add_failed(n as u64);
-            self.metrics.add_error();
-            tracing::error!(target = %self.target, records = n, "records not delivered: the drain timeout passed");
-            self.reset_batch();
+        if self
+            .drain_deadline()
+            .is_some_and(|d| Instant::now() >= d && (!self.healthy || self.shutdown.strict()))
+        {
+            // The drain time is spent and the target is failing (or a signal asked for a
+            // bounded stop): what is still queued is not tried at all, so shutdown keeps to
+            // `drain_timeout` instead of one full attempt per queued batch.
+            let why = if self.healthy {
+                "stopped by a signal and the drain timeout passed"
+            } else {
+                "the target is failing and the drain timeout passed"
+            };
+            self.give_up(why);
             return;
         }
         let mut delay = self.cfg.backoff_initial.min(self.cfg.backoff_max);
@@ -378,7 +418,9 @@ impl Worker {
             });
             let err = match attempt {
                 Ok(()) => {
+                    self.healthy = true;
                     self.metrics.add_sent(n as u64);
+                    self.metrics.delivered_now();
                     if failures > 0 {
                         tracing::info!(target = %self.target, records = n, attempts = failures + 1, "delivered after retrying");
                     }
@@ -392,11 +434,15 @@ impl Worker {
                     rest,
                 }) => {
                     self.metrics.add_sent(delivered as u64);
+                    if delivered > 0 {
+                        self.metrics.delivered_now();
+                    }
                     if failed > 0 {
                         self.metrics.add_failed(failed as u64);
                         self.metrics.add_error();
                     }
                     if rest.records == 0 {
+                        self.healthy = true;
                         break;
                     }
                     self.batch = *rest;
@@ -404,6 +450,7 @@ impl Worker {
                 }
                 Err(e) => e,
             };
+            self.healthy = false;
             let n = self.batch.records;
             let give_up = !err.retryable()
                 || self
@@ -421,7 +468,7 @@ impl Worker {
                 tracing::warn!(target = %self.target, records = n, attempt = failures, "delivery failed, retrying: {err}");
             }
             let d = self.jitter(delay);
-            std::thread::sleep(d);
+            self.sleep(d);
             // At least 1 ms, so a zero initial backoff still grows instead of spinning.
             delay = (delay * 2)
                 .max(Duration::from_millis(1))
@@ -429,11 +476,28 @@ impl Worker {
         }
         self.reset_batch();
     }
+
+    /// Sleeps `d` between retries, in slices, so a drain that starts meanwhile (a signal)
+    /// is noticed within 100 ms rather than after a long backoff.
+    fn sleep(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            if self.drain_deadline().is_some_and(|dl| dl <= now) {
+                return;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(100)));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counters::Tally;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
@@ -478,21 +542,23 @@ mod tests {
         }
     }
 
-    fn run(
-        fail: usize,
-        retryable: bool,
-        cfg: DeliveryConfig,
-    ) -> (Arc<NodeMetrics>, Vec<u8>, usize) {
+    fn run(fail: usize, retryable: bool, cfg: DeliveryConfig) -> (Arc<Tally>, Vec<u8>, usize) {
         let calls = Arc::new(AtomicUsize::new(0));
         let got = Arc::new(Mutex::new(Vec::new()));
-        let m = NodeMetrics::new("exporter");
+        let m = Tally::new();
         let t = Flaky {
             fail,
             retryable,
             calls: calls.clone(),
             got: got.clone(),
         };
-        let mut d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
+        let mut d = Delivery::start(
+            Box::new(t),
+            &cfg,
+            m.clone(),
+            "flaky".into(),
+            Shutdown::new(),
+        );
         for i in 0..3 {
             d.submit(Payload::plain(format!("r{i}\n").into_bytes(), 1))
                 .unwrap();
@@ -546,8 +612,8 @@ mod tests {
     }
 
     /// A delivery to a transport that accepts everything, with a 50 ms idle flush.
-    fn idle_flushing(buffer: usize) -> (Delivery, Arc<NodeMetrics>) {
-        let m = NodeMetrics::new("exporter");
+    fn idle_flushing(buffer: usize) -> (Delivery, Arc<Tally>) {
+        let m = Tally::new();
         let t = Flaky {
             fail: 0,
             retryable: true,
@@ -559,7 +625,13 @@ mod tests {
             idle_flush: Duration::from_millis(50),
             ..fast()
         };
-        let d = Delivery::start(Box::new(t), &cfg, m.clone(), "flaky".into());
+        let d = Delivery::start(
+            Box::new(t),
+            &cfg,
+            m.clone(),
+            "flaky".into(),
+            Shutdown::new(),
+        );
         (d, m)
     }
 
@@ -603,7 +675,7 @@ mod tests {
 
     /// The test's side of a gated delivery.
     struct GatedPeer {
-        metrics: Arc<NodeMetrics>,
+        metrics: Arc<Tally>,
         /// A message per send the worker entered.
         entered: std::sync::mpsc::Receiver<()>,
         gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
@@ -632,13 +704,19 @@ mod tests {
             gate: gate.clone(),
             got: got.clone(),
         };
-        let metrics = NodeMetrics::new("exporter");
+        let metrics = Tally::new();
         let cfg = DeliveryConfig {
             queue: 1,
             when_full,
             ..fast()
         };
-        let d = Delivery::start(Box::new(t), &cfg, metrics.clone(), "gated".into());
+        let d = Delivery::start(
+            Box::new(t),
+            &cfg,
+            metrics.clone(),
+            "gated".into(),
+            Shutdown::new(),
+        );
         (
             d,
             GatedPeer {
@@ -744,13 +822,19 @@ mod tests {
 
     #[test]
     fn a_panicking_transport_fails_its_batch_and_the_worker_goes_on() {
-        let m = NodeMetrics::new("exporter");
+        let m = Tally::new();
         // A drain long enough for the panic hook (a backtrace can take a while).
         let cfg = DeliveryConfig {
             drain_timeout: Duration::from_secs(60),
             ..fast()
         };
-        let mut d = Delivery::start(Box::new(Panicky), &cfg, m.clone(), "panicky".into());
+        let mut d = Delivery::start(
+            Box::new(Panicky),
+            &cfg,
+            m.clone(),
+            "panicky".into(),
+            Shutdown::new(),
+        );
         d.submit(Payload::plain(b"ok\n".to_vec(), 1)).unwrap();
         d.submit(Payload::plain(b"boom\n".to_vec(), 1)).unwrap();
         d.submit(Payload::plain(b"ok\nok\n".to_vec(), 2)).unwrap();
@@ -786,5 +870,63 @@ mod tests {
         assert!(again.capacity() >= cap, "the sent batch's buffer is reused");
         d.finish();
         assert_eq!(peer.delivered(), "r0\n");
+    }
+
+    /// Accepts every batch, slowly.
+    struct Slow {
+        got: Arc<AtomicUsize>,
+    }
+
+    impl Transport for Slow {
+        fn send(&mut self, _payload: &[u8], records: usize) -> Result<(), TransportError> {
+            std::thread::sleep(Duration::from_millis(30));
+            self.got.fetch_add(records, Ordering::SeqCst);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    fn slow_run(signal: bool) -> (crate::counters::TallySnapshot, usize) {
+        let m = Tally::new();
+        let got = Arc::new(AtomicUsize::new(0));
+        let shutdown = Shutdown::new();
+        let cfg = DeliveryConfig {
+            queue: 16,
+            drain_timeout: Duration::from_millis(50),
+            ..fast()
+        };
+        let mut d = Delivery::start(
+            Box::new(Slow { got: got.clone() }),
+            &cfg,
+            m.clone(),
+            "slow".into(),
+            shutdown.clone(),
+        );
+        for i in 0..10 {
+            d.submit(rec(i)).unwrap();
+        }
+        if signal {
+            shutdown.signalled();
+        }
+        d.finish();
+        (m.snapshot(), got.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_slow_but_accepting_target_is_drained_to_the_end_after_the_end_of_input() {
+        // Ten batches of 30 ms each take far longer than the 50 ms drain: all are delivered,
+        // since the target keeps accepting.
+        let (s, got) = slow_run(false);
+        assert_eq!((s.sent_records, s.failed_records, got), (10, 0, 10));
+    }
+
+    #[test]
+    fn after_a_signal_nothing_new_is_attempted_once_the_drain_timeout_passed() {
+        let (s, got) = slow_run(true);
+        assert_eq!(s.sent_records as usize, got);
+        assert!(s.failed_records > 0, "{s:?}");
+        assert_eq!(s.sent_records + s.failed_records, 10, "{s:?}");
     }
 }

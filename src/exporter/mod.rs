@@ -64,6 +64,10 @@ pub trait Transport: Send {
         self.send(&batch.bytes, batch.records)
     }
     fn flush(&mut self) -> Result<(), TransportError>;
+    /// The drain deadline, once the input has ended: an attempt that would block past it (a
+    /// target that accepts and never reads, a broker that never reports) should end near it
+    /// instead. Transports whose attempts cannot block for long ignore it.
+    fn set_deadline(&mut self, _deadline: Option<std::time::Instant>) {}
     /// Checks the target is usable (what `-test` runs).
     fn healthcheck(&mut self) -> Result<(), TransportError> {
         Ok(())
@@ -103,6 +107,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "export",
     "format",
     "buffer",
+    "buffer.bytes",
     "when_full",
     "queue",
     "retry.backoff",
@@ -126,42 +131,6 @@ pub const KNOWN_KEYS: &[&str] = &[
     "es.bulk.flushbuffer",
     "es.bulk.flushtimeout",
 ];
-
-fn duration_key(
-    cfg: &PipelineConfig,
-    st: &StageConfig,
-    key: &str,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match st.get(key).map(str::trim) {
-        None | Some("") => Ok(default),
-        Some(v) => humantime::parse_duration(v).map_err(|e| {
-            cfg.error(
-                st,
-                Some(key),
-                format!("`{v}` is not a duration ({e}; e.g. 500ms, 2s, 1m)"),
-            )
-        }),
-    }
-}
-
-fn count_key(
-    cfg: &PipelineConfig,
-    st: &StageConfig,
-    key: &str,
-    default: usize,
-) -> Result<usize, ConfigError> {
-    match st.get(key).map(str::trim) {
-        None | Some("") => Ok(default),
-        Some(v) => v.parse::<usize>().map_err(|_| {
-            cfg.error(
-                st,
-                Some(key),
-                format!("`{v}` is not a non-negative whole number"),
-            )
-        }),
-    }
-}
 
 fn syslog_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<SyslogConfig, ConfigError> {
     let mut c = SyslogConfig::default();
@@ -401,8 +370,23 @@ fn es_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<EsConfig, ConfigE
         }
         c.ca_file = Some(v.to_string());
     }
-    c.max_request_bytes = count_key(cfg, st, "es.bulk.flushBuffer", c.max_request_bytes)?.max(1024);
-    c.timeout = duration_key(cfg, st, "es.bulk.flushTimeout", c.timeout)?;
+    c.max_request_bytes = cfg.bytes(
+        st,
+        "es.bulk.flushBuffer",
+        c.max_request_bytes as u64,
+        1 << 10,
+        256 << 20,
+    )? as usize;
+    c.timeout = cfg.duration(
+        st,
+        "es.bulk.flushTimeout",
+        c.timeout,
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+        false,
+    )?;
+    // Accepted for upstream's configs; one worker per exporter here (docs/configuration.md).
+    cfg.count(st, "es.bulk.numWorkers", 1, 1, 64)?;
     Ok(c)
 }
 
@@ -416,6 +400,119 @@ fn default_buffer(export: &Export, base: usize) -> usize {
         Export::Es(_) => 5_000,
         _ => base,
     }
+}
+
+/// Upper bounds of the delivery settings: beyond them a value is a mistake, not a tuning.
+const MAX_BUFFER_RECORDS: u64 = 1_000_000;
+const MAX_BUFFER_BYTES: u64 = 256 << 20;
+const MAX_QUEUE: u64 = 256;
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+const MAX_BACKOFF_CAP: Duration = Duration::from_secs(3600);
+const MAX_DRAIN: Duration = Duration::from_secs(3600);
+
+/// `buffer`, `buffer.bytes`, `when_full`, `queue`, `retry.*`, range-checked.
+fn delivery_config(
+    cfg: &PipelineConfig,
+    st: &StageConfig,
+    export: &Export,
+) -> Result<DeliveryConfig, ConfigError> {
+    let d = DeliveryConfig::default();
+    let when_full = match cfg.choice(
+        st,
+        "when_full",
+        "block",
+        &["block", "drop_newest", "drop-newest"],
+    )? {
+        "block" => WhenFull::Block,
+        _ => WhenFull::DropNewest,
+    };
+    let backoff_initial = cfg.duration(
+        st,
+        "retry.backoff",
+        d.backoff_initial,
+        Duration::ZERO,
+        MAX_BACKOFF,
+        false,
+    )?;
+    let backoff_max = cfg.duration(
+        st,
+        "retry.backoff.max",
+        d.backoff_max.max(backoff_initial),
+        Duration::ZERO,
+        MAX_BACKOFF_CAP,
+        false,
+    )?;
+    if backoff_max < backoff_initial {
+        return Err(cfg.error(
+            st,
+            Some("retry.backoff.max"),
+            format!(
+                "`{}` is below retry.backoff (`{}`): the cap must be at least the first delay",
+                humantime::format_duration(backoff_max),
+                humantime::format_duration(backoff_initial)
+            ),
+        ));
+    }
+    Ok(DeliveryConfig {
+        buffer: cfg.count(
+            st,
+            "buffer",
+            default_buffer(export, d.buffer) as u64,
+            0,
+            MAX_BUFFER_RECORDS,
+        )? as usize,
+        buffer_bytes: cfg.bytes(
+            st,
+            "buffer.bytes",
+            d.buffer_bytes as u64,
+            64 << 10,
+            MAX_BUFFER_BYTES,
+        )? as usize,
+        idle_flush: d.idle_flush,
+        when_full,
+        queue: cfg.count(st, "queue", d.queue as u64, 1, MAX_QUEUE)? as usize,
+        backoff_initial,
+        backoff_max,
+        drain_timeout: cfg.duration(
+            st,
+            "retry.drain_timeout",
+            d.drain_timeout,
+            Duration::ZERO,
+            MAX_DRAIN,
+            false,
+        )?,
+    })
+}
+
+/// `file.path` must name a file in an existing directory: found now (exit 2 at validation)
+/// rather than when the exporter opens it mid-run.
+fn check_file_path(cfg: &PipelineConfig, st: &StageConfig, path: &str) -> Result<(), ConfigError> {
+    if path.trim().is_empty() {
+        return Err(cfg.error(st, Some("file.path"), "must not be empty".into()));
+    }
+    let p = std::path::Path::new(path);
+    if p.is_dir() {
+        return Err(cfg.error(
+            st,
+            Some("file.path"),
+            format!("`{path}` is a directory (expected a file to append to)"),
+        ));
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(cfg.error(
+            st,
+            Some("file.path"),
+            format!(
+                "the directory `{}` does not exist (the exporter does not create it)",
+                parent.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl ExporterConfig {
@@ -469,34 +566,9 @@ impl ExporterConfig {
                 ))
             }
         };
-        let d = DeliveryConfig::default();
-        let when_full = match st.get("when_full").map(|v| v.trim().to_ascii_lowercase()) {
-            None => d.when_full,
-            Some(v) => match v.as_str() {
-                "" | "block" => WhenFull::Block,
-                "drop_newest" | "drop-newest" => WhenFull::DropNewest,
-                other => {
-                    return Err(cfg.error(
-                        st,
-                        Some("when_full"),
-                        format!("unknown value `{other}` (expected block or drop_newest)"),
-                    ))
-                }
-            },
-        };
-        let delivery = DeliveryConfig {
-            buffer: count_key(cfg, st, "buffer", default_buffer(&export, d.buffer))?,
-            idle_flush: d.idle_flush,
-            when_full,
-            queue: count_key(cfg, st, "queue", d.queue)?.max(1),
-            backoff_initial: duration_key(cfg, st, "retry.backoff", d.backoff_initial)?,
-            backoff_max: duration_key(cfg, st, "retry.backoff.max", d.backoff_max)?,
-            drain_timeout: duration_key(cfg, st, "retry.drain_timeout", d.drain_timeout)?,
-        };
+        let delivery = delivery_config(cfg, st, &export)?;
         if let Export::File { path } = &export {
-            if path.is_empty() {
-                return Err(cfg.error(st, Some("file.path"), "must not be empty".into()));
-            }
+            check_file_path(cfg, st, path)?;
         }
         Ok(ExporterConfig {
             export,

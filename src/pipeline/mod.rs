@@ -6,6 +6,7 @@ pub mod batch;
 pub mod driver;
 pub mod exporter;
 pub mod flattener;
+mod metrics;
 pub mod monitor;
 pub mod policy;
 pub mod printer;
@@ -26,6 +27,8 @@ use crate::config::{ConfigError, PipelineConfig, StageConfig};
 use crate::diagnostics::{Diagnostics, Skipped};
 use crate::exporter::{ExporterConfig, KNOWN_KEYS as EXPORTER_KEYS};
 use crate::policy::engine::{load_policies, Mode};
+use crate::shutdown::Shutdown;
+use crate::sysflow::ocf::BlockLimits;
 use batch::Records;
 
 /// Channel types of upstream's plugins.
@@ -100,6 +103,8 @@ pub struct StagePlan {
 #[derive(Debug, Clone)]
 pub struct PipelinePlan {
     pub stages: Vec<StagePlan>,
+    /// What a trace block may hold (the reader stage's `block.maxsize`/`block.maxrecords`).
+    pub block_limits: BlockLimits,
     /// Index of the reader stage the driver feeds.
     pub entry: usize,
     pub warnings: Vec<String>,
@@ -110,7 +115,18 @@ const READER_KEYS: &[&str] = &[
     "handlerlibpath",
     "filter.enabled",
     "filter.maxage",
+    "block.maxsize",
+    "block.maxrecords",
 ];
+
+/// `block.maxsize` and `block.maxrecords` of the reader stage.
+fn block_limits(cfg: &PipelineConfig, st: &StageConfig) -> Result<BlockLimits, ConfigError> {
+    let d = BlockLimits::default();
+    Ok(BlockLimits {
+        max_inflated: cfg.bytes(st, "block.maxsize", d.max_inflated, 64 << 10, 1 << 30)?,
+        max_records: cfg.count(st, "block.maxrecords", d.max_records, 1, 1 << 24)?,
+    })
+}
 const POLICY_KEYS: &[&str] = &[
     "policies",
     "lenient",
@@ -154,40 +170,24 @@ fn parse_flag(cfg: &PipelineConfig, st: &StageConfig, key: &str) -> Result<bool,
     }
 }
 
+/// Largest `concurrency` (policy shards).
+const MAX_SHARDS: u64 = 64;
+
 /// Parses a `policyengine` stage: policies (loaded and compiled now, so `-test` reports their
-/// errors), mode, shards and monitor.
+/// errors), mode, shards and monitor. Every key is checked whether or not the stage has
+/// policies: a nonsense value is an error even where it would not be used.
 fn policy_stage_of(
     cfg: &PipelineConfig,
     st: &StageConfig,
     warnings: &mut Vec<String>,
 ) -> Result<Option<PolicyStage>, ConfigError> {
     let lenient = parse_flag(cfg, st, "lenient")?;
-    let Some(path) = st.get("policies").filter(|p| !p.trim().is_empty()) else {
-        match st.get("mode").unwrap_or("enrich").to_ascii_lowercase().as_str() {
-            "enrich" | "" => {}
-            m @ ("filter" | "bypass") => warnings.push(format!(
-                "{}: pipeline[{}] (policyengine): key `mode`: legacy mode `{m}` without policies passes every record through",
-                cfg.file.display(),
-                st.index
-            )),
-            "alert" => {
-                return Err(cfg.error(
-                    st,
-                    Some("mode"),
-                    "`alert` needs `policies` (without them every record would be dropped)".into(),
-                ))
-            }
-            other => {
-                return Err(cfg.error(
-                    st,
-                    Some("mode"),
-                    format!("unknown mode `{other}` (expected alert, enrich, filter or bypass)"),
-                ))
-            }
-        }
-        return Ok(None);
-    };
-    let mode_text = st.get("mode").unwrap_or("alert");
+    let has_policies = st.get("policies").is_some_and(|p| !p.trim().is_empty());
+    let mode_text = st
+        .get("mode")
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .unwrap_or(if has_policies { "alert" } else { "enrich" });
     let (mode, legacy) = Mode::parse(mode_text).ok_or_else(|| {
         cfg.error(
             st,
@@ -195,6 +195,38 @@ fn policy_stage_of(
             format!("unknown mode `{mode_text}` (expected alert, enrich, filter or bypass)"),
         )
     })?;
+    let default_shards = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(5) as u64;
+    let shards = cfg.count(st, "concurrency", default_shards, 1, MAX_SHARDS)? as usize;
+    let monitor_kind = cfg.choice(st, "monitor", "none", &["none", "local"])?;
+    let interval = cfg.duration(
+        st,
+        "monitor.interval",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(10),
+        std::time::Duration::from_secs(24 * 3600),
+        true,
+    )?;
+    let monitor = (monitor_kind == "local").then_some(interval);
+    let Some(path) = st.get("policies").filter(|p| !p.trim().is_empty()) else {
+        if mode == Mode::Alert {
+            return Err(cfg.error(
+                st,
+                Some("mode"),
+                "`alert` needs `policies` (without them every record would be dropped)".into(),
+            ));
+        }
+        if legacy {
+            warnings.push(format!(
+                "{}: pipeline[{}] (policyengine): key `mode`: legacy mode `{mode_text}` without policies passes every record through",
+                cfg.file.display(),
+                st.index
+            ));
+        }
+        return Ok(None);
+    };
     if legacy {
         warnings.push(format!(
             "{}: pipeline[{}] (policyengine): key `mode`: legacy mode `{mode_text}` behaves as `enrich` (as upstream)",
@@ -206,50 +238,6 @@ fn policy_stage_of(
     let set = load_policies(&path, lenient)
         .map_err(|e| cfg.error(st, Some("policies"), e.to_string()))?;
     warnings.extend(set.warnings.iter().cloned());
-    let shards = match st.get("concurrency") {
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(5),
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => n,
-            _ => {
-                return Err(cfg.error(
-                    st,
-                    Some("concurrency"),
-                    format!("`{v}` is not a number of shards from 1 to 64"),
-                ))
-            }
-        },
-    };
-    let monitor = match st.get("monitor").map(|m| m.trim().to_ascii_lowercase()) {
-        None => None,
-        Some(m) if m == "none" || m.is_empty() => None,
-        Some(m) if m == "local" => {
-            let iv = st.get("monitor.interval").unwrap_or("30");
-            let d = match iv.trim().parse::<u64>() {
-                Ok(secs) => std::time::Duration::from_secs(secs),
-                Err(_) => humantime::parse_duration(iv.trim()).map_err(|_| {
-                    cfg.error(
-                        st,
-                        Some("monitor.interval"),
-                        format!("`{iv}` is not a number of seconds or a duration like 500ms"),
-                    )
-                })?,
-            };
-            if d.is_zero() {
-                return Err(cfg.error(st, Some("monitor.interval"), "must be positive".into()));
-            }
-            Some(d)
-        }
-        Some(other) => {
-            return Err(cfg.error(
-                st,
-                Some("monitor"),
-                format!("unknown monitor `{other}` (expected none or local)"),
-            ))
-        }
-    };
     Ok(Some(PolicyStage {
         handle: policy::PolicyHandle::new(set, mode),
         path,
@@ -279,6 +267,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
         });
     }
     let mut stages = Vec::new();
+    let mut limits = BlockLimits::default();
     for st in &cfg.stages {
         let mut policy_stage = None;
         let kind = match st.processor.as_str() {
@@ -319,6 +308,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                     }
                 }
                 warn_unknown_keys(cfg, st, READER_KEYS, &mut warnings);
+                limits = block_limits(cfg, st)?;
                 StageKind::Reader(handler)
             }
             "policyengine" => {
@@ -511,6 +501,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
     }
     Ok(PipelinePlan {
         stages,
+        block_limits: limits,
         entry,
         warnings,
     })
@@ -548,6 +539,10 @@ pub struct RunOutcome {
     pub failure: Option<String>,
     /// Set when the run was stopped by a signal.
     pub interrupted: bool,
+    /// Set when the pipeline had not drained `retry.drain_timeout` plus a grace period after
+    /// a signal: the run was abandoned with records still in flight (see
+    /// [`RunOutcome::in_flight`]); some threads may still be blocked.
+    pub abandoned: bool,
 }
 
 impl RunOutcome {
@@ -559,6 +554,45 @@ impl RunOutcome {
             .map(|m| m.sent_records)
             .sum()
     }
+
+    /// Per exporter: records it received that were neither delivered nor counted failed or
+    /// dropped (non-zero only when the run was abandoned).
+    pub fn in_flight(&self) -> Vec<(String, u64)> {
+        self.metrics
+            .iter()
+            .filter(|m| m.name.starts_with("exporter"))
+            .map(|m| {
+                let settled = m.sent_records + m.failed_records + m.dropped_records;
+                (m.name.clone(), m.received_records.saturating_sub(settled))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+impl PipelinePlan {
+    /// The longest `retry.drain_timeout` of the exporters: how long a drain may take.
+    pub fn drain_timeout(&self) -> std::time::Duration {
+        self.stages
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StageKind::Exporter(e) => Some(e.delivery.drain_timeout),
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// How long after the drain timeout a run stopped by a signal is abandoned if a stage is
+/// still blocked (a write that ignores its timeout, a terminal nobody reads).
+pub const ABANDON_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How the run's main future ended.
+enum RunEnd {
+    Done(Result<(), ControlEvent>),
+    /// Not drained in time after a signal.
+    Abandoned,
 }
 
 type RecordsDown = Downstream<Records>;
@@ -598,7 +632,7 @@ impl Starter<'_> {
 /// Runs `plan` over `files` until the input ends (or `stop` is set), draining every stage.
 pub fn run(
     plan: &PipelinePlan,
-    files: Vec<PathBuf>,
+    files: driver::Listing,
     stop: StopFlag,
     opts: RunOptions,
 ) -> RunOutcome {
@@ -607,7 +641,10 @@ pub fn run(
     let mut all_metrics: Vec<Arc<NodeMetrics>> = Vec::new();
     let mut arbiters: Vec<Arbiter> = Vec::new();
     let sys = System::new();
-    let result: Result<Result<(), ControlEvent>, String> = sys.block_on({
+    let shutdown = Shutdown::new();
+    let drain = plan.drain_timeout();
+    let result: Result<RunEnd, String> = sys.block_on({
+        let shutdown = shutdown.clone();
         let diag = diag.clone();
         let cache_stats = cache_stats.clone();
         let all_metrics = &mut all_metrics;
@@ -659,7 +696,12 @@ pub fn run(
                                 Ok(t) => t,
                                 Err(e) => return Err(format!("{}: {e}", metrics.name())),
                             };
-                            let node = exporter::ExporterNode::new(ec, transport, metrics.clone());
+                            let node = exporter::ExporterNode::new(
+                                ec,
+                                transport,
+                                metrics.clone(),
+                                shutdown.clone(),
+                            );
                             starter
                                 .start(&arb, node, metrics.clone(), vec![], sp.upstreams)
                                 .recipient::<Envelope<Records>>()
@@ -767,7 +809,7 @@ pub fn run(
             let (arb, rm) = spawn("reader".to_string());
             let reader = starter.start(
                 &arb,
-                reader::ReaderNode::new(diag.clone()),
+                reader::ReaderNode::new(diag.clone(), plan.block_limits),
                 rm.clone(),
                 vec![Downstream {
                     recipient: flat.recipient(),
@@ -778,7 +820,13 @@ pub fn run(
             let (arb, dm) = spawn("driver".to_string());
             SourceActor::start(
                 &arb,
-                driver::FileDriver::new(files, diag.clone(), opts.batch_records),
+                driver::FileDriver::new(
+                    files,
+                    diag.clone(),
+                    opts.batch_records,
+                    shutdown.clone(),
+                    plan.block_limits,
+                ),
                 dm,
                 vec![Downstream {
                     recipient: reader.recipient(),
@@ -789,26 +837,53 @@ pub fn run(
                 stop.clone(),
             );
             nodes += 3;
-            // Signals stop the driver; the pipeline then drains.
-            let sig_stop = stop.clone();
-            actix::spawn(async move {
-                wait_for_signal().await;
-                tracing::warn!("signal received: stopping input and draining the pipeline");
-                sig_stop.stop();
-            });
-            Ok(handle.wait(nodes).await)
+            // A signal stops the driver and starts the drain clock; the pipeline then drains.
+            // Should a stage still be blocked once the drain time and a grace period are
+            // spent (a second signal ends the drain at once), the run is abandoned.
+            let watchdog = {
+                let stop = stop.clone();
+                let shutdown = shutdown.clone();
+                async move {
+                    let mut signals = Signals::new();
+                    signals.recv().await;
+                    tracing::warn!(
+                        "signal received: stopping input and draining the pipeline (at most {})",
+                        humantime::format_duration(drain)
+                    );
+                    stop.stop();
+                    shutdown.signalled();
+                    tokio::select! {
+                        _ = tokio::time::sleep(drain + ABANDON_GRACE) => {}
+                        _ = signals.recv() => {
+                            tracing::warn!("second signal: undelivered records are given up now");
+                            shutdown.signalled();
+                            tokio::time::sleep(ABANDON_GRACE).await;
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                r = handle.wait(nodes) => Ok(RunEnd::Done(r)),
+                _ = watchdog => Ok(RunEnd::Abandoned),
+            }
         }
     });
+    let abandoned = matches!(result, Ok(RunEnd::Abandoned));
     for a in &arbiters {
         a.stop();
     }
-    for a in arbiters {
-        let _ = a.join();
+    if !abandoned {
+        for a in arbiters {
+            let _ = a.join();
+        }
     }
     let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(ControlEvent::Failed { node, reason })) => Some(format!("{node}: {reason}")),
-        Ok(Err(ControlEvent::Finished(_))) => None,
+        Ok(RunEnd::Done(Ok(()))) => None,
+        Ok(RunEnd::Done(Err(ControlEvent::Failed { node, reason }))) => {
+            Some(format!("{node}: {reason}"))
+        }
+        Ok(RunEnd::Done(Err(ControlEvent::Finished(_)))) => None,
+        Ok(RunEnd::Abandoned) => None,
         Err(e) => Some(e),
     };
     let cache = cache_stats.lock().map(|s| *s).unwrap_or_default();
@@ -818,21 +893,38 @@ pub fn run(
         cache,
         failure,
         interrupted: stop.is_stopped(),
+        abandoned,
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the run still ends at end of input.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT, registered once so a second signal is not missed.
+struct Signals {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(t), Ok(i)) => Some((t, i)),
+            _ => None,
+        };
+        Signals { streams }
+    }
+
+    async fn recv(&mut self) {
+        match &mut self.streams {
+            Some((term, int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            // Without signal handlers the run still ends at end of input.
+            None => std::future::pending::<()>().await,
+        }
     }
 }

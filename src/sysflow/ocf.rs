@@ -12,10 +12,36 @@ use super::{DecodeError, FrameError};
 
 /// Avro file magic.
 pub const MAGIC: [u8; 4] = [b'O', b'b', b'j', 1];
-/// Largest compressed block we accept; a larger declared size is treated as damage.
-pub const MAX_BLOCK_BYTES: u64 = 64 << 20;
-/// Largest number of records a block may declare.
-pub const MAX_BLOCK_RECORDS: u64 = 64 << 20;
+/// What a block may hold. Sizes in a trace are input: a block header can declare any count
+/// and a few compressed bytes can inflate to gigabytes, so both are capped and a block beyond
+/// either is reported and skipped like any other damage. The defaults are far above what
+/// writers produce (the collector's blocks hold at most ~1,400 records in ~80 KiB; ours 64
+/// KiB) and keep a decompression bomb to a few tens of MiB (docs/operations.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Largest decompressed block, in bytes (`block.maxsize`).
+    pub max_inflated: u64,
+    /// Most records a block may declare (`block.maxrecords`).
+    pub max_records: u64,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        BlockLimits {
+            max_inflated: 16 << 20,
+            max_records: 1 << 16,
+        }
+    }
+}
+
+impl BlockLimits {
+    /// Largest compressed block: compression never grows data by more than a small margin,
+    /// so a compressed block larger than the inflated limit (plus that margin) cannot be
+    /// within it.
+    pub fn max_compressed(&self) -> u64 {
+        self.max_inflated + self.max_inflated / 64 + (64 << 10)
+    }
+}
 
 /// Block compression codecs of the Avro spec that SysFlow traces use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,17 +63,21 @@ impl Codec {
         }
     }
 
-    /// Decompresses one block into `out` (cleared first).
-    pub fn decompress(self, data: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    /// Decompresses one block into `out` (cleared first); more than `max` bytes is an error,
+    /// found before more than `max` bytes are written.
+    pub fn decompress(self, data: &[u8], out: &mut Vec<u8>, max: u64) -> Result<(), DecodeError> {
         out.clear();
         match self {
             Codec::Null => {
+                if data.len() as u64 > max {
+                    return Err(too_large("null", max));
+                }
                 out.extend_from_slice(data);
                 Ok(())
             }
             Codec::Deflate => {
                 let d = flate2::read::DeflateDecoder::new(data);
-                bounded_read(d, out, "deflate")
+                bounded_read(d, out, "deflate", max)
             }
             Codec::Snappy => {
                 if data.len() < 4 {
@@ -58,10 +88,8 @@ impl Codec {
                 let (body, crc) = data.split_at(data.len() - 4);
                 let n = snap::raw::decompress_len(body)
                     .map_err(|e| DecodeError::Codec(format!("snappy: {e}")))?;
-                if n as u64 > MAX_BLOCK_BYTES * 8 {
-                    return Err(DecodeError::Codec(format!(
-                        "snappy: block expands to {n} bytes"
-                    )));
+                if n as u64 > max {
+                    return Err(too_large("snappy", max));
                 }
                 out.resize(n, 0);
                 snap::raw::Decoder::new()
@@ -76,24 +104,28 @@ impl Codec {
             Codec::Zstandard => {
                 let d = zstd::stream::read::Decoder::new(data)
                     .map_err(|e| DecodeError::Codec(format!("zstandard: {e}")))?;
-                bounded_read(d, out, "zstandard")
+                bounded_read(d, out, "zstandard", max)
             }
         }
     }
 }
 
-/// Largest decompressed block: a decompression bomb is an error, not an allocation.
-pub const MAX_INFLATED_BYTES: u64 = 1 << 30;
+fn too_large(codec: &str, max: u64) -> DecodeError {
+    DecodeError::Codec(format!(
+        "{codec}: block expands beyond {max} bytes (block.maxsize; a decompression bomb or a writer with huge blocks)"
+    ))
+}
 
-fn bounded_read(r: impl Read, out: &mut Vec<u8>, codec: &str) -> Result<(), DecodeError> {
+/// Reads at most `max` bytes (plus one, to tell "exactly max" from "more"): a decompression
+/// bomb is an error, not an allocation.
+fn bounded_read(r: impl Read, out: &mut Vec<u8>, codec: &str, max: u64) -> Result<(), DecodeError> {
     let n = r
-        .take(MAX_INFLATED_BYTES + 1)
+        .take(max.saturating_add(1))
         .read_to_end(out)
         .map_err(|e| DecodeError::Codec(format!("{codec}: {e}")))?;
-    if n as u64 > MAX_INFLATED_BYTES {
-        return Err(DecodeError::Codec(format!(
-            "{codec}: block expands beyond {MAX_INFLATED_BYTES} bytes"
-        )));
+    if n as u64 > max {
+        out.clear();
+        return Err(too_large(codec, max));
     }
     Ok(())
 }
@@ -138,6 +170,7 @@ pub struct OcfReader<R: Read> {
     schema: String,
     next_index: u64,
     done: bool,
+    limits: BlockLimits,
 }
 
 const READ_CHUNK: usize = 256 << 10;
@@ -156,6 +189,7 @@ impl<R: Read> OcfReader<R> {
             schema: String::new(),
             next_index: 0,
             done: false,
+            limits: BlockLimits::default(),
         };
         r.fill(4)?;
         if r.available() < 4 || r.buf[r.start..r.start + 4] != MAGIC {
@@ -218,6 +252,11 @@ impl<R: Read> OcfReader<R> {
         Ok(r)
     }
 
+    /// Sets what a block may declare (the default is [`BlockLimits::default`]).
+    pub fn set_limits(&mut self, limits: BlockLimits) {
+        self.limits = limits;
+    }
+
     pub fn schema_json(&self) -> &str {
         &self.schema
     }
@@ -245,7 +284,10 @@ impl<R: Read> OcfReader<R> {
             self.start = 0;
         }
         while self.buf.len() < n && !self.eof {
-            let want = (n - self.buf.len()).max(READ_CHUNK);
+            // Grow by at most the bytes already read (doubling), never straight to `n`: `n`
+            // can come from a block header, and a header that declares 64 MiB in a file of
+            // 1 KiB must not allocate 64 MiB.
+            let want = (n - self.buf.len()).clamp(READ_CHUNK, self.buf.len().max(READ_CHUNK));
             let old = self.buf.len();
             self.buf.resize(old + want, 0);
             let got = loop {
@@ -334,11 +376,17 @@ impl<R: Read> OcfReader<R> {
         }
         let count = self.read_long().map_err(|e| format!("block header: {e}"))?;
         let size = self.read_long().map_err(|e| format!("block header: {e}"))?;
-        if count < 0 || count as u64 > MAX_BLOCK_RECORDS {
-            return Err(format!("block declares {count} records"));
+        if count < 0 || count as u64 > self.limits.max_records {
+            return Err(format!(
+                "block declares {count} records (limit {}: block.maxrecords)",
+                self.limits.max_records
+            ));
         }
-        if size < 0 || size as u64 > MAX_BLOCK_BYTES {
-            return Err(format!("block declares {size} bytes"));
+        if size < 0 || size as u64 > self.limits.max_compressed() {
+            return Err(format!(
+                "block declares {size} compressed bytes (limit {}: block.maxsize)",
+                self.limits.max_compressed()
+            ));
         }
         let size = size as usize;
         self.fill(size + 16).map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::cursor::Cursor;
 use super::model::{Kind, SysFlow};
-use super::ocf::{Codec, Frame, OcfReader, RawBlock};
+use super::ocf::{BlockLimits, Codec, Frame, OcfReader, RawBlock};
 use super::plan::{DatumPlan, Decoded};
 use super::DecodeError;
 
@@ -29,15 +29,34 @@ pub fn decode_block(
     block: &RawBlock,
     scratch: &mut Vec<u8>,
 ) -> BlockOutcome {
-    let mut out = BlockOutcome {
-        records: Vec::with_capacity(block.count.min(1 << 16) as usize),
-        ..Default::default()
-    };
-    if let Err(e) = codec.decompress(&block.data, scratch) {
+    decode_block_limited(plan, codec, block, scratch, &BlockLimits::default())
+}
+
+/// [`decode_block`] with the caller's limits on the inflated size and the record count.
+pub fn decode_block_limited(
+    plan: &DatumPlan,
+    codec: Codec,
+    block: &RawBlock,
+    scratch: &mut Vec<u8>,
+    limits: &BlockLimits,
+) -> BlockOutcome {
+    let mut out = BlockOutcome::default();
+    if block.count > limits.max_records {
+        out.error = Some(DecodeError::Codec(format!(
+            "block declares {} records (limit {}: block.maxrecords)",
+            block.count, limits.max_records
+        )));
+        out.lost = block.count;
+        return out;
+    }
+    if let Err(e) = codec.decompress(&block.data, scratch, limits.max_inflated) {
         out.error = Some(e);
         out.lost = block.count;
         return out;
     }
+    // Every datum takes at least one byte: the declared count cannot be trusted beyond that.
+    out.records
+        .reserve(block.count.min(scratch.len() as u64).min(1 << 16) as usize);
     let mut c = Cursor::new(scratch);
     let mut done = 0u64;
     while done < block.count {

@@ -111,6 +111,15 @@ impl Client {
         }
     }
 
+    /// Changes the I/O timeout; a kept-alive connection is dropped so the next request
+    /// connects with it.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        if timeout != self.timeout {
+            self.timeout = timeout;
+            self.conn = None;
+        }
+    }
+
     fn connect(&self) -> std::io::Result<BufReader<Box<dyn Stream>>> {
         let addr = (self.url.host.as_str(), self.url.port)
             .to_socket_addrs()?

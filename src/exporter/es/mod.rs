@@ -81,6 +81,8 @@ pub struct EsTransport {
     /// The address in use; moves on after a connection failure.
     current: usize,
     target: String,
+    /// The drain deadline, once the input has ended (see `apply_deadline`).
+    deadline: Option<std::time::Instant>,
 }
 
 impl EsTransport {
@@ -122,11 +124,25 @@ impl EsTransport {
             clients,
             current: 0,
             target,
+            deadline: None,
         })
+    }
+
+    /// Near the drain deadline a request times out sooner (whole seconds, at least one), so
+    /// a server that stalls cannot hold the shutdown for a whole `es.bulk.flushTimeout`.
+    fn apply_deadline(&mut self) {
+        let Some(d) = self.deadline else { return };
+        let left = d.saturating_duration_since(std::time::Instant::now());
+        let t = Duration::from_secs(left.as_secs().max(1))
+            .min(self.cfg.timeout.max(Duration::from_secs(1)));
+        for c in &mut self.clients {
+            c.set_timeout(t);
+        }
     }
 
     /// Sends one bulk request; on a connection failure the next address gets the next try.
     fn post(&mut self, path: &str, ctype: &str, body: &[u8]) -> Result<http::Response, String> {
+        self.apply_deadline();
         let n = self.clients.len();
         let c = self
             .clients
@@ -246,6 +262,10 @@ impl EsTransport {
 }
 
 impl Transport for EsTransport {
+    fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
+    }
+
     fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError> {
         self.send_batch(&Payload::plain(payload.to_vec(), records))
     }

@@ -1,8 +1,14 @@
 //! The file transport: appends records to `file.path`, one per line. An existing file is never
 //! truncated (upstream deletes it at start; see docs/compatibility.md).
+//!
+//! A process killed mid-write (SIGKILL, power loss) can leave a last line without its
+//! newline. Appending onto it would glue the first new record to it, losing both; so at open
+//! a torn tail is ended with a newline and reported with its byte offset. Every complete
+//! record is then a line that parses as a JSON object, and the torn one is the only line that
+//! does not (a strict prefix of a JSON object is never valid JSON).
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use super::{Transport, TransportError};
 
@@ -15,18 +21,58 @@ pub struct FileTransport {
 
 impl FileTransport {
     pub fn open(path: &str) -> Result<Self, TransportError> {
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| TransportError::Io {
-                target: path.to_string(),
-                source: e,
-            })?;
-        Ok(FileTransport {
+        let open = |read: bool| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(read)
+                .open(path)
+        };
+        // Reading is only needed to check the tail; a file we may append to but not read
+        // is still written (unchecked).
+        let (f, readable) = match open(true) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (
+                open(false).map_err(|e| TransportError::Io {
+                    target: path.to_string(),
+                    source: e,
+                })?,
+                false,
+            ),
+            Err(e) => {
+                return Err(TransportError::Io {
+                    target: path.to_string(),
+                    source: e,
+                })
+            }
+        };
+        let regular = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+        let mut t = FileTransport {
             path: path.to_string(),
             out: f,
-        })
+        };
+        if !(readable && regular) {
+            return Ok(t);
+        }
+        if let Some(torn) = t.end_torn_tail().map_err(|e| t.err(e))? {
+            tracing::warn!(
+                path = %t.path,
+                offset = torn.offset,
+                bytes = torn.len,
+                "the file ends in a partial line (a previous run was stopped mid-write): it is ended with a newline and kept; new records start on the next line"
+            );
+        }
+        Ok(t)
+    }
+
+    /// Finds a last line without its newline and ends it, so new records start on a line of
+    /// their own.
+    fn end_torn_tail(&mut self) -> std::io::Result<Option<TornTail>> {
+        let Some(torn) = torn_tail(&mut self.out)? else {
+            return Ok(None);
+        };
+        self.out.write_all(b"\n")?;
+        Ok(Some(torn))
     }
 
     fn err(&self, e: std::io::Error) -> TransportError {
@@ -35,6 +81,43 @@ impl FileTransport {
             source: e,
         }
     }
+}
+
+/// A last line without its newline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornTail {
+    /// Byte offset of the line's first byte (a lower bound if the line is longer than the
+    /// part searched).
+    pub offset: u64,
+    /// Its length in bytes (from `offset`).
+    pub len: u64,
+}
+
+/// How far back the start of a torn line is searched (a record is a few KiB).
+const TORN_SEARCH: u64 = 1 << 20;
+
+/// The torn last line of `f`, if the file does not end with a newline.
+pub fn torn_tail(f: &mut std::fs::File) -> std::io::Result<Option<TornTail>> {
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let start = len.saturating_sub(TORN_SEARCH);
+    f.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::with_capacity((len - start) as usize);
+    Read::by_ref(f).take(len - start).read_to_end(&mut tail)?;
+    f.seek(SeekFrom::End(0))?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(None);
+    }
+    let line_start = match tail.iter().rposition(|b| *b == b'\n') {
+        Some(p) => start + p as u64 + 1,
+        None => start,
+    };
+    Ok(Some(TornTail {
+        offset: line_start,
+        len: len - line_start,
+    }))
 }
 
 impl Transport for FileTransport {
@@ -63,5 +146,37 @@ impl Transport for FileTransport {
     }
     fn flush(&mut self) -> Result<(), TransportError> {
         self.out.sync_data().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_found_and_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.json");
+        std::fs::write(&p, b"{\"a\":1}\n{\"b\":").unwrap();
+        let mut f = OpenOptions::new().read(true).append(true).open(&p).unwrap();
+        assert_eq!(
+            torn_tail(&mut f).unwrap(),
+            Some(TornTail { offset: 8, len: 5 })
+        );
+        let mut t = FileTransport::open(p.to_str().unwrap()).unwrap();
+        t.send(b"{\"c\":3}\n", 1).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"a\":1}\n{\"b\":\n{\"c\":3}\n"
+        );
+        // Whole lines are left alone, and so is an empty file.
+        let mut f = std::fs::File::open(&p).unwrap();
+        assert_eq!(torn_tail(&mut f).unwrap(), None);
+        let empty = dir.path().join("empty.json");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(
+            torn_tail(&mut std::fs::File::open(&empty).unwrap()).unwrap(),
+            None
+        );
     }
 }

@@ -119,6 +119,9 @@ pub struct KafkaTransport {
     cfg: KafkaConfig,
     producer: Option<BaseProducer<Ctx>>,
     target: String,
+    /// The drain deadline, once the input has ended: waiting for delivery reports stops near
+    /// it (unreported messages are then failed, or retried by the worker if time is left).
+    deadline: Option<std::time::Instant>,
 }
 
 /// Errors that resending can never fix.
@@ -164,6 +167,7 @@ impl KafkaTransport {
             cfg,
             producer: None,
             target,
+            deadline: None,
         }
     }
 
@@ -222,6 +226,10 @@ impl KafkaTransport {
 }
 
 impl Transport for KafkaTransport {
+    fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
+    }
+
     fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError> {
         self.send_batch(&Payload::plain(payload.to_vec(), records))
     }
@@ -230,6 +238,7 @@ impl Transport for KafkaTransport {
         let topic = self.cfg.topic.clone();
         let target = self.target.clone();
         let timeout = self_timeout(&self.cfg) + Duration::from_secs(5);
+        let drain = self.deadline;
         let p = self.producer()?;
         Self::take_reports(p);
         let mut produced = 0usize;
@@ -263,7 +272,11 @@ impl Transport for KafkaTransport {
         // Each produced message gets exactly one delivery report, at the latest after
         // `message.timeout.ms`; should librdkafka still owe some after that (and a margin),
         // the producer is replaced and the unreported messages are sent again.
-        let deadline = std::time::Instant::now() + timeout;
+        let now = std::time::Instant::now();
+        let deadline = match drain {
+            Some(d) => (now + timeout).min(d.max(now + Duration::from_secs(1))),
+            None => now + timeout,
+        };
         while Self::settled(p) < produced && std::time::Instant::now() < deadline {
             p.poll(Duration::from_millis(50));
         }

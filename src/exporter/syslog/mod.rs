@@ -84,6 +84,9 @@ pub struct SyslogTransport {
     /// written again on the next connection.
     lost: bool,
     frame: Vec<u8>,
+    /// The drain deadline, once the input has ended: connects and writes then time out near
+    /// it rather than after the full `IO_TIMEOUT`.
+    deadline: Option<Instant>,
 }
 
 impl SyslogTransport {
@@ -127,6 +130,7 @@ impl SyslogTransport {
             replay: replay::Replay::default(),
             lost: false,
             frame: Vec::with_capacity(1 << 16),
+            deadline: None,
         }
     }
 
@@ -134,6 +138,17 @@ impl SyslogTransport {
         TransportError::Unavailable {
             target: self.target.clone(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// The connect/write timeout: `IO_TIMEOUT`, or less once the drain deadline is near
+    /// (never under a second, so a last attempt can still succeed).
+    fn io_timeout(&self) -> Duration {
+        match self.deadline {
+            None => IO_TIMEOUT,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_secs(1), IO_TIMEOUT),
         }
     }
 
@@ -155,9 +170,9 @@ impl SyslogTransport {
                 Conn::Udp(s)
             }
             Proto::Tcp | Proto::Tls => {
-                let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+                let s = TcpStream::connect_timeout(&addr, self.io_timeout())
                     .map_err(|e| self.unavailable(format!("connect: {e}")))?;
-                let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+                let _ = s.set_write_timeout(Some(self.io_timeout()));
                 let _ = s.set_nodelay(true);
                 if self.cfg.proto == Proto::Tcp {
                     Conn::Tcp(s)
@@ -317,6 +332,13 @@ impl Transport for SyslogTransport {
         }
         if self.conn.is_none() {
             self.connect()?;
+        } else if self.deadline.is_some() {
+            let t = self.io_timeout();
+            let _ = match &self.conn {
+                Some(Conn::Tcp(s)) => s.set_write_timeout(Some(t)),
+                Some(Conn::Tls(s)) => s.get_ref().set_write_timeout(Some(t)),
+                _ => Ok(()),
+            };
         }
         if self.lost {
             let kept = self.replay.take();
@@ -348,6 +370,10 @@ impl Transport for SyslogTransport {
                 Err(self.unavailable(e))
             }
         }
+    }
+
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     fn flush(&mut self) -> Result<(), TransportError> {

@@ -12,27 +12,91 @@ use sfactors::{Source, SourceStep};
 
 use super::batch::{BlockJob, Blocks, TraceSource};
 use crate::diagnostics::{Diagnostics, Skipped};
-use crate::sysflow::ocf::{Frame, OcfReader};
+use crate::shutdown::Shutdown;
+use crate::sysflow::ocf::{BlockLimits, Frame, OcfReader};
 use crate::sysflow::DatumPlan;
 
+/// What a file input holds: the traces to read, and what was left out (named in the run's
+/// summary, which then exits 1).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub files: Vec<PathBuf>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl From<Vec<PathBuf>> for Listing {
+    fn from(files: Vec<PathBuf>) -> Self {
+        Listing {
+            files,
+            skipped: Vec::new(),
+        }
+    }
+}
+
 /// Lists the traces under `path`: the file itself, or the regular files of a directory sorted
-/// by name (not recursive).
-pub fn list_traces(path: &Path) -> Result<Vec<PathBuf>, String> {
+/// by name (not recursive). Symbolic links are followed; anything else in the directory (a
+/// subdirectory, a FIFO, a socket, a device, a dangling link) is listed as skipped rather
+/// than read (a FIFO could block the run for ever) or ignored without a word.
+pub fn list_traces(path: &Path) -> Result<Listing, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok(vec![path.to_path_buf()].into());
     }
     if !meta.is_dir() {
-        return Err(format!("{}: not a file or directory", path.display()));
+        return Err(format!(
+            "{}: not a regular file or directory ({})",
+            path.display(),
+            kind_of(&meta)
+        ));
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    Ok(files)
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if entries.is_empty() {
+        return Err(format!("{}: the directory is empty", path.display()));
+    }
+    entries.sort();
+    let mut listing = Listing::default();
+    for p in entries {
+        let why = match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => {
+                listing.files.push(p);
+                continue;
+            }
+            Ok(m) => format!("not read: {}", kind_of(&m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "not read: a symbolic link to nothing".to_string()
+            }
+            Err(e) => format!("not read: {e}"),
+        };
+        listing.skipped.push(Skipped {
+            file: p.display().to_string(),
+            block: None,
+            offset: None,
+            records_lost: None,
+            reason: why,
+        });
+    }
+    Ok(listing)
+}
+
+/// What a non-regular file is, for messages.
+fn kind_of(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory (directories are not searched recursively)"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 struct OpenTrace {
@@ -47,22 +111,38 @@ pub struct FileDriver {
     diag: Arc<Diagnostics>,
     /// Records per batch sent downstream (whole blocks are never split).
     batch_records: u64,
+    /// Told when the last file has been read: the drain clock starts then.
+    shutdown: Arc<Shutdown>,
+    limits: BlockLimits,
 }
 
 impl FileDriver {
-    pub fn new(files: Vec<PathBuf>, diag: Arc<Diagnostics>, batch_records: u64) -> Self {
+    /// Reads `listing`'s files; what it skipped is reported now.
+    pub fn new(
+        listing: Listing,
+        diag: Arc<Diagnostics>,
+        batch_records: u64,
+        shutdown: Arc<Shutdown>,
+        limits: BlockLimits,
+    ) -> Self {
+        for s in listing.skipped {
+            diag.report(s);
+        }
         FileDriver {
-            files: files.into(),
+            files: listing.files.into(),
             current: None,
             diag,
             batch_records: batch_records.max(1),
+            shutdown,
+            limits,
         }
     }
 
     fn open(&self, path: &Path) -> Result<OpenTrace, String> {
         let f = File::open(path).map_err(|e| e.to_string())?;
-        let reader =
+        let mut reader =
             OcfReader::open(BufReader::with_capacity(256 << 10, f)).map_err(|e| e.to_string())?;
+        reader.set_limits(self.limits);
         let plan =
             DatumPlan::compile(reader.schema_json()).map_err(|e| format!("writer schema: {e}"))?;
         tracing::debug!(file = %path.display(), codec = ?reader.codec(), "opened trace");
@@ -141,6 +221,7 @@ impl Source for FileDriver {
             }
         }
         if batch.0.is_empty() {
+            self.shutdown.input_ended();
             SourceStep::End
         } else {
             SourceStep::Batch(batch)

@@ -12,6 +12,7 @@ use crate::encode::{EcsEncoder, JsonEncoder};
 use crate::exporter::delivery::{Delivery, Payload};
 use crate::exporter::{ExporterConfig, Format, Transport};
 use crate::record::Record;
+use crate::shutdown::Shutdown;
 
 enum Encoder {
     Json(JsonEncoder),
@@ -30,6 +31,7 @@ impl ExporterNode {
         cfg: &ExporterConfig,
         transport: Box<dyn Transport>,
         metrics: Arc<NodeMetrics>,
+        shutdown: Arc<Shutdown>,
     ) -> Self {
         ExporterNode {
             encoder: match cfg.format {
@@ -38,7 +40,7 @@ impl ExporterNode {
             },
             keys: cfg.needs_keys(),
             ids: cfg.needs_ids(),
-            delivery: Delivery::start(transport, &cfg.delivery, metrics, cfg.target()),
+            delivery: Delivery::start(transport, &cfg.delivery, metrics, cfg.target(), shutdown),
         }
     }
 }

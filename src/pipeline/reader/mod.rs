@@ -7,20 +7,23 @@ use sfactors::{Node, NodeError};
 
 use super::batch::{Blocks, Datums};
 use crate::diagnostics::{Diagnostics, Skipped};
-use crate::sysflow::trace::decode_block;
+use crate::sysflow::ocf::BlockLimits;
+use crate::sysflow::trace::decode_block_limited;
 
 pub struct ReaderNode {
     diag: Arc<Diagnostics>,
     scratch: Vec<u8>,
+    limits: BlockLimits,
     /// Union branches of record types the v5 model does not know.
     pub unknown: u64,
 }
 
 impl ReaderNode {
-    pub fn new(diag: Arc<Diagnostics>) -> Self {
+    pub fn new(diag: Arc<Diagnostics>, limits: BlockLimits) -> Self {
         ReaderNode {
             diag,
             scratch: Vec::new(),
+            limits,
             unknown: 0,
         }
     }
@@ -31,14 +34,17 @@ impl Node for ReaderNode {
     type Out = Datums;
 
     fn process(&mut self, input: Blocks, out: &mut Vec<Datums>) -> Result<(), NodeError> {
-        let mut datums = Vec::with_capacity(input.0.iter().map(|b| b.block.count as usize).sum());
+        // Not sized by the blocks' declared counts: those are input (a header can declare
+        // millions of records); each block's own vector is sized by its inflated bytes.
+        let mut datums = Vec::new();
         let mut failed = None;
         for job in input.0 {
-            let o = decode_block(
+            let o = decode_block_limited(
                 &job.source.plan,
                 job.source.codec,
                 &job.block,
                 &mut self.scratch,
+                &self.limits,
             );
             if o.unknown > 0 {
                 if self.unknown == 0 {
@@ -46,7 +52,11 @@ impl Node for ReaderNode {
                 }
                 self.unknown += o.unknown;
             }
-            datums.extend(o.records);
+            if datums.is_empty() {
+                datums = o.records;
+            } else {
+                datums.extend(o.records);
+            }
             if let Some(e) = o.error {
                 let s = Skipped {
                     file: job.source.path.clone(),
@@ -60,7 +70,7 @@ impl Node for ReaderNode {
             }
         }
         // Shrink the scratch buffer if one huge block inflated it.
-        if self.scratch.capacity() > 64 << 20 {
+        if self.scratch.capacity() > 4 << 20 {
             self.scratch = Vec::new();
         }
         out.push(Datums(datums));
