@@ -459,7 +459,7 @@ fn upstream_pipeline_configs_start_unchanged_through_environment_overrides() {
         ),
         (
             "resources/pipelines/pipeline.otel.json",
-            "custom drivers are not supported",
+            "drivers[0] (otelkafka): key `driver`: driver `otelkafka` is not supported by this build (supported: file, socket)",
         ),
         (
             "resources/pipelines/pipeline.template.json",

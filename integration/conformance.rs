@@ -71,7 +71,7 @@ fn the_pipeline_writes_one_valid_json_line_per_event_or_flow_of_every_trace() {
         let plan = pipeline::plan(&cfg).unwrap();
         let outcome = pipeline::run(
             &plan,
-            vec![upstream().join(&t.path)].into(),
+            vec![upstream().join(&t.path)],
             StopFlag::new(),
             RunOptions::default(),
         );

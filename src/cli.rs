@@ -42,7 +42,10 @@ impl LogLevel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cli {
     pub config: String,
-    pub driver: String,
+    /// `-driver`: overrides the `drivers` entry of the configuration.
+    pub driver: Option<String>,
+    /// `-metrics ADDR`: the metrics listener (overrides `metrics.listen`).
+    pub metrics: Option<String>,
     pub log: LogLevel,
     pub test: bool,
     pub version: bool,
@@ -59,11 +62,15 @@ impl fmt::Display for CliError {
     }
 }
 
-pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file] [-log trace|debug|info|warn|error|quiet] [-test] [-version] PATH
+pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket] [-metrics ADDR] [-log trace|debug|info|warn|error|quiet] [-test] [-version] PATH
 
-  PATH             a SysFlow trace file, or a directory of traces (read in name order)
+  PATH             file driver: a SysFlow trace file, or a directory of traces (read in name
+                   order); socket driver: the Unix socket to listen on for the collector
   -config FILE     pipeline configuration (default: pipeline.json)
-  -driver NAME     input driver: file (default: file)
+  -driver NAME     input driver: file or socket (default: the `drivers` entry of the
+                   configuration, else file)
+  -metrics ADDR    serve /metrics, /healthz and /readyz on ADDR (HOST:PORT, or :PORT for
+                   127.0.0.1; default: the configuration's metrics.listen, else off)
   -log LEVEL       log level on stderr (default: info)
   -test            validate the configuration and exit (non-zero on any error)
   -version         print the version and the schema versions read and written
@@ -81,7 +88,8 @@ impl Cli {
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, CliError> {
         let mut cli = Cli {
             config: "pipeline.json".into(),
-            driver: "file".into(),
+            driver: None,
+            metrics: None,
             log: LogLevel::Info,
             test: false,
             version: false,
@@ -120,12 +128,7 @@ impl Cli {
                 "driver" => {
                     let d = value(name)?;
                     match d.as_str() {
-                        "file" => cli.driver = d,
-                        "socket" => {
-                            return Err(CliError(
-                                "the socket driver is not available in this build yet (use -driver file)".into(),
-                            ))
-                        }
+                        "file" | "socket" => cli.driver = Some(d),
                         other => {
                             return Err(CliError(format!(
                                 "unknown driver `{other}` (expected file or socket)"
@@ -133,6 +136,7 @@ impl Cli {
                         }
                     }
                 }
+                "metrics" => cli.metrics = Some(value(name)?),
                 "log" => {
                     let l = value(name)?;
                     cli.log = LogLevel::parse(&l).ok_or_else(|| {
@@ -170,9 +174,6 @@ impl Cli {
                 )))
             }
         }
-        if cli.path.is_none() && !cli.test && !cli.version && !cli.help {
-            return Err(CliError("missing PATH (a trace file or directory)".into()));
-        }
         Ok(cli)
     }
 }
@@ -192,6 +193,9 @@ mod tests {
         assert_eq!(c.log, LogLevel::Debug);
         assert!(c.test);
         assert_eq!(c.path.as_deref(), Some("trace.sf"));
+        let c = p(&["-driver=socket", "-metrics", ":9464", "/run/sf.sock"]).unwrap();
+        assert_eq!(c.driver.as_deref(), Some("socket"));
+        assert_eq!(c.metrics.as_deref(), Some(":9464"));
         let c = p(&["--config=b.json", "-driver", "file", "-test=false", "x"]).unwrap();
         assert_eq!(c.config, "b.json");
         assert!(!c.test);
@@ -199,7 +203,10 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(p(&[]).unwrap_err().0.contains("missing PATH"));
+        assert!(p(&["-driver", "kafka", "x"])
+            .unwrap_err()
+            .0
+            .contains("unknown driver `kafka`"));
         assert!(p(&["-nope", "x"])
             .unwrap_err()
             .0

@@ -18,6 +18,8 @@ pub trait Counters: Send + Sync {
     fn queue_bytes(&self, _delta: i64) {}
     /// A batch was acknowledged now.
     fn delivered_now(&self) {}
+    /// An attempt to deliver failed (it may be retried).
+    fn attempt_failed(&self) {}
 }
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,13 +4,19 @@
 //! were not delivered (see the summary on stderr); 2 usage or configuration error; 3 a
 //! pipeline node failed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
 use sfactors::StopFlag;
 use sfprocessor::cli::{Cli, USAGE};
 use sfprocessor::config::PipelineConfig;
-use sfprocessor::pipeline::{self, driver::list_traces, RunOptions};
+use sfprocessor::observe::server::MetricsServer;
+use sfprocessor::observe::{configured_listen, parse_listen};
+use sfprocessor::pipeline::driver::{list_traces, DriverPlan};
+use sfprocessor::pipeline::{self, RunOptions};
+use sfprocessor::seqpacket::Listener;
+use sfprocessor::stats::BadPacket;
 
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SFPROCESSOR_LOG")
@@ -53,28 +59,107 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let plan = match pipeline::plan(&cfg) {
+    let mut plan = match pipeline::plan(&cfg) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sfprocessor: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(d) = &cli.driver {
+        if let Err(e) = plan.with_cli_driver(d) {
+            eprintln!("sfprocessor: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let listen = match &cli.metrics {
+        Some(v) => parse_listen(v).map_err(|e| format!("-metrics: {e}")),
+        None => configured_listen(&cfg).map_err(|e| format!("configuration error: {e}")),
+    };
+    let listen = match listen {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sfprocessor: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
+    let path = cli
+        .path
+        .as_deref()
+        .map(PathBuf::from)
+        .or_else(|| plan.driver.configured_path().cloned());
     if cli.test {
-        println!(
-            "configuration {} is valid: {} stage(s), {} warning(s)",
-            cfg.file.display(),
-            plan.stages.len(),
-            plan.warnings.len()
-        );
-        for sp in &plan.stages {
-            if let Some(ps) = &sp.policy {
-                let set = ps.handle.current();
-                let c = set.counts;
-                println!(
+        return test_report(&cfg, &plan, path.as_deref());
+    }
+    let Some(path) = path else {
+        eprintln!("sfprocessor: missing PATH (a trace file or directory, or the socket path with -driver socket)\n\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let input = match open_input(&plan, &path) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("sfprocessor: input error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let live = pipeline::Live::new();
+    if let Some(addr) = listen {
+        match MetricsServer::start(addr, live.clone()) {
+            Ok(srv) => eprintln!(
+                "sfprocessor: metrics at http://{}/metrics (also /healthz, /readyz)",
+                srv.addr()
+            ),
+            Err(e) => {
+                eprintln!("sfprocessor: metrics listener {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let outcome = pipeline::run_live(
+        &plan,
+        input,
+        StopFlag::new(),
+        RunOptions::default(),
+        live.clone(),
+    );
+    summarize(&outcome, &live)
+}
+
+/// What feeds the run: the traces under `path`, or the socket bound at `path`.
+fn open_input(plan: &pipeline::PipelinePlan, path: &Path) -> Result<pipeline::Input, String> {
+    match &plan.driver {
+        DriverPlan::File { .. } => list_traces(path).map(pipeline::Input::Files),
+        DriverPlan::Socket(settings) => {
+            let listener = Listener::bind(path, 16).map_err(|e| format!("socket: {e}"))?;
+            Ok(pipeline::Input::Socket {
+                listener,
+                settings: settings.clone(),
+            })
+        }
+    }
+}
+
+/// `-test`: the configuration is valid (it got this far), policies and warnings are listed,
+/// network targets are contacted, and the input path is checked.
+fn test_report(
+    cfg: &PipelineConfig,
+    plan: &pipeline::PipelinePlan,
+    path: Option<&Path>,
+) -> ExitCode {
+    println!(
+        "configuration {} is valid: {} stage(s), {} warning(s)",
+        cfg.file.display(),
+        plan.stages.len(),
+        plan.warnings.len()
+    );
+    for sp in &plan.stages {
+        if let Some(ps) = &sp.policy {
+            let set = ps.handle.current();
+            let c = set.counts;
+            println!(
                     "pipeline[{}] (policyengine): {} rule(s), {} macro(s), {} list(s), {} filter/drop(s) from {} ({:?} mode, {} shard(s))",
                     sp.config.index,
                     c.rules,
@@ -85,78 +170,77 @@ fn main() -> ExitCode {
                     ps.handle.mode,
                     ps.shards
                 );
+        }
+    }
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
+    // Exporter targets: connect (and handshake) now, so a wrong address or a target that
+    // is down is found before deployment.
+    let mut unhealthy = 0;
+    for sp in &plan.stages {
+        if let pipeline::StageKind::Exporter(ec) = &sp.kind {
+            if !ec.is_network() {
+                continue;
             }
-        }
-        for w in &plan.warnings {
-            println!("warning: {w}");
-        }
-        // Exporter targets: connect (and handshake) now, so a wrong address or a target that
-        // is down is found before deployment.
-        let mut unhealthy = 0;
-        for sp in &plan.stages {
-            if let pipeline::StageKind::Exporter(ec) = &sp.kind {
-                if !ec.is_network() {
-                    continue;
-                }
-                let r = ec.open().and_then(|mut t| t.healthcheck());
-                match r {
-                    Ok(()) => println!(
-                        "pipeline[{}] (exporter): {} is reachable",
-                        sp.config.index,
-                        ec.target()
-                    ),
-                    Err(e) => {
-                        unhealthy += 1;
-                        eprintln!(
-                            "sfprocessor: pipeline[{}] (exporter): healthcheck failed: {e}",
-                            sp.config.index
-                        );
-                    }
-                }
-            }
-        }
-        if unhealthy > 0 {
-            return ExitCode::from(1);
-        }
-        if let Some(p) = &cli.path {
-            match list_traces(Path::new(p)) {
+            let r = ec.open().and_then(|mut t| t.healthcheck());
+            match r {
+                Ok(()) => println!(
+                    "pipeline[{}] (exporter): {} is reachable",
+                    sp.config.index,
+                    ec.target()
+                ),
                 Err(e) => {
-                    eprintln!("sfprocessor: input error: {e}");
+                    unhealthy += 1;
+                    eprintln!(
+                        "sfprocessor: pipeline[{}] (exporter): healthcheck failed: {e}",
+                        sp.config.index
+                    );
+                }
+            }
+        }
+    }
+    if unhealthy > 0 {
+        return ExitCode::from(1);
+    }
+    match (&plan.driver, path) {
+        (DriverPlan::File { .. }, Some(p)) => match list_traces(p) {
+            Err(e) => {
+                eprintln!("sfprocessor: input error: {e}");
+                return ExitCode::from(2);
+            }
+            Ok(l) if !l.skipped.is_empty() => {
+                eprintln!(
+                    "sfprocessor: input: {} entry(ies) would be skipped:",
+                    l.skipped.len()
+                );
+                for s in &l.skipped {
+                    eprintln!("  - {s}");
+                }
+                return ExitCode::from(1);
+            }
+            Ok(_) => {}
+        },
+        (DriverPlan::Socket(_), Some(p)) => {
+            // Not created by -test: only what would stop it from being created.
+            if let Ok(m) = std::fs::symlink_metadata(p) {
+                if !std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) {
+                    eprintln!(
+                            "sfprocessor: input error: socket: `{}` exists and is not a socket; it would not be deleted",
+                            p.display()
+                        );
                     return ExitCode::from(2);
                 }
-                Ok(l) if !l.skipped.is_empty() => {
-                    eprintln!(
-                        "sfprocessor: input: {} entry(ies) would be skipped:",
-                        l.skipped.len()
-                    );
-                    for s in &l.skipped {
-                        eprintln!("  - {s}");
-                    }
-                    return ExitCode::from(1);
-                }
-                Ok(_) => {}
             }
+            println!("socket driver: would listen on {}", p.display());
         }
-        return ExitCode::SUCCESS;
+        (_, None) => {}
     }
-
-    let Some(path) = cli.path.as_deref() else {
-        eprintln!("sfprocessor: missing PATH\n\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    let files = match list_traces(Path::new(path)) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("sfprocessor: input error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let outcome = pipeline::run(&plan, files, StopFlag::new(), RunOptions::default());
-    summarize(&outcome)
+    ExitCode::SUCCESS
 }
 
 /// Prints the end-of-run summary on stderr and picks the exit code.
-fn summarize(outcome: &pipeline::RunOutcome) -> ExitCode {
+fn summarize(outcome: &pipeline::RunOutcome, live: &pipeline::Live) -> ExitCode {
     for m in &outcome.metrics {
         tracing::info!(
             node = %m.name,
@@ -207,6 +291,25 @@ fn summarize(outcome: &pipeline::RunOutcome) -> ExitCode {
         eprintln!("sfprocessor: finished with undelivered records:");
         for u in &undelivered {
             eprintln!("  - {u}");
+        }
+    }
+    if live.driver() == "socket" {
+        let st = &live.socket;
+        let bad = st.bad_total();
+        eprintln!(
+            "sfprocessor: socket: {} connection(s), {} packet(s), {} bad ({})",
+            st.connections.load(Ordering::Relaxed),
+            st.packets.load(Ordering::Relaxed),
+            bad,
+            BadPacket::ALL
+                .iter()
+                .map(|b| format!("{} {}", b.label(), st.bad(*b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if bad > 0 && outcome.skipped.is_empty() {
+            eprintln!("sfprocessor: finished with skipped input ({bad} socket packet(s) not used)");
+            return ExitCode::from(1);
         }
     }
     if !outcome.skipped.is_empty() {

@@ -2,7 +2,9 @@
 //! inventory says.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod peers;
+pub mod rsyslog;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

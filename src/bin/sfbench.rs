@@ -106,7 +106,7 @@ fn run_pipeline(cfg_text: &str, name: &str, trace: &Path) -> Result<(u64, u64), 
     let plan = pipeline::plan(&cfg).map_err(|e| e.to_string())?;
     let out = pipeline::run(
         &plan,
-        vec![trace.to_path_buf()].into(),
+        vec![trace.to_path_buf()],
         StopFlag::new(),
         RunOptions::default(),
     );

@@ -13,17 +13,29 @@ pub mod values;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
-    /// Index in `pipeline` and the processor name, when the error is about one stage.
-    pub stage: Option<(usize, String)>,
+    /// The entry the error is about: section (`pipeline`, `drivers`), index and name.
+    pub stage: Option<(&'static str, usize, String)>,
     pub key: Option<String>,
     pub message: String,
+}
+
+impl ConfigError {
+    /// An error about the file as a whole (or a top-level key).
+    pub fn top(file: impl Into<String>, key: Option<&str>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.into(),
+            stage: None,
+            key: key.map(str::to_string),
+            message: message.into(),
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
-        if let Some((i, p)) = &self.stage {
-            write!(f, ": pipeline[{i}] ({p})")?;
+        if let Some((section, i, p)) = &self.stage {
+            write!(f, ": {section}[{i}] ({p})")?;
         }
         if let Some(k) = &self.key {
             write!(f, ": key `{k}`")?;
@@ -50,9 +62,11 @@ pub struct Setting {
     pub from_env: Option<String>,
 }
 
-/// One element of `pipeline`.
+/// One element of `pipeline` (or of `drivers`: then `processor` is the driver's name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageConfig {
+    /// `pipeline` or `drivers`.
+    pub section: &'static str,
     pub index: usize,
     pub processor: String,
     pub handler: Option<String>,
@@ -76,8 +90,10 @@ impl StageConfig {
 pub struct PipelineConfig {
     pub file: PathBuf,
     pub stages: Vec<StageConfig>,
-    /// `drivers` entries (raw); only the built-in file driver is supported for now.
-    pub drivers: Vec<Value>,
+    /// `drivers` entries (`driver` is the name; `out`, `path` and settings as for stages).
+    pub drivers: Vec<StageConfig>,
+    /// The top-level `metrics` object (`listen`), as settings.
+    pub metrics: Option<StageConfig>,
     /// Warnings found while loading (unknown keys, legacy values).
     pub warnings: Vec<String>,
 }
@@ -190,13 +206,7 @@ impl PipelineConfig {
 
     /// Parses configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let err =
-            |stage: Option<(usize, String)>, key: Option<&str>, message: String| ConfigError {
-                file: file.to_string(),
-                stage,
-                key: key.map(str::to_string),
-                message,
-            };
+        let err = |key: Option<&str>, message: String| ConfigError::top(file, key, message);
         let NoDuplicates(root) = serde_json::from_str(text).map_err(|e| {
             let what = if e.is_data() {
                 "invalid configuration"
@@ -208,134 +218,58 @@ impl PipelineConfig {
             let msg = text.strip_suffix(&suffix).unwrap_or(&text);
             err(
                 None,
-                None,
                 format!("{what} at line {} column {}: {msg}", e.line(), e.column()),
             )
         })?;
         let obj = root
             .as_object()
-            .ok_or_else(|| err(None, None, "top level must be a JSON object".into()))?;
+            .ok_or_else(|| err(None, "top level must be a JSON object".into()))?;
         let mut warnings = Vec::new();
         for k in obj.keys() {
-            if k != "pipeline" && k != "drivers" && !k.starts_with('_') {
+            if !["pipeline", "drivers", "metrics"].contains(&k.as_str()) && !k.starts_with('_') {
                 warnings.push(format!("{file}: unknown top-level key `{k}` ignored"));
             }
         }
         let list = obj
             .get("pipeline")
-            .ok_or_else(|| err(None, Some("pipeline"), "missing".into()))?
+            .ok_or_else(|| err(Some("pipeline"), "missing".into()))?
             .as_array()
-            .ok_or_else(|| err(None, Some("pipeline"), "must be a list of stages".into()))?;
+            .ok_or_else(|| err(Some("pipeline"), "must be a list of stages".into()))?;
         let mut stages = Vec::new();
         for (i, st) in list.iter().enumerate() {
-            let so = st
-                .as_object()
-                .ok_or_else(|| err(None, None, format!("pipeline[{i}] must be an object")))?;
-            let processor = so
-                .get("processor")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    err(
-                        Some((i, "?".into())),
-                        Some("processor"),
-                        "missing (a string naming the stage's processor)".into(),
-                    )
-                })?
-                .to_string();
-            let at = || Some((i, processor.clone()));
-            let mut stage = StageConfig {
-                index: i,
-                processor: processor.clone(),
-                handler: None,
-                input: None,
-                outputs: Vec::new(),
-                settings: BTreeMap::new(),
-            };
-            for (k, v) in so {
-                match k.as_str() {
-                    "processor" => {}
-                    "handler" => stage.handler = v.as_str().map(str::to_string),
-                    "in" => {
-                        let s = v.as_str().ok_or_else(|| {
-                            err(
-                                at(),
-                                Some("in"),
-                                "must be a string \"<name> <type>\"".into(),
-                            )
-                        })?;
-                        stage.input = Some(parse_channel(s).ok_or_else(|| {
-                            err(
-                                at(),
-                                Some("in"),
-                                format!("`{s}` is not of the form \"<name> <type>\""),
-                            )
-                        })?);
-                    }
-                    "out" => {
-                        let items: Vec<&Value> = match v {
-                            Value::Array(a) => a.iter().collect(),
-                            other => vec![other],
-                        };
-                        for it in items {
-                            let s = it.as_str().ok_or_else(|| {
-                                err(
-                                    at(),
-                                    Some("out"),
-                                    "must be a string or a list of strings".into(),
-                                )
-                            })?;
-                            stage.outputs.push(parse_channel(s).ok_or_else(|| {
-                                err(
-                                    at(),
-                                    Some("out"),
-                                    format!("`{s}` is not of the form \"<name> <type>\""),
-                                )
-                            })?);
-                        }
-                    }
-                    other if other.starts_with('_') => {}
-                    other => {
-                        let value = value_to_string(v).ok_or_else(|| {
-                            err(
-                                at(),
-                                Some(other),
-                                "null is not a value (remove the key to use its default)".into(),
-                            )
-                        })?;
-                        let lower = other.to_ascii_lowercase();
-                        if let Some(first) = stage.settings.get(&lower) {
-                            return Err(err(
-                                at(),
-                                Some(other),
-                                format!(
-                                    "given twice (as `{}` and `{other}`; keys are case-insensitive)",
-                                    first.key
-                                ),
-                            ));
-                        }
-                        stage.settings.insert(
-                            lower,
-                            Setting {
-                                key: other.to_string(),
-                                value,
-                                from_env: None,
-                            },
-                        );
-                    }
-                }
-            }
+            let mut stage = parse_entry(file, "pipeline", "processor", i, st)?;
             apply_env(&mut stage, env);
             stages.push(stage);
         }
         let drivers = match obj.get("drivers") {
-            Some(Value::Array(a)) => a.clone(),
-            Some(_) => return Err(err(None, Some("drivers"), "must be a list".into())),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, d)| parse_entry(file, "drivers", "driver", i, d))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(err(Some("drivers"), "must be a list".into())),
             None => Vec::new(),
+        };
+        let metrics = match obj.get("metrics") {
+            None => None,
+            Some(m @ Value::Object(_)) => {
+                let mut e = parse_entry(file, "metrics", "", 0, m)?;
+                e.processor = "metrics".into();
+                apply_env(&mut e, env);
+                Some(e)
+            }
+            Some(_) => {
+                return Err(err(
+                    Some("metrics"),
+                    "must be an object, e.g. {\"listen\": \"127.0.0.1:9464\"}".into(),
+                ))
+            }
         };
         Ok(PipelineConfig {
             file: PathBuf::from(file),
             stages,
             drivers,
+            metrics,
             warnings,
         })
     }
@@ -343,11 +277,134 @@ impl PipelineConfig {
     pub fn error(&self, stage: &StageConfig, key: Option<&str>, message: String) -> ConfigError {
         ConfigError {
             file: self.file.display().to_string(),
-            stage: Some((stage.index, stage.processor.clone())),
+            stage: match stage.section {
+                "metrics" => None,
+                section => Some((section, stage.index, stage.processor.clone())),
+            },
             key: key.map(str::to_string),
             message,
         }
     }
+}
+
+/// One entry of `section`: its name under `name_key` (required unless empty), `in`, `out`,
+/// `handler`, and the other keys as settings.
+fn parse_entry(
+    file: &str,
+    section: &'static str,
+    name_key: &str,
+    i: usize,
+    st: &Value,
+) -> Result<StageConfig, ConfigError> {
+    let so = st
+        .as_object()
+        .ok_or_else(|| ConfigError::top(file, None, format!("{section}[{i}] must be an object")))?;
+    let err = |name: &str, key: Option<&str>, message: String| ConfigError {
+        file: file.to_string(),
+        stage: (!name_key.is_empty()).then(|| (section, i, name.to_string())),
+        key: key.map(str::to_string),
+        message,
+    };
+    let name = if name_key.is_empty() {
+        String::new()
+    } else {
+        so.get(name_key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                err(
+                    "?",
+                    Some(name_key),
+                    match name_key {
+                        "processor" => "missing (a string naming the stage's processor)".into(),
+                        _ => format!("missing (a string naming the {name_key})"),
+                    },
+                )
+            })?
+            .to_string()
+    };
+    let mut stage = StageConfig {
+        section,
+        index: i,
+        processor: name.clone(),
+        handler: None,
+        input: None,
+        outputs: Vec::new(),
+        settings: BTreeMap::new(),
+    };
+    for (k, v) in so {
+        match k.as_str() {
+            k if k == name_key => {}
+            "handler" if section == "pipeline" => stage.handler = v.as_str().map(str::to_string),
+            "in" if section != "metrics" => {
+                let s = v.as_str().ok_or_else(|| {
+                    err(
+                        &name,
+                        Some("in"),
+                        "must be a string \"<name> <type>\"".into(),
+                    )
+                })?;
+                stage.input = Some(parse_channel(s).ok_or_else(|| {
+                    err(
+                        &name,
+                        Some("in"),
+                        format!("`{s}` is not of the form \"<name> <type>\""),
+                    )
+                })?);
+            }
+            "out" if section != "metrics" => {
+                let items: Vec<&Value> = match v {
+                    Value::Array(a) => a.iter().collect(),
+                    other => vec![other],
+                };
+                for it in items {
+                    let s = it.as_str().ok_or_else(|| {
+                        err(
+                            &name,
+                            Some("out"),
+                            "must be a string or a list of strings".into(),
+                        )
+                    })?;
+                    stage.outputs.push(parse_channel(s).ok_or_else(|| {
+                        err(
+                            &name,
+                            Some("out"),
+                            format!("`{s}` is not of the form \"<name> <type>\""),
+                        )
+                    })?);
+                }
+            }
+            other if other.starts_with('_') => {}
+            other => {
+                let value = value_to_string(v).ok_or_else(|| {
+                    err(
+                        &name,
+                        Some(other),
+                        "null is not a value (remove the key to use its default)".into(),
+                    )
+                })?;
+                let lower = other.to_ascii_lowercase();
+                if let Some(first) = stage.settings.get(&lower) {
+                    return Err(err(
+                        &name,
+                        Some(other),
+                        format!(
+                            "given twice (as `{}` and `{other}`; keys are case-insensitive)",
+                            first.key
+                        ),
+                    ));
+                }
+                stage.settings.insert(
+                    lower,
+                    Setting {
+                        key: other.to_string(),
+                        value,
+                        from_env: None,
+                    },
+                );
+            }
+        }
+    }
+    Ok(stage)
 }
 
 /// Applies `<PROCESSOR>_<KEY>` environment variables: `_` in the key becomes `.`, and the key

@@ -46,6 +46,8 @@ pub struct DeliveryConfig {
     pub buffer_bytes: usize,
     /// A partial batch is sent after this long without reaching `buffer` records.
     pub idle_flush: Duration,
+    /// A partial batch is sent when nothing more arrived for this long (`linger`).
+    pub linger: Duration,
     pub when_full: WhenFull,
     /// Payloads (encoded chunks) the queue holds.
     pub queue: usize,
@@ -62,6 +64,7 @@ impl Default for DeliveryConfig {
             buffer: 0,
             buffer_bytes: 16 << 20,
             idle_flush: Duration::from_secs(1),
+            linger: Duration::from_millis(5),
             when_full: WhenFull::Block,
             queue: 4,
             backoff_initial: Duration::from_millis(100),
@@ -254,6 +257,8 @@ struct Worker {
     batch: Payload,
     /// When the first record of `batch` arrived.
     batch_started: Option<Instant>,
+    /// When the last payload arrived.
+    last_arrival: Instant,
     shutdown: Arc<Shutdown>,
     /// The drain deadline, once the input has ended (handed to the transport once).
     deadline: Option<Instant>,
@@ -285,6 +290,7 @@ impl Worker {
             target,
             batch: Payload::default(),
             batch_started: None,
+            last_arrival: Instant::now(),
             shutdown,
             deadline: None,
             healthy: true,
@@ -298,12 +304,27 @@ impl Worker {
             // A partial batch goes out `idle_flush` after its first record arrived, however
             // steadily records keep trickling in: that bounds an alert's latency (and what a
             // crash could take with it) even when `buffer` is large and alerts are rare.
+            // And when the input pauses for `linger` (a live stream between bursts), the
+            // partial batch goes at once: an alert reaches its target in milliseconds.
             let wait = match self.batch_started {
-                Some(t) => self.cfg.idle_flush.saturating_sub(t.elapsed()),
+                Some(t) => self
+                    .cfg
+                    .idle_flush
+                    .saturating_sub(t.elapsed())
+                    .min(self.cfg.linger.saturating_sub(self.last_arrival.elapsed())),
                 None => Duration::from_secs(3600),
             };
-            match rx.recv_timeout(wait) {
+            let got = if wait.is_zero() {
+                rx.try_recv().map_err(|e| match e {
+                    std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                rx.recv_timeout(wait)
+            };
+            match got {
                 Ok(p) => {
+                    self.last_arrival = Instant::now();
                     self.metrics.queue_bytes(-(p.bytes.len() as i64));
                     if self.batch.records == 0 {
                         self.batch_started = Some(Instant::now());
@@ -451,6 +472,7 @@ impl Worker {
                 Err(e) => e,
             };
             self.healthy = false;
+            self.metrics.attempt_failed();
             let n = self.batch.records;
             let give_up = !err.retryable()
                 || self

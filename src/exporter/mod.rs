@@ -108,6 +108,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "format",
     "buffer",
     "buffer.bytes",
+    "linger",
     "when_full",
     "queue",
     "retry.backoff",
@@ -469,6 +470,14 @@ fn delivery_config(
             MAX_BUFFER_BYTES,
         )? as usize,
         idle_flush: d.idle_flush,
+        linger: cfg.duration(
+            st,
+            "linger",
+            d.linger,
+            Duration::ZERO,
+            Duration::from_secs(1),
+            false,
+        )?,
         when_full,
         queue: cfg.count(st, "queue", d.queue as u64, 1, MAX_QUEUE)? as usize,
         backoff_initial,
@@ -587,6 +596,18 @@ impl ExporterConfig {
             Export::Kafka(c) => Box::new(kafka::KafkaTransport::new(c.clone())),
             Export::Es(c) => Box::new(es::EsTransport::new(c.clone())?),
         })
+    }
+
+    /// The transport's name (`export` value), a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self.export {
+            Export::Terminal => "terminal",
+            Export::File { .. } => "file",
+            Export::Null => "null",
+            Export::Syslog(_) => "syslog",
+            Export::Kafka(_) => "kafka",
+            Export::Es(_) => "es",
+        }
     }
 
     /// Whether the transport talks to a network peer (what `-test` checks).

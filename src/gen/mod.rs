@@ -21,6 +21,9 @@ pub struct GenConfig {
     pub max_live_procs: usize,
     /// Header version to write.
     pub header_version: i64,
+    /// Every new file gets a path of its own (a numbered suffix), so a long stream holds
+    /// millions of distinct files (the soak benchmark); off, paths come from a small set.
+    pub distinct_files: bool,
 }
 
 impl Default for GenConfig {
@@ -32,6 +35,7 @@ impl Default for GenConfig {
             containers: 6,
             max_live_procs: 400,
             header_version: 5,
+            distinct_files: false,
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct Generator {
     live: Vec<LiveProc>,
     container_ids: Vec<String>,
     started: bool,
+    /// Suffix of the next distinct file path.
+    next_file: u64,
 }
 
 impl Generator {
@@ -129,6 +135,7 @@ impl Generator {
             live: Vec::new(),
             container_ids: Vec::new(),
             started: false,
+            next_file: 0,
         }
     }
 
@@ -150,6 +157,14 @@ impl Generator {
 
     /// Queues a File record for `path` (in container `c`) and returns its id.
     fn file_record(&mut self, path: &str, c: Option<usize>, ts: i64) -> Foid {
+        let unique;
+        let path = if self.cfg.distinct_files {
+            self.next_file += 1;
+            unique = format!("{path}.{}", self.next_file);
+            unique.as_str()
+        } else {
+            path
+        };
         let foid = self.foid(path, c);
         self.queue.push_back(SysFlow::File(File {
             state: ObjectState::Created,

@@ -8,19 +8,24 @@ use crate::record::Record;
 use crate::sysflow::ocf::{Codec, RawBlock};
 use crate::sysflow::{DatumPlan, SysFlow};
 
-/// A trace being read: its name and the decode plan compiled from its writer schema.
+/// A trace being read (or a socket connection): its name and the decode plan compiled from
+/// its writer schema.
 #[derive(Debug)]
 pub struct TraceSource {
     pub path: String,
-    pub plan: DatumPlan,
+    pub plan: Arc<DatumPlan>,
     pub codec: Codec,
 }
 
-/// One compressed block and the trace it came from.
+/// One compressed block and the trace it came from. From the socket driver, the block is
+/// packets laid end to end (`packets` holds their lengths): each is one datum, decoded on its
+/// own, so a bad packet costs only itself.
 #[derive(Debug, Clone)]
 pub struct BlockJob {
     pub source: Arc<TraceSource>,
     pub block: RawBlock,
+    /// Lengths of the packets in `block.data` (socket input); empty for a container block.
+    pub packets: Vec<u32>,
 }
 
 /// Driver -> reader.

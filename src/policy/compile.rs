@@ -864,6 +864,9 @@ pub struct Rule {
     pub per_type: Arc<[Pred]>,
     pub enabled: bool,
     pub pos: Pos,
+    /// Records this rule matched. Shared by every shard; carried over to the rule of the
+    /// same name when the set is reloaded, so the count stays monotonic (a metrics counter).
+    pub matches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Rule {
@@ -1359,6 +1362,7 @@ pub fn compile(
                     prefilter,
                     enabled: r.enabled,
                     pos: r.pos.clone(),
+                    matches: Default::default(),
                 });
             }
             Entry::Filter(f) => {

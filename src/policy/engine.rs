@@ -112,6 +112,8 @@ impl Engine {
 
     fn record_match(&self, i: usize, rec: &mut Record) {
         let rule = &self.set.rules[i];
+        rule.matches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         rec.policies.push(PolicyMatch {
             id: rule.name.clone(),
             desc: rule.desc.clone(),

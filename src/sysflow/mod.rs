@@ -6,6 +6,7 @@ pub mod model;
 pub mod names;
 pub mod ocf;
 pub mod plan;
+pub mod stream;
 pub mod trace;
 pub mod writer;
 

@@ -1,230 +1,223 @@
-//! The file driver: reads traces (a file, or a directory's files in name order) and hands
-//! compressed blocks downstream. Damage is reported with file and block, and reading goes on
-//! at the next sync marker or the next file.
+//! Drivers: what feeds the reader. The file driver reads traces; the socket driver is the
+//! server the collector streams to. Which one runs is part of the plan: `-driver` on the
+//! command line, else the `drivers` entry of `pipeline.json`, else the file driver.
 
-use std::collections::VecDeque;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod file;
+pub mod socket;
 
-use sfactors::{Source, SourceStep};
+use std::path::PathBuf;
 
-use super::batch::{BlockJob, Blocks, TraceSource};
-use crate::diagnostics::{Diagnostics, Skipped};
-use crate::shutdown::Shutdown;
-use crate::sysflow::ocf::{BlockLimits, Frame, OcfReader};
-use crate::sysflow::DatumPlan;
+pub use file::{list_traces, FileDriver, Listing};
+pub use socket::{SocketDriver, SocketSettings};
 
-/// What a file input holds: the traces to read, and what was left out (named in the run's
-/// summary, which then exits 1).
-#[derive(Debug, Clone, Default)]
-pub struct Listing {
-    pub files: Vec<PathBuf>,
-    pub skipped: Vec<Skipped>,
+use crate::config::{ConfigError, PipelineConfig, StageConfig};
+
+/// Driver names this build knows.
+pub const DRIVERS: &[&str] = &["file", "socket"];
+
+/// The driver of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverPlan {
+    /// Trace files; `path` from the `drivers` entry (the command line's PATH wins).
+    File {
+        path: Option<PathBuf>,
+    },
+    Socket(SocketSettings),
 }
 
-impl From<Vec<PathBuf>> for Listing {
-    fn from(files: Vec<PathBuf>) -> Self {
-        Listing {
-            files,
-            skipped: Vec::new(),
+impl Default for DriverPlan {
+    fn default() -> Self {
+        DriverPlan::File { path: None }
+    }
+}
+
+impl DriverPlan {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriverPlan::File { .. } => "file",
+            DriverPlan::Socket(_) => "socket",
+        }
+    }
+
+    /// The input path from the configuration, if it names one.
+    pub fn configured_path(&self) -> Option<&PathBuf> {
+        match self {
+            DriverPlan::File { path } => path.as_ref(),
+            DriverPlan::Socket(s) => s.path.as_ref(),
         }
     }
 }
 
-/// Lists the traces under `path`: the file itself, or the regular files of a directory sorted
-/// by name (not recursive). Symbolic links are followed; anything else in the directory (a
-/// subdirectory, a FIFO, a socket, a device, a dangling link) is listed as skipped rather
-/// than read (a FIFO could block the run for ever) or ignored without a word.
-pub fn list_traces(path: &Path) -> Result<Listing, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.is_file() {
-        return Ok(vec![path.to_path_buf()].into());
+const FILE_KEYS: &[&str] = &["path"];
+
+/// The `drivers` entries name drivers this build has (checked first: a pipeline built for
+/// another driver fails on that, not on its channel types).
+pub fn check_names(cfg: &PipelineConfig) -> Result<(), ConfigError> {
+    for d in &cfg.drivers {
+        if !DRIVERS.contains(&d.processor.as_str()) {
+            return Err(cfg.error(
+                d,
+                Some("driver"),
+                format!(
+                    "driver `{}` is not supported by this build (supported: {})",
+                    d.processor,
+                    DRIVERS.join(", ")
+                ),
+            ));
+        }
     }
-    if !meta.is_dir() {
-        return Err(format!(
-            "{}: not a regular file or directory ({})",
-            path.display(),
-            kind_of(&meta)
+    Ok(())
+}
+
+/// The `drivers` entries: at most one, `file` or `socket`, whose `out` (if given) is the
+/// reader's input channel. Unknown keys are warnings.
+pub fn plan_driver(
+    cfg: &PipelineConfig,
+    reader_in: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<DriverPlan>, ConfigError> {
+    let Some(first) = cfg.drivers.first() else {
+        return Ok(None);
+    };
+    if let Some(second) = cfg.drivers.get(1) {
+        return Err(cfg.error(
+            second,
+            Some("driver"),
+            "only one driver is supported (the first feeds the reader)".into(),
         ));
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if entries.is_empty() {
-        return Err(format!("{}: the directory is empty", path.display()));
+    let d = first;
+    for o in &d.outputs {
+        if o.ctype != super::READER_IN {
+            return Err(cfg.error(
+                d,
+                Some("out"),
+                format!(
+                    "channel type `{}` does not fit a driver (expected {})",
+                    o.ctype,
+                    super::READER_IN
+                ),
+            ));
+        }
+        if reader_in.is_some_and(|r| r != o.name) {
+            return Err(cfg.error(
+                d,
+                Some("out"),
+                format!(
+                    "channel `{}` is not the reader's input (`{}`)",
+                    o.name,
+                    reader_in.unwrap_or_default()
+                ),
+            ));
+        }
     }
-    entries.sort();
-    let mut listing = Listing::default();
-    for p in entries {
-        let why = match std::fs::metadata(&p) {
-            Ok(m) if m.is_file() => {
-                listing.files.push(p);
-                continue;
-            }
-            Ok(m) => format!("not read: {}", kind_of(&m)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                "not read: a symbolic link to nothing".to_string()
-            }
-            Err(e) => format!("not read: {e}"),
+    let path = d
+        .get("path")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let plan = match d.processor.as_str() {
+        "file" => {
+            warn_keys(cfg, d, FILE_KEYS, warnings);
+            DriverPlan::File { path }
+        }
+        "socket" => {
+            warn_keys(cfg, d, socket::KEYS, warnings);
+            DriverPlan::Socket(socket::settings(cfg, d, path)?)
+        }
+        other => {
+            return Err(cfg.error(
+                d,
+                Some("driver"),
+                format!(
+                    "driver `{other}` is not supported by this build (supported: {})",
+                    DRIVERS.join(", ")
+                ),
+            ))
+        }
+    };
+    Ok(Some(plan))
+}
+
+fn warn_keys(cfg: &PipelineConfig, d: &StageConfig, known: &[&str], w: &mut Vec<String>) {
+    for s in d.settings.values() {
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(&s.key)) {
+            w.push(format!(
+                "{}: drivers[{}] ({}): key `{}` is not used by this build and is ignored",
+                cfg.file.display(),
+                d.index,
+                d.processor,
+                s.key
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::plan;
+
+    const STAGES: &str = r#""pipeline":[
+ {"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"},
+ {"processor":"exporter","in":"flat flattenerchan","export":"null"}]"#;
+
+    fn planned(drivers: &str) -> Result<crate::pipeline::PipelinePlan, ConfigError> {
+        let text = format!(r#"{{{STAGES},"drivers":[{drivers}]}}"#);
+        let cfg = PipelineConfig::parse(&text, "d.json", &[]).expect("parses");
+        plan(&cfg)
+    }
+
+    #[test]
+    fn a_socket_entry_with_settings_becomes_the_driver() {
+        let p = planned(
+            r#"{"driver":"socket","out":"sysflow sysflowchan","path":"/run/sf.sock","schema.version":"4","packet.maxsize":"2MiB"}"#,
+        )
+        .unwrap();
+        let DriverPlan::Socket(s) = &p.driver else {
+            panic!("{:?}", p.driver)
         };
-        listing.skipped.push(Skipped {
-            file: p.display().to_string(),
-            block: None,
-            offset: None,
-            records_lost: None,
-            reason: why,
-        });
-    }
-    Ok(listing)
-}
-
-/// What a non-regular file is, for messages.
-fn kind_of(m: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = m.file_type();
-    if t.is_dir() {
-        "a directory (directories are not searched recursively)"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    }
-}
-
-struct OpenTrace {
-    source: Arc<TraceSource>,
-    reader: OcfReader<BufReader<File>>,
-}
-
-/// Reads trace files block by block.
-pub struct FileDriver {
-    files: VecDeque<PathBuf>,
-    current: Option<OpenTrace>,
-    diag: Arc<Diagnostics>,
-    /// Records per batch sent downstream (whole blocks are never split).
-    batch_records: u64,
-    /// Told when the last file has been read: the drain clock starts then.
-    shutdown: Arc<Shutdown>,
-    limits: BlockLimits,
-}
-
-impl FileDriver {
-    /// Reads `listing`'s files; what it skipped is reported now.
-    pub fn new(
-        listing: Listing,
-        diag: Arc<Diagnostics>,
-        batch_records: u64,
-        shutdown: Arc<Shutdown>,
-        limits: BlockLimits,
-    ) -> Self {
-        for s in listing.skipped {
-            diag.report(s);
-        }
-        FileDriver {
-            files: listing.files.into(),
-            current: None,
-            diag,
-            batch_records: batch_records.max(1),
-            shutdown,
-            limits,
-        }
+        assert_eq!(
+            s.path.as_deref(),
+            Some(std::path::Path::new("/run/sf.sock"))
+        );
+        assert_eq!(s.version, Some(4));
+        assert_eq!(s.max_packet, 2 << 20);
+        assert_eq!(p.driver.configured_path(), s.path.as_ref());
     }
 
-    fn open(&self, path: &Path) -> Result<OpenTrace, String> {
-        let f = File::open(path).map_err(|e| e.to_string())?;
-        let mut reader =
-            OcfReader::open(BufReader::with_capacity(256 << 10, f)).map_err(|e| e.to_string())?;
-        reader.set_limits(self.limits);
-        let plan =
-            DatumPlan::compile(reader.schema_json()).map_err(|e| format!("writer schema: {e}"))?;
-        tracing::debug!(file = %path.display(), codec = ?reader.codec(), "opened trace");
-        Ok(OpenTrace {
-            source: Arc::new(TraceSource {
-                path: path.display().to_string(),
-                plan,
-                codec: reader.codec(),
-            }),
-            reader,
-        })
+    #[test]
+    fn driver_entries_are_checked() {
+        let e = planned(r#"{"driver":"socket","out":"other sysflowchan"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("drivers[0] (socket): key `out`"),
+            "{e}"
+        );
+        let e = planned(r#"{"driver":"socket","schema.version":"3"}"#).unwrap_err();
+        assert!(e.to_string().contains("key `schema.version`"), "{e}");
+        let e = planned(r#"{"driver":"file"},{"driver":"socket"}"#).unwrap_err();
+        assert!(e.to_string().contains("drivers[1] (socket)"), "{e}");
+        let e = planned(r#"{"driver":"otelkafka"}"#).unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let text = format!(r#"{{{STAGES},"drivers":[{{"path":"/x"}}]}}"#);
+        let e = PipelineConfig::parse(&text, "d.json", &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "d.json: drivers[0] (?): key `driver`: missing (a string naming the driver)"
+        );
     }
-}
 
-impl Source for FileDriver {
-    type Out = Blocks;
-
-    fn next(&mut self) -> SourceStep<Blocks> {
-        let mut batch = Blocks::default();
-        let mut records = 0u64;
-        loop {
-            if self.current.is_none() {
-                let Some(path) = self.files.pop_front() else {
-                    break;
-                };
-                match self.open(&path) {
-                    Ok(t) => self.current = Some(t),
-                    Err(reason) => {
-                        self.diag.report(Skipped {
-                            file: path.display().to_string(),
-                            block: None,
-                            offset: None,
-                            records_lost: None,
-                            reason: format!("file skipped: {reason}"),
-                        });
-                        continue;
-                    }
-                }
-            }
-            let Some(cur) = self.current.as_mut() else {
-                continue;
-            };
-            match cur.reader.next_frame() {
-                Frame::Block(block) => {
-                    records += block.count;
-                    batch.0.push(BlockJob {
-                        source: cur.source.clone(),
-                        block,
-                    });
-                    if records >= self.batch_records {
-                        break;
-                    }
-                }
-                Frame::Damaged {
-                    index,
-                    offset,
-                    reason,
-                    resumed_at,
-                } => {
-                    let reason = match resumed_at {
-                        Some(at) => format!("{reason}; resumed at byte {at}"),
-                        None => format!("{reason}; no further sync marker, rest of file skipped"),
-                    };
-                    self.diag.report(Skipped {
-                        file: cur.source.path.clone(),
-                        block: Some(index),
-                        offset: Some(offset),
-                        records_lost: None,
-                        reason,
-                    });
-                }
-                Frame::End => {
-                    self.current = None;
-                    // Keep batches within one file boundary small enough; carry on to the next.
-                }
-            }
-        }
-        if batch.0.is_empty() {
-            self.shutdown.input_ended();
-            SourceStep::End
-        } else {
-            SourceStep::Batch(batch)
-        }
+    #[test]
+    fn the_command_line_driver_wins_and_keeps_matching_settings() {
+        let mut p = planned(r#"{"driver":"socket","schema.version":"5"}"#).unwrap();
+        p.with_cli_driver("socket").unwrap();
+        assert!(matches!(&p.driver, DriverPlan::Socket(s) if s.version == Some(5)));
+        p.with_cli_driver("file").unwrap();
+        assert_eq!(p.driver, DriverPlan::File { path: None });
+        assert!(p.with_cli_driver("kafka").is_err());
+        let mut p = planned("").unwrap();
+        assert_eq!(p.driver, DriverPlan::default());
+        p.with_cli_driver("socket").unwrap();
+        assert_eq!(p.driver, DriverPlan::Socket(SocketSettings::default()));
     }
 }

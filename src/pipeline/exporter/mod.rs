@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use sfactors::{Node, NodeError, NodeMetrics};
+use sfactors::{Node, NodeError};
 
 use super::batch::{Nothing, Records};
+use crate::counters::Counters;
 use crate::encode::{EcsEncoder, JsonEncoder};
 use crate::exporter::delivery::{Delivery, Payload};
 use crate::exporter::{ExporterConfig, Format, Transport};
@@ -30,7 +31,7 @@ impl ExporterNode {
     pub fn new(
         cfg: &ExporterConfig,
         transport: Box<dyn Transport>,
-        metrics: Arc<NodeMetrics>,
+        counters: Arc<dyn Counters>,
         shutdown: Arc<Shutdown>,
     ) -> Self {
         ExporterNode {
@@ -40,7 +41,7 @@ impl ExporterNode {
             },
             keys: cfg.needs_keys(),
             ids: cfg.needs_ids(),
-            delivery: Delivery::start(transport, &cfg.delivery, metrics, cfg.target(), shutdown),
+            delivery: Delivery::start(transport, &cfg.delivery, counters, cfg.target(), shutdown),
         }
     }
 }

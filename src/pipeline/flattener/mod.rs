@@ -1,31 +1,55 @@
 //! The flattener: keeps the entity cache and assembles one record per event or flow.
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
 use sfactors::{Node, NodeError};
 
 use super::batch::{Datums, Records};
 use crate::cache::{CacheLimits, CacheStats, EntityCache};
+use crate::stats::TableStats;
 
 pub struct FlattenerNode {
     cache: EntityCache,
     limits: CacheLimits,
-    stats_sink: std::sync::Arc<std::sync::Mutex<CacheStats>>,
+    stats_sink: Arc<Mutex<CacheStats>>,
+    /// Table sizes and evictions, published after every batch for the metrics endpoint.
+    live: Arc<TableStats>,
+    /// Counters of caches replaced after a panic (added to the current cache's).
+    carried: CacheStats,
 }
 
 impl FlattenerNode {
     pub fn new(
         limits: CacheLimits,
-        stats_sink: std::sync::Arc<std::sync::Mutex<CacheStats>>,
+        stats_sink: Arc<Mutex<CacheStats>>,
+        live: Arc<TableStats>,
     ) -> Self {
         FlattenerNode {
             cache: EntityCache::new(limits),
             limits,
             stats_sink,
+            live,
+            carried: CacheStats::default(),
         }
     }
 
     fn publish_stats(&self) {
-        if let Ok(mut s) = self.stats_sink.lock() {
-            *s = self.cache.stats();
+        let s = self.cache.stats();
+        let (p, f, c, d) = self.cache.sizes();
+        let t = &self.live;
+        t.processes.store(p as u64, Ordering::Relaxed);
+        t.files.store(f as u64, Ordering::Relaxed);
+        t.containers.store(c as u64, Ordering::Relaxed);
+        t.pods.store(d as u64, Ordering::Relaxed);
+        t.evictions
+            .store(s.evicted + self.carried.evicted, Ordering::Relaxed);
+        t.reaped
+            .store(s.reaped + self.carried.reaped, Ordering::Relaxed);
+        t.resets
+            .store(s.headers + self.carried.headers, Ordering::Relaxed);
+        if let Ok(mut sink) = self.stats_sink.lock() {
+            *sink = s;
         }
     }
 }
@@ -44,6 +68,7 @@ impl Node for FlattenerNode {
         if !recs.is_empty() {
             out.push(Records(recs));
         }
+        self.publish_stats();
         Ok(())
     }
 
@@ -66,6 +91,10 @@ impl Node for FlattenerNode {
     /// records refill it).
     fn reset(&mut self) {
         self.publish_stats();
+        let s = self.cache.stats();
+        self.carried.evicted += s.evicted;
+        self.carried.reaped += s.reaped;
+        self.carried.headers += s.headers;
         self.cache = EntityCache::new(self.limits);
     }
 }

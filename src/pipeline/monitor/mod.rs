@@ -74,8 +74,18 @@ impl PolicyMonitor {
                     tracing::warn!("{w}");
                 }
                 self.stage.handle.swap(set);
+                self.stage
+                    .handle
+                    .reloads
+                    .ok
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => {
+                self.stage
+                    .handle
+                    .reloads
+                    .failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!("policy reload failed, the previous rules stay in force: {e}");
             }
         }

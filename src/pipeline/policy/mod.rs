@@ -9,11 +9,14 @@ use sfactors::{Node, NodeError};
 use super::batch::Records;
 use crate::policy::compile::{Memo, PolicySet};
 use crate::policy::engine::{Engine, Mode};
+use crate::stats::ReloadStats;
 
 /// The policy set in force, swapped atomically by the monitor between batches.
 pub struct PolicyHandle {
     current: RwLock<Arc<PolicySet>>,
     pub mode: Mode,
+    /// Hot reloads that took effect, and those refused (the previous set stayed).
+    pub reloads: ReloadStats,
 }
 
 impl PolicyHandle {
@@ -21,6 +24,7 @@ impl PolicyHandle {
         Arc::new(PolicyHandle {
             current: RwLock::new(Arc::new(set)),
             mode,
+            reloads: ReloadStats::default(),
         })
     }
 
@@ -32,7 +36,14 @@ impl PolicyHandle {
     }
 
     /// Replaces the policy set; batches already being evaluated finish with the old one.
-    pub fn swap(&self, set: PolicySet) {
+    /// A rule that keeps its name keeps its match counter.
+    pub fn swap(&self, mut set: PolicySet) {
+        let old = self.current();
+        for r in &mut set.rules {
+            if let Some(prev) = old.rules.iter().find(|p| p.name == r.name) {
+                r.matches = prev.matches.clone();
+            }
+        }
         let new = Arc::new(set);
         match self.current.write() {
             Ok(mut g) => *g = new,

@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use sfactors::{Node, NodeError};
 
-use super::batch::{Blocks, Datums};
+use super::batch::{BlockJob, Blocks, Datums};
 use crate::diagnostics::{Diagnostics, Skipped};
+use crate::stats::{BadPacket, RateLimit, SocketStats};
 use crate::sysflow::ocf::BlockLimits;
+use crate::sysflow::stream::decode_packet;
 use crate::sysflow::trace::decode_block_limited;
+use crate::sysflow::{Decoded, SysFlow};
 
 pub struct ReaderNode {
     diag: Arc<Diagnostics>,
@@ -16,15 +19,49 @@ pub struct ReaderNode {
     limits: BlockLimits,
     /// Union branches of record types the v5 model does not know.
     pub unknown: u64,
+    /// Socket input: bad packets are counted here (not stored: a stream runs for months).
+    socket: Arc<SocketStats>,
+    log: RateLimit,
 }
 
 impl ReaderNode {
-    pub fn new(diag: Arc<Diagnostics>, limits: BlockLimits) -> Self {
+    pub fn new(diag: Arc<Diagnostics>, limits: BlockLimits, socket: Arc<SocketStats>) -> Self {
         ReaderNode {
             diag,
             scratch: Vec::new(),
             limits,
             unknown: 0,
+            socket,
+            log: RateLimit::new(5, std::time::Duration::from_secs(10)),
+        }
+    }
+
+    /// Decodes a socket job packet by packet: a packet that does not decode as exactly one
+    /// datum is counted, logged (rate-limited) and skipped; the others are kept.
+    fn packets(&mut self, job: &BlockJob, datums: &mut Vec<SysFlow>) {
+        let mut start = 0usize;
+        for (i, len) in job.packets.iter().enumerate() {
+            let end = start + *len as usize;
+            let Some(bytes) = job.block.data.get(start..end) else {
+                break;
+            };
+            match decode_packet(&job.source.plan, bytes) {
+                Ok(Decoded::Record(r)) => datums.push(r),
+                Ok(Decoded::Unknown(_)) => self.unknown += 1,
+                Err(e) => {
+                    self.socket.add_bad(BadPacket::Decode);
+                    if let Some(suppressed) = self.log.allow() {
+                        tracing::warn!(
+                            reason = "decode",
+                            suppressed,
+                            "socket packet skipped: {}: packet {}: {e}",
+                            job.source.path,
+                            job.block.index + i as u64
+                        );
+                    }
+                }
+            }
+            start = end;
         }
     }
 }
@@ -39,6 +76,10 @@ impl Node for ReaderNode {
         let mut datums = Vec::new();
         let mut failed = None;
         for job in input.0 {
+            if !job.packets.is_empty() {
+                self.packets(&job, &mut datums);
+                continue;
+            }
             let o = decode_block_limited(
                 &job.source.plan,
                 job.source.codec,

@@ -1,0 +1,310 @@
+//! Building a run: every stage of the plan becomes supervised actors, consumers before their
+//! producers (a node needs its downstream addresses), the reader chain and the driver last.
+//! Each node is registered in the run's [`Live`] view under its labels.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use sfactors::{
+    Control, Downstream, Envelope, NodeActor, NodeMetrics, NodeSpec, RestartPolicy, SourceActor,
+    StopFlag,
+};
+
+use super::batch::Records;
+use super::driver::{FileDriver, Listing, SocketDriver, SocketSettings};
+use super::live::Live;
+use super::plan::{Handler, PipelinePlan, StageKind};
+use super::run::RunOptions;
+use super::{exporter, flattener, monitor, policy, printer, reader};
+use crate::cache::CacheStats;
+use crate::diagnostics::Diagnostics;
+use crate::seqpacket::Listener;
+use crate::shutdown::Shutdown;
+use crate::stats::{DeliveryCounters, ExporterStats};
+
+/// What feeds the pipeline.
+pub enum Input {
+    /// Trace files.
+    Files(Listing),
+    /// The collector's stream on a socket that is already bound (so a bad path is an error
+    /// at start, exit 2, not a failure inside the run).
+    Socket {
+        listener: Listener,
+        settings: SocketSettings,
+    },
+}
+
+impl From<Listing> for Input {
+    fn from(l: Listing) -> Self {
+        Input::Files(l)
+    }
+}
+
+impl From<Vec<std::path::PathBuf>> for Input {
+    fn from(files: Vec<std::path::PathBuf>) -> Self {
+        Input::Files(files.into())
+    }
+}
+
+type RecordsDown = Downstream<Records>;
+
+/// Everything a build shares; lives for the duration of the System's main future.
+pub(super) struct Builder<'a> {
+    pub plan: &'a PipelinePlan,
+    pub opts: &'a RunOptions,
+    pub control: Control,
+    pub shutdown: Arc<Shutdown>,
+    pub diag: Arc<Diagnostics>,
+    pub cache_stats: Arc<Mutex<CacheStats>>,
+    pub live: Arc<Live>,
+    pub stop: StopFlag,
+    pub arbiters: &'a mut Vec<Arbiter>,
+    /// Nodes started (the control channel waits for as many completions).
+    pub nodes: usize,
+}
+
+impl Builder<'_> {
+    /// A new arbiter (thread) and metrics for a node named `name`, registered in the live
+    /// view under `stage` (and `exporter`).
+    fn spawn(
+        &mut self,
+        name: String,
+        stage: &str,
+        exporter: &str,
+    ) -> (ArbiterHandle, Arc<NodeMetrics>) {
+        let a = Arbiter::new();
+        let h = a.handle();
+        self.arbiters.push(a);
+        let m = NodeMetrics::new(name);
+        self.live.add_node(m.clone(), stage, exporter);
+        (h, m)
+    }
+
+    fn start<N: sfactors::Node>(
+        &mut self,
+        arbiter: &ArbiterHandle,
+        node: N,
+        metrics: Arc<NodeMetrics>,
+        downstream: Vec<Downstream<N::Out>>,
+        upstreams: usize,
+    ) -> Addr<NodeActor<N>> {
+        self.nodes += 1;
+        let restart: RestartPolicy = self.opts.restart.clone();
+        NodeActor::start(
+            arbiter,
+            NodeSpec {
+                node,
+                metrics,
+                downstream,
+                upstreams,
+                window: self.opts.window,
+                policy: restart,
+                control: self.control.clone(),
+            },
+            self.opts.window,
+        )
+    }
+
+    /// Starts every stage and the driver.
+    pub fn build(&mut self, input: Input) -> Result<(), String> {
+        let plan = self.plan;
+        let mut entries: HashMap<usize, RecordsDown> = HashMap::new();
+        // Each pass starts every non-reader stage whose consumers are all running.
+        let mut pending: Vec<usize> = (0..plan.stages.len())
+            .filter(|i| *i != plan.entry)
+            .collect();
+        while !pending.is_empty() {
+            let (ready, blocked): (Vec<usize>, Vec<usize>) = pending.iter().partition(|i| {
+                plan.stages[**i]
+                    .downstream
+                    .iter()
+                    .all(|d| entries.contains_key(d))
+            });
+            if ready.is_empty() {
+                return Err("the channel graph has a cycle".to_string());
+            }
+            for i in ready {
+                let entry = self.stage(i, &entries)?;
+                entries.insert(i, entry);
+            }
+            pending = blocked;
+        }
+        self.reader_chain(&entries, input)
+    }
+
+    /// Starts stage `i` (not the reader) and returns its entry point.
+    fn stage(
+        &mut self,
+        i: usize,
+        entries: &HashMap<usize, RecordsDown>,
+    ) -> Result<RecordsDown, String> {
+        let plan = self.plan;
+        let sp = &plan.stages[i];
+        let down: Vec<RecordsDown> = sp.downstream.iter().map(|d| entries[d].clone()).collect();
+        let name = format!("{}[{}]", sp.config.processor, sp.config.index);
+        let processor = sp.config.processor.as_str();
+        let exporter_kind = match &sp.kind {
+            StageKind::Exporter(ec) => ec.kind(),
+            _ => "",
+        };
+        let (arb, metrics) = self.spawn(name.clone(), processor, exporter_kind);
+        let recipient = match &sp.kind {
+            StageKind::Exporter(ec) => {
+                let transport = ec.open().map_err(|e| format!("{name}: {e}"))?;
+                let stats = Arc::new(ExporterStats::default());
+                self.live.add_exporter(&name, exporter_kind, stats.clone());
+                let counters = Arc::new(DeliveryCounters {
+                    node: metrics.clone(),
+                    exporter: stats,
+                });
+                let node =
+                    exporter::ExporterNode::new(ec, transport, counters, self.shutdown.clone());
+                self.start(&arb, node, metrics.clone(), vec![], sp.upstreams)
+                    .recipient::<Envelope<Records>>()
+            }
+            StageKind::Example => {
+                let node = printer::LogSinkNode::new(printer::LogSink::Example, metrics.clone());
+                self.start(&arb, node, metrics.clone(), vec![], sp.upstreams)
+                    .recipient::<Envelope<Records>>()
+            }
+            StageKind::Policy | StageKind::Reader(_) => match &sp.policy {
+                None => self
+                    .start(
+                        &arb,
+                        policy::PassThroughNode,
+                        metrics.clone(),
+                        down,
+                        sp.upstreams,
+                    )
+                    .recipient(),
+                Some(ps) if ps.shards == 1 => {
+                    self.live.add_policy(&name, ps.handle.clone());
+                    let node = policy::PolicyNode::new(ps.handle.clone());
+                    self.start(&arb, node, metrics.clone(), down, sp.upstreams)
+                        .recipient()
+                }
+                Some(ps) => {
+                    self.live.add_policy(&name, ps.handle.clone());
+                    // Router (this stage's metrics) -> N shards -> downstream.
+                    let mut shard_downs = Vec::new();
+                    for k in 0..ps.shards {
+                        let (sarb, sm) = self.spawn(format!("{name}.shard{k}"), processor, "");
+                        let node = policy::PolicyNode::new(ps.handle.clone());
+                        let shard = self.start(&sarb, node, sm.clone(), down.clone(), 1);
+                        shard_downs.push(Downstream {
+                            recipient: shard.recipient(),
+                            metrics: sm,
+                        });
+                    }
+                    let router = policy::RouterNode::new(ps.shards);
+                    self.start(&arb, router, metrics.clone(), shard_downs, sp.upstreams)
+                        .recipient()
+                }
+            },
+        };
+        if let Some(ps) = &sp.policy {
+            if let Some(interval) = ps.monitor {
+                // The monitor is not a data-path node: its own thread, not counted.
+                let a = Arbiter::new();
+                monitor::PolicyMonitor::start(&a.handle(), ps.clone(), interval);
+                self.arbiters.push(a);
+            }
+        }
+        Ok(Downstream { recipient, metrics })
+    }
+
+    /// The reader stage (handler, flattener, reader) and the driver.
+    fn reader_chain(
+        &mut self,
+        entries: &HashMap<usize, RecordsDown>,
+        input: Input,
+    ) -> Result<(), String> {
+        let plan = self.plan;
+        let rp = &plan.stages[plan.entry];
+        let reader_stage = rp.config.processor.as_str();
+        let down: Vec<RecordsDown> = if rp.kind == StageKind::Reader(Handler::Printer) {
+            let (arb, pm) = self.spawn(format!("printer[{}]", rp.config.index), reader_stage, "");
+            let node = printer::LogSinkNode::new(printer::LogSink::Printer, pm.clone());
+            let p = self.start(&arb, node, pm.clone(), vec![], 1);
+            vec![Downstream {
+                recipient: p.recipient(),
+                metrics: pm,
+            }]
+        } else {
+            rp.downstream.iter().map(|d| entries[d].clone()).collect()
+        };
+        let (arb, fm) = self.spawn("flattener".to_string(), reader_stage, "");
+        let node = flattener::FlattenerNode::new(
+            plan.cache_limits,
+            self.cache_stats.clone(),
+            self.live.tables.clone(),
+        );
+        let flat = self.start(&arb, node, fm.clone(), down, 1);
+        let (arb, rm) = self.spawn("reader".to_string(), reader_stage, "");
+        let node = reader::ReaderNode::new(
+            self.diag.clone(),
+            plan.block_limits,
+            self.live.socket.clone(),
+        );
+        let reader = self.start(
+            &arb,
+            node,
+            rm.clone(),
+            vec![Downstream {
+                recipient: flat.recipient(),
+                metrics: fm,
+            }],
+            1,
+        );
+        let (arb, dm) = self.spawn("driver".to_string(), "driver", "");
+        let to_reader = vec![Downstream {
+            recipient: reader.recipient(),
+            metrics: rm,
+        }];
+        let window = self.opts.window;
+        self.nodes += 1;
+        match input {
+            Input::Files(listing) => {
+                self.live.set_driver("file");
+                let driver = FileDriver::new(
+                    listing,
+                    self.diag.clone(),
+                    self.opts.batch_records,
+                    self.shutdown.clone(),
+                    plan.block_limits,
+                );
+                SourceActor::start(
+                    &arb,
+                    driver,
+                    dm,
+                    to_reader,
+                    window,
+                    self.control.clone(),
+                    self.stop.clone(),
+                );
+            }
+            Input::Socket { listener, settings } => {
+                self.live.set_driver("socket");
+                let driver = SocketDriver::new(
+                    listener,
+                    settings,
+                    self.stop.clone(),
+                    self.shutdown.clone(),
+                    self.live.socket.clone(),
+                    self.opts.batch_records as usize,
+                )?;
+                SourceActor::start(
+                    &arb,
+                    driver,
+                    dm,
+                    to_reader,
+                    window,
+                    self.control.clone(),
+                    self.stop.clone(),
+                );
+            }
+        }
+        Ok(())
+    }
+}

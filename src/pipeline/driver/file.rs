@@ -1,0 +1,231 @@
+//! The file driver: reads traces (a file, or a directory's files in name order) and hands
+//! compressed blocks downstream. Damage is reported with file and block, and reading goes on
+//! at the next sync marker or the next file.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sfactors::{Source, SourceStep};
+
+use crate::diagnostics::{Diagnostics, Skipped};
+use crate::pipeline::batch::{BlockJob, Blocks, TraceSource};
+use crate::shutdown::Shutdown;
+use crate::sysflow::ocf::{BlockLimits, Frame, OcfReader};
+use crate::sysflow::DatumPlan;
+
+/// What a file input holds: the traces to read, and what was left out (named in the run's
+/// summary, which then exits 1).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub files: Vec<PathBuf>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl From<Vec<PathBuf>> for Listing {
+    fn from(files: Vec<PathBuf>) -> Self {
+        Listing {
+            files,
+            skipped: Vec::new(),
+        }
+    }
+}
+
+/// Lists the traces under `path`: the file itself, or the regular files of a directory sorted
+/// by name (not recursive). Symbolic links are followed; anything else in the directory (a
+/// subdirectory, a FIFO, a socket, a device, a dangling link) is listed as skipped rather
+/// than read (a FIFO could block the run for ever) or ignored without a word.
+pub fn list_traces(path: &Path) -> Result<Listing, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()].into());
+    }
+    if !meta.is_dir() {
+        return Err(format!(
+            "{}: not a regular file or directory ({})",
+            path.display(),
+            kind_of(&meta)
+        ));
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if entries.is_empty() {
+        return Err(format!("{}: the directory is empty", path.display()));
+    }
+    entries.sort();
+    let mut listing = Listing::default();
+    for p in entries {
+        let why = match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => {
+                listing.files.push(p);
+                continue;
+            }
+            Ok(m) => format!("not read: {}", kind_of(&m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "not read: a symbolic link to nothing".to_string()
+            }
+            Err(e) => format!("not read: {e}"),
+        };
+        listing.skipped.push(Skipped {
+            file: p.display().to_string(),
+            block: None,
+            offset: None,
+            records_lost: None,
+            reason: why,
+        });
+    }
+    Ok(listing)
+}
+
+/// What a non-regular file is, for messages.
+fn kind_of(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory (directories are not searched recursively)"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+struct OpenTrace {
+    source: Arc<TraceSource>,
+    reader: OcfReader<BufReader<File>>,
+}
+
+/// Reads trace files block by block.
+pub struct FileDriver {
+    files: VecDeque<PathBuf>,
+    current: Option<OpenTrace>,
+    diag: Arc<Diagnostics>,
+    /// Records per batch sent downstream (whole blocks are never split).
+    batch_records: u64,
+    /// Told when the last file has been read: the drain clock starts then.
+    shutdown: Arc<Shutdown>,
+    limits: BlockLimits,
+}
+
+impl FileDriver {
+    /// Reads `listing`'s files; what it skipped is reported now.
+    pub fn new(
+        listing: Listing,
+        diag: Arc<Diagnostics>,
+        batch_records: u64,
+        shutdown: Arc<Shutdown>,
+        limits: BlockLimits,
+    ) -> Self {
+        for s in listing.skipped {
+            diag.report(s);
+        }
+        FileDriver {
+            files: listing.files.into(),
+            current: None,
+            diag,
+            batch_records: batch_records.max(1),
+            shutdown,
+            limits,
+        }
+    }
+
+    fn open(&self, path: &Path) -> Result<OpenTrace, String> {
+        let f = File::open(path).map_err(|e| e.to_string())?;
+        let mut reader =
+            OcfReader::open(BufReader::with_capacity(256 << 10, f)).map_err(|e| e.to_string())?;
+        reader.set_limits(self.limits);
+        let plan =
+            DatumPlan::compile(reader.schema_json()).map_err(|e| format!("writer schema: {e}"))?;
+        tracing::debug!(file = %path.display(), codec = ?reader.codec(), "opened trace");
+        Ok(OpenTrace {
+            source: Arc::new(TraceSource {
+                path: path.display().to_string(),
+                plan: Arc::new(plan),
+                codec: reader.codec(),
+            }),
+            reader,
+        })
+    }
+}
+
+impl Source for FileDriver {
+    type Out = Blocks;
+
+    fn next(&mut self) -> SourceStep<Blocks> {
+        let mut batch = Blocks::default();
+        let mut records = 0u64;
+        loop {
+            if self.current.is_none() {
+                let Some(path) = self.files.pop_front() else {
+                    break;
+                };
+                match self.open(&path) {
+                    Ok(t) => self.current = Some(t),
+                    Err(reason) => {
+                        self.diag.report(Skipped {
+                            file: path.display().to_string(),
+                            block: None,
+                            offset: None,
+                            records_lost: None,
+                            reason: format!("file skipped: {reason}"),
+                        });
+                        continue;
+                    }
+                }
+            }
+            let Some(cur) = self.current.as_mut() else {
+                continue;
+            };
+            match cur.reader.next_frame() {
+                Frame::Block(block) => {
+                    records += block.count;
+                    batch.0.push(BlockJob {
+                        source: cur.source.clone(),
+                        block,
+                        packets: Vec::new(),
+                    });
+                    if records >= self.batch_records {
+                        break;
+                    }
+                }
+                Frame::Damaged {
+                    index,
+                    offset,
+                    reason,
+                    resumed_at,
+                } => {
+                    let reason = match resumed_at {
+                        Some(at) => format!("{reason}; resumed at byte {at}"),
+                        None => format!("{reason}; no further sync marker, rest of file skipped"),
+                    };
+                    self.diag.report(Skipped {
+                        file: cur.source.path.clone(),
+                        block: Some(index),
+                        offset: Some(offset),
+                        records_lost: None,
+                        reason,
+                    });
+                }
+                Frame::End => {
+                    self.current = None;
+                    // Keep batches within one file boundary small enough; carry on to the next.
+                }
+            }
+        }
+        if batch.0.is_empty() {
+            self.shutdown.input_ended();
+            SourceStep::End
+        } else {
+            SourceStep::Batch(batch)
+        }
+    }
+}

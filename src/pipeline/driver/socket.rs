@@ -1,0 +1,394 @@
+//! The socket driver (`-driver socket PATH`): the server the SysFlow collector streams to.
+//!
+//! It listens on a `SOCK_SEQPACKET` Unix socket at PATH, one collector connection at a time
+//! (as upstream; a second one waits in the listen backlog), and receives one Avro datum per
+//! packet. The first packet of a connection is a header naming the schema version; the
+//! packets are handed to the reader in batches (decoding happens there, per packet), cut by
+//! size, by a short idle gap (≤ 1 ms: a quiet stream is not held back) or by age. When the
+//! pipeline is full the driver stops receiving: the kernel queue fills and the collector's
+//! sends block, so nothing is dropped inside the agent. A collector that disconnects is
+//! waited for again; what was received from it is delivered first.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sfactors::{Source, SourceStep, StopFlag};
+
+use crate::config::{ConfigError, PipelineConfig, StageConfig};
+use crate::pipeline::batch::{BlockJob, Blocks, TraceSource};
+use crate::seqpacket::{Conn, Listener, Received, RecvSlots};
+use crate::shutdown::Shutdown;
+use crate::stats::{BadPacket, RateLimit, SocketStats};
+use crate::sysflow::ocf::{Codec, RawBlock};
+use crate::sysflow::stream::{header_version, StreamSchemas};
+
+/// Keys of a `socket` entry in `drivers`.
+pub const KEYS: &[&str] = &["path", "schema.version", "packet.maxsize", "batch.maxage"];
+
+/// Settings of the socket driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSettings {
+    /// The socket path from the configuration (the command line's PATH wins).
+    pub path: Option<PathBuf>,
+    /// Decode every connection with this schema version, whatever its header says (and
+    /// before any header).
+    pub version: Option<i64>,
+    /// Largest packet accepted whole; a larger one is reported as truncated.
+    pub max_packet: usize,
+    /// A batch is handed on once it is this old, even if packets keep coming.
+    pub max_age: Duration,
+}
+
+impl Default for SocketSettings {
+    fn default() -> Self {
+        SocketSettings {
+            path: None,
+            version: None,
+            max_packet: 1 << 20,
+            max_age: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Idle gap that ends a batch: a stream that pauses this long is not held back.
+pub const IDLE_CUT: Duration = Duration::from_millis(1);
+
+/// Parses the settings of a `socket` entry of `drivers`.
+pub fn settings(
+    cfg: &PipelineConfig,
+    d: &StageConfig,
+    path: Option<PathBuf>,
+) -> Result<SocketSettings, ConfigError> {
+    let def = SocketSettings::default();
+    let version = match cfg.choice(d, "schema.version", "", &["4", "5"])? {
+        "" => None,
+        v => v.parse::<i64>().ok(),
+    };
+    Ok(SocketSettings {
+        path,
+        version,
+        max_packet: cfg.bytes(
+            d,
+            "packet.maxsize",
+            def.max_packet as u64,
+            64 << 10,
+            64 << 20,
+        )? as usize,
+        max_age: cfg.duration(
+            d,
+            "batch.maxage",
+            def.max_age,
+            Duration::from_micros(100),
+            Duration::from_secs(1),
+            false,
+        )?,
+    })
+}
+
+/// Slots per receive: up to 32 packets per system call, within 32 MiB of (mostly untouched)
+/// receive buffer.
+fn slots_for(max_packet: usize) -> usize {
+    ((32usize << 20) / max_packet.max(1)).clamp(1, 32)
+}
+
+struct Connection {
+    conn: Conn,
+    id: u64,
+    /// Packets received on this connection (their index names them in messages).
+    packets: u64,
+    bytes: u64,
+    /// The decode plan in force (from the last header, or the forced version).
+    source: Option<Arc<TraceSource>>,
+}
+
+/// The socket driver. `next` blocks its own arbiter thread (polls with short timeouts so a
+/// stop request is seen within 100 ms).
+pub struct SocketDriver {
+    listener: Listener,
+    settings: SocketSettings,
+    schemas: StreamSchemas,
+    conn: Option<Connection>,
+    slots: RecvSlots,
+    stop: StopFlag,
+    shutdown: Arc<Shutdown>,
+    stats: Arc<SocketStats>,
+    batch_records: usize,
+    next_id: u64,
+    log: RateLimit,
+    /// The batch being gathered and when its first packet came.
+    batch: Blocks,
+    batch_len: usize,
+    started: Option<Instant>,
+}
+
+impl SocketDriver {
+    pub fn new(
+        listener: Listener,
+        settings: SocketSettings,
+        stop: StopFlag,
+        shutdown: Arc<Shutdown>,
+        stats: Arc<SocketStats>,
+        batch_records: usize,
+    ) -> Result<Self, String> {
+        let schemas = StreamSchemas::builtin().map_err(|e| e.to_string())?;
+        stats.listening.store(true, Ordering::Relaxed);
+        tracing::info!(path = %listener.path().display(), "listening for the collector");
+        Ok(SocketDriver {
+            slots: RecvSlots::new(slots_for(settings.max_packet), settings.max_packet),
+            listener,
+            settings,
+            schemas,
+            conn: None,
+            stop,
+            shutdown,
+            stats,
+            batch_records: batch_records.max(1),
+            next_id: 0,
+            log: RateLimit::new(5, Duration::from_secs(10)),
+            batch: Blocks::default(),
+            batch_len: 0,
+            started: None,
+        })
+    }
+
+    fn take_batch(&mut self) -> Blocks {
+        self.batch_len = 0;
+        self.started = None;
+        std::mem::take(&mut self.batch)
+    }
+
+    /// A rate-limited warning about a packet not used.
+    fn bad(&self, why: BadPacket, detail: std::fmt::Arguments) {
+        self.stats.add_bad(why);
+        if let Some(suppressed) = self.log.allow() {
+            tracing::warn!(
+                reason = why.label(),
+                suppressed,
+                "socket packet skipped: {detail}"
+            );
+        }
+    }
+
+    fn source_for(&self, id: u64, version: i64) -> Option<Arc<TraceSource>> {
+        let plan = self.schemas.plan(version)?;
+        Some(Arc::new(TraceSource {
+            path: format!(
+                "socket {} (connection {id}, schema {version})",
+                self.listener.path().display()
+            ),
+            plan,
+            codec: Codec::Null,
+        }))
+    }
+
+    fn close(&mut self, why: &str) {
+        if let Some(c) = self.conn.take() {
+            tracing::info!(
+                connection = c.id,
+                packets = c.packets,
+                bytes = c.bytes,
+                "collector {why}; waiting for the next connection"
+            );
+        }
+        self.stats.connected.store(false, Ordering::Relaxed);
+    }
+
+    /// Appends one packet of the current connection to the batch.
+    fn push(&mut self, packet: &[u8]) {
+        let Some(c) = self.conn.as_mut() else { return };
+        let index = c.packets;
+        c.packets += 1;
+        c.bytes += packet.len() as u64;
+        self.stats.packets.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(packet.len() as u64, Ordering::Relaxed);
+        if let Some(h) = header_version(packet) {
+            let id = c.id;
+            match h {
+                Err(e) => {
+                    self.bad(
+                        BadPacket::Decode,
+                        format_args!("connection {id}, packet {index}: header: {e}"),
+                    );
+                    return;
+                }
+                Ok(v) => {
+                    self.stats.headers.fetch_add(1, Ordering::Relaxed);
+                    let want = self.settings.version.unwrap_or(v);
+                    match self.source_for(id, want) {
+                        Some(s) => {
+                            if let Some(c) = self.conn.as_mut() {
+                                c.source = Some(s);
+                            }
+                        }
+                        None => {
+                            self.stats.add_bad(BadPacket::Version);
+                            tracing::error!(
+                                connection = id,
+                                "the collector announces schema version {v}, which this build cannot read (known: {:?}; set schema.version in the socket driver's entry to force one); closing the connection",
+                                self.schemas.versions()
+                            );
+                            self.close("sent an unknown schema version");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let Some(c) = self.conn.as_ref() else { return };
+        let Some(source) = c.source.clone() else {
+            let id = c.id;
+            self.bad(
+                BadPacket::NoHeader,
+                format_args!(
+                    "connection {id}, packet {index}: data before the first header (no schema version known)"
+                ),
+            );
+            return;
+        };
+        let offset = c.bytes - packet.len() as u64;
+        let same = self
+            .batch
+            .0
+            .last()
+            .is_some_and(|j| Arc::ptr_eq(&j.source, &source));
+        if !same {
+            self.batch.0.push(BlockJob {
+                source,
+                block: RawBlock {
+                    index,
+                    offset,
+                    count: 0,
+                    data: Vec::with_capacity(64 << 10),
+                },
+                packets: Vec::new(),
+            });
+        }
+        if let Some(j) = self.batch.0.last_mut() {
+            j.block.data.extend_from_slice(packet);
+            j.block.count += 1;
+            j.packets.push(packet.len() as u32);
+        }
+        self.batch_len += 1;
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    /// Receives until a batch is ready, the connection ends, or the stop flag is set.
+    fn step(&mut self) -> Option<SourceStep<Blocks>> {
+        if self.stop.is_stopped() {
+            if self.batch_len > 0 {
+                return Some(SourceStep::Batch(self.take_batch()));
+            }
+            self.close("connection closed: the agent is stopping");
+            self.stats.listening.store(false, Ordering::Relaxed);
+            self.shutdown.input_ended();
+            return Some(SourceStep::End);
+        }
+        let Some(c) = self.conn.as_mut() else {
+            match self.listener.accept(Duration::from_millis(100)) {
+                Ok(Some(conn)) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.stats.connections.fetch_add(1, Ordering::Relaxed);
+                    self.stats.connected.store(true, Ordering::Relaxed);
+                    tracing::info!(connection = id, "collector connected");
+                    let source = self.settings.version.and_then(|v| self.source_for(id, v));
+                    self.conn = Some(Connection {
+                        conn,
+                        id,
+                        packets: 0,
+                        bytes: 0,
+                        source,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            return None;
+        };
+        let timeout = match self.started {
+            None => Duration::from_millis(100),
+            Some(t) => IDLE_CUT.min(self.settings.max_age.saturating_sub(t.elapsed())),
+        };
+        match c.conn.recv_many(&mut self.slots, timeout) {
+            Ok(Received::Packets(_)) => {
+                // The slots are lent out while their packets are copied into the batch.
+                let mut slots = std::mem::take(&mut self.slots);
+                for p in slots.packets() {
+                    match p {
+                        Ok(bytes) => self.push(bytes),
+                        Err(real) => {
+                            let (id, index) = self
+                                .conn
+                                .as_mut()
+                                .map(|c| {
+                                    c.packets += 1;
+                                    (c.id, c.packets - 1)
+                                })
+                                .unwrap_or_default();
+                            self.stats.packets.fetch_add(1, Ordering::Relaxed);
+                            self.bad(
+                                BadPacket::Truncated,
+                                format_args!(
+                                    "connection {id}, packet {index}: {real} bytes, more than packet.maxsize ({})",
+                                    self.settings.max_packet
+                                ),
+                            );
+                        }
+                    }
+                }
+                slots.trim(256 << 10);
+                self.slots = slots;
+            }
+            Ok(Received::Idle) => {
+                if self.batch_len > 0 {
+                    return Some(SourceStep::Batch(self.take_batch()));
+                }
+            }
+            Ok(Received::Closed) => {
+                self.close("disconnected");
+                if self.batch_len > 0 {
+                    return Some(SourceStep::Batch(self.take_batch()));
+                }
+            }
+            Err(e) => {
+                self.close(&format!("connection failed ({e})"));
+                if self.batch_len > 0 {
+                    return Some(SourceStep::Batch(self.take_batch()));
+                }
+            }
+        }
+        let old = self
+            .started
+            .is_some_and(|t| t.elapsed() >= self.settings.max_age);
+        if self.batch_len >= self.batch_records || (old && self.batch_len > 0) {
+            return Some(SourceStep::Batch(self.take_batch()));
+        }
+        None
+    }
+}
+
+impl Source for SocketDriver {
+    type Out = Blocks;
+
+    fn next(&mut self) -> SourceStep<Blocks> {
+        loop {
+            if let Some(step) = self.step() {
+                return step;
+            }
+        }
+    }
+}
+
+impl Drop for SocketDriver {
+    fn drop(&mut self) {
+        self.stats.listening.store(false, Ordering::Relaxed);
+        self.stats.connected.store(false, Ordering::Relaxed);
+    }
+}

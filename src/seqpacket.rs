@@ -1,0 +1,498 @@
+//! `SOCK_SEQPACKET` Unix sockets, the collector's transport: one datagram-like packet per
+//! record, reliable and ordered. The standard library has stream and datagram Unix sockets
+//! only, so this module wraps the few system calls needed (socket, bind, listen, accept4,
+//! connect, poll, send, recvmmsg) in safe types; every `unsafe` block says why it is sound.
+//!
+//! Receiving is batched with `recvmmsg` (one system call for up to `slots` packets) into
+//! slots of `max_packet` bytes each. The slots are one zeroed allocation whose pages become
+//! resident only when a packet is written into them, so a 1 MiB limit per packet costs the
+//! size of the packets actually received, not 1 MiB per slot. `MSG_TRUNC` makes the kernel
+//! report the real length of a packet larger than its slot: truncation is detected and
+//! reported, never silent.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A `sockaddr_un` for `path`, or an error if the path does not fit (108 bytes on Linux).
+fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "socket path `{}` must be 1 to {} bytes without NUL",
+                path.display(),
+                addr.sun_path.len() - 1
+            ),
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the result is checked before it is wrapped.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits up to `timeout` for `events` on `fd`; returns the events that occurred (0 on
+/// timeout). EINTR counts as a timeout (the caller re-checks its stop flag and polls again).
+pub fn poll(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<libc::c_short> {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `p` is one valid pollfd for the duration of the call.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(if r == 0 { 0 } else { p.revents })
+}
+
+/// Whether something at `path` accepts connections (a live listener).
+fn someone_listening(path: &Path) -> bool {
+    Client::connect(path).is_ok()
+}
+
+/// A listening socket at a path; the path is removed when the listener is dropped.
+#[derive(Debug)]
+pub struct Listener {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Listener {
+    /// Creates the socket at `path`: the directory is created if missing; a stale socket is
+    /// replaced; anything else at `path` (a file, a directory, a live listener) is refused
+    /// rather than deleted.
+    pub fn bind(path: &Path, backlog: i32) -> io::Result<Listener> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => {
+                if someone_listening(path) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!(
+                            "`{}`: another process is listening on this socket",
+                            path.display()
+                        ),
+                    ));
+                }
+                std::fs::remove_file(path)?;
+            }
+            Ok(m) => {
+                let what = if m.is_dir() {
+                    "a directory"
+                } else if m.file_type().is_symlink() {
+                    "a symbolic link"
+                } else if m.is_file() {
+                    "a regular file"
+                } else {
+                    "not a socket"
+                };
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "`{}` exists and is {what}; refusing to delete it (remove it or choose another path)",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)?;
+            }
+        }
+        let (addr, len) = sockaddr(path)?;
+        let fd = seqpacket_socket()?;
+        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: plain system call on our descriptor.
+        if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
+            let e = io::Error::last_os_error();
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(Listener {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits up to `timeout` for a connection.
+    pub fn accept(&self, timeout: Duration) -> io::Result<Option<Conn>> {
+        if poll(self.fd.as_raw_fd(), libc::POLLIN, timeout)? == 0 {
+            return Ok(None);
+        }
+        // SAFETY: a null address is allowed (we do not need the peer's address).
+        let fd = unsafe {
+            libc::accept4(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                // The peer went away between poll and accept.
+                io::ErrorKind::ConnectionAborted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Ok(Some(Conn {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        }))
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // Only our own socket: if someone replaced the path meanwhile, leave it.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Receive buffers for [`Conn::recv_many`]: `slots` packets of at most `max_packet` bytes.
+/// The default has no slots (a placeholder while the real ones are lent out).
+#[derive(Default)]
+pub struct RecvSlots {
+    buf: Vec<u8>,
+    slot: usize,
+    lens: Vec<usize>,
+    truncated: Vec<bool>,
+    /// Received by the last call.
+    count: usize,
+}
+
+impl RecvSlots {
+    pub fn new(slots: usize, max_packet: usize) -> Self {
+        let slots = slots.max(1);
+        let slot = max_packet.max(1);
+        RecvSlots {
+            // Zeroed: the allocator maps fresh pages, which stay untouched (not resident)
+            // until a packet is written into them.
+            buf: vec![0u8; slots * slot],
+            slot,
+            lens: vec![0; slots],
+            truncated: vec![false; slots],
+            count: 0,
+        }
+    }
+
+    /// Packets of the last receive: `Ok(bytes)`, or `Err(real_len)` for a packet larger than
+    /// its slot (its bytes were cut by the kernel: it cannot be used).
+    pub fn packets(&self) -> impl Iterator<Item = Result<&[u8], usize>> {
+        (0..self.count).map(move |i| {
+            if self.truncated[i] {
+                Err(self.lens[i])
+            } else {
+                let start = i * self.slot;
+                Ok(&self.buf[start..start + self.lens[i]])
+            }
+        })
+    }
+
+    /// Gives the memory of slots that held large packets back to the kernel, so one burst
+    /// of big packets does not stay resident.
+    pub fn trim(&mut self, above: usize) {
+        let page = 4096usize;
+        for i in 0..self.count {
+            if self.lens[i] <= above {
+                continue;
+            }
+            let start = (self.buf.as_ptr() as usize + i * self.slot).div_ceil(page) * page;
+            let end = (self.buf.as_ptr() as usize + i * self.slot + self.lens[i].min(self.slot))
+                / page
+                * page;
+            if end > start {
+                // SAFETY: [start, end) is page-aligned and inside `buf`, which we own; after
+                // MADV_DONTNEED private anonymous pages read back as zeros, a valid u8 value.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                }
+            }
+        }
+    }
+}
+
+/// What a receive found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// `n` packets are in the slots.
+    Packets(usize),
+    /// Nothing arrived within the timeout.
+    Idle,
+    /// The peer closed the connection (after everything it sent was read).
+    Closed,
+}
+
+/// One accepted connection.
+#[derive(Debug)]
+pub struct Conn {
+    fd: OwnedFd,
+}
+
+impl Conn {
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Waits up to `timeout` for packets, then receives as many as are queued (up to the
+    /// number of slots) with one `recvmmsg`.
+    pub fn recv_many(&mut self, slots: &mut RecvSlots, timeout: Duration) -> io::Result<Received> {
+        slots.count = 0;
+        if slots.lens.is_empty() {
+            return Ok(Received::Idle);
+        }
+        let ev = poll(self.fd.as_raw_fd(), libc::POLLIN | libc::POLLRDHUP, timeout)?;
+        if ev == 0 {
+            return Ok(Received::Idle);
+        }
+        let n = slots.lens.len();
+        let base = slots.buf.as_mut_ptr();
+        let mut iovs: Vec<libc::iovec> = (0..n)
+            .map(|i| libc::iovec {
+                // SAFETY (pointer arithmetic): i * slot < buf.len().
+                iov_base: unsafe { base.add(i * slots.slot) } as *mut libc::c_void,
+                iov_len: slots.slot,
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: msghdr is plain old data; zero is "no name, no control data".
+                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+                h.msg_iov = iov as *mut libc::iovec;
+                h.msg_iovlen = 1;
+                libc::mmsghdr {
+                    msg_hdr: h,
+                    msg_len: 0,
+                }
+            })
+            .collect();
+        // SAFETY: `msgs` holds `n` headers, each pointing at one iovec into `slots.buf`
+        // (alive and exclusively borrowed for the call); MSG_TRUNC makes msg_len the real
+        // packet length; MSG_DONTWAIT because poll said data (or a close) is pending.
+        let got = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(Received::Idle),
+                io::ErrorKind::ConnectionReset => Ok(Received::Closed),
+                _ => Err(e),
+            };
+        }
+        let hup = ev & (libc::POLLRDHUP | libc::POLLHUP) != 0;
+        let mut count = 0;
+        for m in msgs.iter().take(got as usize) {
+            let len = m.msg_len as usize;
+            // At the end of the stream every further receive returns 0: an empty "packet"
+            // after the peer hung up is the end, not data.
+            if len == 0 && hup {
+                break;
+            }
+            slots.lens[count] = len;
+            slots.truncated[count] = m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > slots.slot;
+            count += 1;
+        }
+        slots.count = count;
+        if count == 0 {
+            return Ok(if hup || got > 0 {
+                Received::Closed
+            } else {
+                Received::Idle
+            });
+        }
+        Ok(Received::Packets(count))
+    }
+}
+
+/// The sending side (the collector's, and the simulator's).
+#[derive(Debug)]
+pub struct Client {
+    fd: OwnedFd,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> io::Result<Client> {
+        let (addr, len) = sockaddr(path)?;
+        let fd = seqpacket_socket()?;
+        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+        let r = unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Client { fd })
+    }
+
+    /// Asks for a send buffer of `bytes` (a packet cannot exceed it). A privileged process
+    /// (the collector runs as root) gets it whatever `net.core.wmem_max` says; others get at
+    /// most that.
+    pub fn set_send_buffer(&self, bytes: usize) -> io::Result<()> {
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        let set = |opt: libc::c_int| {
+            // SAFETY: `v` is a valid c_int for the duration of the call.
+            unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &v as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(libc::SO_SNDBUFFORCE) == 0 || set(libc::SO_SNDBUF) == 0 {
+            return Ok(());
+        }
+        Err(io::Error::last_os_error())
+    }
+
+    /// Sends one packet, waiting while the receiver's queue is full (that wait is the
+    /// backpressure a collector sees). A receiver that went away is `BrokenPipe` /
+    /// `ConnectionReset` (no SIGPIPE).
+    pub fn send(&self, packet: &[u8]) -> io::Result<()> {
+        loop {
+            // SAFETY: `packet` is valid for `packet.len()` bytes during the call.
+            let r = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    packet.as_ptr() as *const libc::c_void,
+                    packet.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_of_any_size_up_to_the_slot_arrive_whole_and_larger_ones_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let l = Listener::bind(&path, 4).unwrap();
+        let c = Client::connect(&path).unwrap();
+        c.set_send_buffer(4 << 20).unwrap();
+        let mut conn = l.accept(Duration::from_secs(5)).unwrap().expect("accepted");
+        let big = vec![7u8; 200 << 10];
+        c.send(b"one").unwrap();
+        c.send(&big).unwrap();
+        c.send(b"three").unwrap();
+        let mut slots = RecvSlots::new(8, 100 << 10);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            match conn.recv_many(&mut slots, Duration::from_secs(5)).unwrap() {
+                Received::Packets(_) => {
+                    got.extend(slots.packets().map(|p| p.map(|b| b.to_vec())));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got[0].as_deref(), Ok(&b"one"[..]));
+        assert_eq!(
+            got[1],
+            Err(200 << 10),
+            "real length of the truncated packet"
+        );
+        assert_eq!(got[2].as_deref(), Ok(&b"three"[..]));
+        drop(c);
+        assert_eq!(
+            conn.recv_many(&mut slots, Duration::from_secs(5)).unwrap(),
+            Received::Closed
+        );
+    }
+
+    #[test]
+    fn bind_refuses_what_is_not_a_stale_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"data").unwrap();
+        let e = Listener::bind(&file, 4).unwrap_err();
+        assert!(e.to_string().contains("regular file"), "{e}");
+        assert!(file.exists(), "never deleted");
+        let e = Listener::bind(dir.path(), 4).unwrap_err();
+        assert!(e.to_string().contains("directory"), "{e}");
+        // A live listener is not stolen; a stale socket is replaced.
+        let path = dir.path().join("nested/dir/s.sock");
+        let l = Listener::bind(&path, 4).unwrap();
+        let e = Listener::bind(&path, 4).unwrap_err();
+        assert!(e.to_string().contains("another process"), "{e}");
+        drop(l);
+        // A socket file nobody listens on (std's listener leaves its file behind).
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let _l2 = Listener::bind(&path, 4).expect("stale socket replaced");
+    }
+}
