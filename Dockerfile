@@ -1,5 +1,6 @@
 # Build: docker build -t sfprocessor .
 # Run:   docker run --rm -v /mnt/data:/data sfprocessor -config /etc/sfprocessor/pipeline.json /data
+# Live:  DRIVER=socket INPUT_PATH=/sock/sysflow.sock as upstream's image (config/docker-compose.live.yml)
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -19,6 +20,8 @@ RUN apt-get update \
 COPY --from=build /src/target/release/sfprocessor /usr/local/bin/sfprocessor
 COPY --from=build /src/target/release/sfgen /usr/local/bin/sfgen
 COPY config/pipeline.example.json /etc/sfprocessor/pipeline.json
+COPY config/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 USER sysflow
-ENTRYPOINT ["/usr/local/bin/sfprocessor"]
-CMD ["-config", "/etc/sfprocessor/pipeline.json", "/data"]
+# Without arguments the run comes from upstream's environment names (DRIVER, INPUT_PATH,
+# CONFIG_PATH, LOG_LEVEL) plus METRICS; with arguments they are sfprocessor's.
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod diagnostics;
 pub mod encode;
 pub mod exporter;
+pub mod fuzzing;
 pub mod gen;
 pub mod observe;
 pub mod pipeline;

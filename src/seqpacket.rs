@@ -291,10 +291,26 @@ impl Conn {
         if slots.lens.is_empty() {
             return Ok(Received::Idle);
         }
-        let ev = poll(self.fd.as_raw_fd(), libc::POLLIN | libc::POLLRDHUP, timeout)?;
-        if ev == 0 {
+        // While packets keep coming, one system call per batch: poll only when the queue
+        // is empty.
+        match self.recv_now(slots)? {
+            Received::Idle => {}
+            other => return Ok(other),
+        }
+        if poll(self.fd.as_raw_fd(), libc::POLLIN | libc::POLLRDHUP, timeout)? == 0 {
             return Ok(Received::Idle);
         }
+        self.recv_now(slots)
+    }
+
+    /// Whether the peer has hung up (its data may still be queued).
+    fn hung_up(&self) -> bool {
+        poll(self.fd.as_raw_fd(), libc::POLLRDHUP, Duration::ZERO)
+            .is_ok_and(|ev| ev & (libc::POLLRDHUP | libc::POLLHUP) != 0)
+    }
+
+    /// One `recvmmsg` without waiting.
+    fn recv_now(&mut self, slots: &mut RecvSlots) -> io::Result<Received> {
         let n = slots.lens.len();
         let base = slots.buf.as_mut_ptr();
         let mut iovs: Vec<libc::iovec> = (0..n)
@@ -319,7 +335,7 @@ impl Conn {
             .collect();
         // SAFETY: `msgs` holds `n` headers, each pointing at one iovec into `slots.buf`
         // (alive and exclusively borrowed for the call); MSG_TRUNC makes msg_len the real
-        // packet length; MSG_DONTWAIT because poll said data (or a close) is pending.
+        // packet length; MSG_DONTWAIT: an empty queue is EAGAIN, not a wait.
         let got = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
@@ -337,13 +353,13 @@ impl Conn {
                 _ => Err(e),
             };
         }
-        let hup = ev & (libc::POLLRDHUP | libc::POLLHUP) != 0;
         let mut count = 0;
+        let mut hup = None;
         for m in msgs.iter().take(got as usize) {
             let len = m.msg_len as usize;
             // At the end of the stream every further receive returns 0: an empty "packet"
             // after the peer hung up is the end, not data.
-            if len == 0 && hup {
+            if len == 0 && *hup.get_or_insert_with(|| self.hung_up()) {
                 break;
             }
             slots.lens[count] = len;
@@ -352,7 +368,7 @@ impl Conn {
         }
         slots.count = count;
         if count == 0 {
-            return Ok(if hup || got > 0 {
+            return Ok(if got > 0 {
                 Received::Closed
             } else {
                 Received::Idle
@@ -407,6 +423,52 @@ impl Client {
             return Ok(());
         }
         Err(io::Error::last_os_error())
+    }
+
+    /// Sends several packets with one system call (`sendmmsg`), waiting while the
+    /// receiver's queue is full; returns how many went out before an error, with the error.
+    pub fn send_many(&self, packets: &[&[u8]]) -> (usize, io::Result<()>) {
+        let mut iovs: Vec<libc::iovec> = packets
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: msghdr is plain old data; zero is "no name, no control data".
+                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+                h.msg_iov = iov as *mut libc::iovec;
+                h.msg_iovlen = 1;
+                libc::mmsghdr {
+                    msg_hdr: h,
+                    msg_len: 0,
+                }
+            })
+            .collect();
+        let mut done = 0usize;
+        while done < msgs.len() {
+            // SAFETY: each header points at one iovec over a packet borrowed for the call.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs[done..].as_mut_ptr(),
+                    (msgs.len() - done) as libc::c_uint,
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return (done, Err(e));
+            }
+            done += r as usize;
+        }
+        (done, Ok(()))
     }
 
     /// Sends one packet, waiting while the receiver's queue is full (that wait is the

@@ -120,6 +120,20 @@ impl Default for EntityCache {
     }
 }
 
+/// Makes room, once, for twice a table's limit. A table at its limit loses a tenth to
+/// eviction and fills up again, leaving tombstones; hashbrown then rehashes in place only
+/// while it is at most half full, and otherwise doubles — which it did once, late in a
+/// months-long stream, holding both tables at the moment of the copy (a step of 10 MB in the
+/// soak benchmark at the default file limit). Reserving when the table is half way to its
+/// limit, while the table is still small, gets that growth done early and cheaply, and
+/// keeps every later rehash in place.
+fn ensure_room<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, limit: usize) {
+    let want = limit.saturating_mul(2);
+    if map.len() >= limit / 2 && map.capacity() < want {
+        map.reserve(want - map.len());
+    }
+}
+
 fn evict_oldest<K: Clone + Eq + std::hash::Hash, V>(
     map: &mut HashMap<K, V>,
     ts: impl Fn(&V) -> i64,
@@ -208,6 +222,7 @@ impl EntityCache {
                 self.header = Arc::new(h);
             }
             SysFlow::Container(c) => {
+                ensure_room(&mut self.containers, self.limits.containers);
                 if self.containers.len() >= self.limits.containers {
                     self.stats.evicted += evict_oldest(&mut self.containers, |s| s.last_ts);
                 }
@@ -221,6 +236,7 @@ impl EntityCache {
                 );
             }
             SysFlow::Pod(p) => {
+                ensure_room(&mut self.pods, self.limits.pods);
                 if self.pods.len() >= self.limits.pods {
                     self.stats.evicted += evict_oldest(&mut self.pods, |s| s.last_ts);
                 }
@@ -251,6 +267,7 @@ impl EntityCache {
                     }
                     return;
                 }
+                ensure_room(&mut self.procs, self.limits.processes);
                 if self.procs.len() >= self.limits.processes {
                     self.stats.evicted += evict_oldest(&mut self.procs, |s| s.last_ts);
                 }
@@ -280,6 +297,7 @@ impl EntityCache {
                 );
             }
             SysFlow::File(f) => {
+                ensure_room(&mut self.files, self.limits.files);
                 if !self.files.contains_key(&f.oid) && self.files.len() >= self.limits.files {
                     self.stats.evicted += evict_oldest(&mut self.files, |s| s.last_ts);
                 }

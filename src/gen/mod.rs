@@ -24,6 +24,10 @@ pub struct GenConfig {
     /// Every new file gets a path of its own (a numbered suffix), so a long stream holds
     /// millions of distinct files (the soak benchmark); off, paths come from a small set.
     pub distinct_files: bool,
+    /// Extra process churn, in steps per thousand turned into a spawn or an exit (half each):
+    /// 0 (default) keeps the usual mix; the soak benchmark raises it so a long stream holds
+    /// millions of distinct processes.
+    pub churn_permille: u64,
 }
 
 impl Default for GenConfig {
@@ -36,6 +40,7 @@ impl Default for GenConfig {
             max_live_procs: 400,
             header_version: 5,
             distinct_files: false,
+            churn_permille: 0,
         }
     }
 }
@@ -298,7 +303,11 @@ impl Generator {
 
     /// Produces the next batch of records into the queue.
     fn step(&mut self) {
-        let r = self.rng.below(1000);
+        let mut r = self.rng.below(1000);
+        if self.cfg.churn_permille > 0 && self.rng.below(1000) < self.cfg.churn_permille {
+            // 0: the spawn arm; 30: the exit arm.
+            r = if self.rng.chance(50) { 0 } else { 30 };
+        }
         let li = self.rng.below(self.live.len() as u64) as usize;
         let ts = self.tick();
         let tid = self.live[li].oid.hpid;

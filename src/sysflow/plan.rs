@@ -690,8 +690,21 @@ impl<'s> Compiler<'s> {
 impl DatumPlan {
     /// Compiles a writer schema (JSON text, as embedded in a trace) against the v5 model.
     pub fn compile(schema_json: &str) -> Result<DatumPlan, SchemaError> {
-        let schema = Schema::parse_str(schema_json)
-            .map_err(|e| SchemaError::new(format!("invalid Avro schema: {e}")))?;
+        // The schema comes from the input (a trace's header). apache-avro 0.21 panics on some
+        // invalid names (`Name::parse` unwraps), so names are checked first, and a panic left
+        // anywhere in its parser is turned into an error rather than taking the reader down.
+        let json: serde_json::Value = serde_json::from_str(schema_json)
+            .map_err(|e| SchemaError::new(format!("invalid Avro schema: not JSON ({e})")))?;
+        check_names(&json, 0)?;
+        let parsed = std::panic::catch_unwind(|| Schema::parse_str(schema_json));
+        let schema = match parsed {
+            Ok(r) => r.map_err(|e| SchemaError::new(format!("invalid Avro schema: {e}")))?,
+            Err(_) => {
+                return Err(SchemaError::new(
+                    "invalid Avro schema: the schema parser failed on it".into(),
+                ))
+            }
+        };
         Self::compile_schema(&schema)
     }
 
@@ -1173,4 +1186,42 @@ fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, De
             SysFlow::K8sEvent(v)
         }
     })
+}
+
+/// Every `name` in an Avro schema is a (dotted) identifier, and the nesting is bounded: what
+/// the schema parser may assume about a schema that came from the input.
+fn check_names(v: &serde_json::Value, depth: usize) -> Result<(), SchemaError> {
+    if depth > 64 {
+        return Err(SchemaError::new(
+            "invalid Avro schema: nested more than 64 levels".into(),
+        ));
+    }
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                let mut c = part.chars();
+                c.next()
+                    .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                    && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            })
+    };
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                if k == "name" || k == "namespace" {
+                    if let serde_json::Value::String(n) = x {
+                        if !(ident(n) || (k == "namespace" && n.is_empty())) {
+                            return Err(SchemaError::new(format!(
+                                "invalid Avro schema: `{n}` is not a valid {k}"
+                            )));
+                        }
+                    }
+                }
+                check_names(x, depth + 1)?;
+            }
+            Ok(())
+        }
+        serde_json::Value::Array(a) => a.iter().try_for_each(|x| check_names(x, depth + 1)),
+        _ => Ok(()),
+    }
 }

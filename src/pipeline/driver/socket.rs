@@ -55,6 +55,9 @@ impl Default for SocketSettings {
 /// Idle gap that ends a batch: a stream that pauses this long is not held back.
 pub const IDLE_CUT: Duration = Duration::from_millis(1);
 
+/// How long a sparse stream is left to gather packets before the next receive.
+const COALESCE: Duration = Duration::from_micros(200);
+
 /// Parses the settings of a `socket` entry of `drivers`.
 pub fn settings(
     cfg: &PipelineConfig,
@@ -121,6 +124,8 @@ pub struct SocketDriver {
     batch: Blocks,
     batch_len: usize,
     started: Option<Instant>,
+    /// The last receive got only a few packets (a scattered stream).
+    sparse: bool,
 }
 
 impl SocketDriver {
@@ -150,6 +155,7 @@ impl SocketDriver {
             batch: Blocks::default(),
             batch_len: 0,
             started: None,
+            sparse: false,
         })
     }
 
@@ -312,12 +318,21 @@ impl SocketDriver {
             }
             return None;
         };
-        let timeout = match self.started {
+        let mut timeout = match self.started {
             None => Duration::from_millis(100),
             Some(t) => IDLE_CUT.min(self.settings.max_age.saturating_sub(t.elapsed())),
         };
+        // A stream of scattered packets would wake this thread once per packet (tens of
+        // thousands of wake-ups a second): with a batch open, let a few gather first. The
+        // wait counts towards the idle cut, so a quiet stream is still handed on within 1 ms.
+        if self.sparse && self.started.is_some() {
+            let nap = COALESCE.min(timeout);
+            std::thread::sleep(nap);
+            timeout = timeout.saturating_sub(nap);
+        }
         match c.conn.recv_many(&mut self.slots, timeout) {
-            Ok(Received::Packets(_)) => {
+            Ok(Received::Packets(n)) => {
+                self.sparse = n < 8;
                 // The slots are lent out while their packets are copied into the batch.
                 let mut slots = std::mem::take(&mut self.slots);
                 for p in slots.packets() {

@@ -1,0 +1,646 @@
+//! Live-agent benchmarks: the socket path against the file path, a soak of tens of millions
+//! of records with RSS sampled as it runs, and alert latency from the collector's send to a
+//! real rsyslog. The agent runs in this process; the collector (simulator) in a child process
+//! of this binary (`-stage simulate`), so the two do not share a heap or an RSS figure.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sfactors::StopFlag;
+use sfprocessor::config::PipelineConfig;
+use sfprocessor::gen::{GenConfig, Generator};
+use sfprocessor::pipeline::{self, driver::SocketSettings, Input, Live, RunOptions};
+use sfprocessor::seqpacket::Listener;
+use sfprocessor::sim::{self, Collector, Pace};
+use sfprocessor::sysflow::writer::{schema, DatumEncoder, SchemaVersion};
+use sfprocessor::sysflow::SysFlow;
+
+/// Options of the live stages.
+#[derive(Debug, Clone, Default)]
+pub struct LiveArgs {
+    pub socket: Option<PathBuf>,
+    pub rate: u64,
+    pub seconds: u64,
+    pub records: u64,
+    pub distinct: bool,
+    pub stamp: bool,
+}
+
+const PASS_THROUGH: &str = r#"{"pipeline":[
+ {"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"},
+ {"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"enrich"},
+ {"processor":"exporter","in":"evt eventchan","export":"null","format":"json"}]}"#;
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|pages| pages * 4096.0 / (1 << 20) as f64)
+        .unwrap_or(0.0)
+}
+
+/// The agent on a socket in a temporary directory, running `cfg` on its own thread.
+struct Agent {
+    live: Arc<Live>,
+    stop: StopFlag,
+    sock: PathBuf,
+    run: std::thread::JoinHandle<pipeline::RunOutcome>,
+    _dir: PathBuf,
+}
+
+impl Agent {
+    fn start(cfg_text: &str) -> Result<Agent, String> {
+        let dir = std::env::temp_dir().join(format!("sfbench-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let sock = dir.join("sysflow.sock");
+        let cfg =
+            PipelineConfig::parse(cfg_text, "bench-live.json", &[]).map_err(|e| e.to_string())?;
+        let plan = pipeline::plan(&cfg).map_err(|e| e.to_string())?;
+        let listener = Listener::bind(&sock, 16).map_err(|e| e.to_string())?;
+        let live = Live::new();
+        let stop = StopFlag::new();
+        let (l, s) = (live.clone(), stop.clone());
+        let run = std::thread::spawn(move || {
+            pipeline::run_live(
+                &plan,
+                Input::Socket {
+                    listener,
+                    settings: SocketSettings::default(),
+                },
+                s,
+                RunOptions::default(),
+                l,
+            )
+        });
+        Ok(Agent {
+            live,
+            stop,
+            sock,
+            run,
+            _dir: dir,
+        })
+    }
+
+    fn packets(&self) -> u64 {
+        self.live.socket.packets.load(Ordering::Relaxed)
+    }
+
+    /// Stops it once the simulator is done and every packet it sent has been read.
+    fn finish(self, sent_packets: u64) -> Result<pipeline::RunOutcome, String> {
+        let t = Instant::now();
+        while self.packets() < sent_packets {
+            if t.elapsed() > Duration::from_secs(120) {
+                return Err(format!(
+                    "the agent read {} of {sent_packets} packets",
+                    self.packets()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.stop.stop();
+        let out = self
+            .run
+            .join()
+            .map_err(|_| "the agent panicked".to_string())?;
+        if let Some(f) = &out.failure {
+            return Err(f.clone());
+        }
+        Ok(out)
+    }
+}
+
+/// This binary as the collector: `-stage simulate` with `args`; returns the child, whose
+/// stdout says `ready` once it has its records in hand and `sent N` when done.
+fn simulator(sock: &Path, args: &[String]) -> Result<Child, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    Command::new(exe)
+        .args(["-stage", "simulate", "-socket"])
+        .arg(sock)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
+/// Reads the simulator's `ready` and `sent N` lines.
+struct SimOutput(std::io::Lines<std::io::BufReader<std::process::ChildStdout>>);
+
+impl SimOutput {
+    fn new(c: &mut Child) -> Result<Self, String> {
+        let out = c.stdout.take().ok_or("no stdout")?;
+        Ok(SimOutput(std::io::BufReader::new(out).lines()))
+    }
+
+    fn expect(&mut self, word: &str) -> Result<u64, String> {
+        for l in self.0.by_ref() {
+            let l = l.map_err(|e| e.to_string())?;
+            if let Some(rest) = l.strip_prefix(word) {
+                return Ok(rest.trim().parse().unwrap_or(0));
+            }
+        }
+        Err(format!("the simulator ended before `{word}`"))
+    }
+}
+
+/// `-stage socket`: the trace's records sent over the socket (preloaded by the simulator, so
+/// it costs little CPU), through pass-through, JSON and the null exporter. Timed from the
+/// first packet to the end of the drain.
+pub fn socket_stage(trace: &Path) -> Result<(u64, f64), String> {
+    let agent = Agent::start(PASS_THROUGH)?;
+    let mut sim = simulator(&agent.sock, &["-trace".into(), trace.display().to_string()])?;
+    let mut out = SimOutput::new(&mut sim)?;
+    out.expect("ready")?;
+    while agent.packets() == 0 {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let t = Instant::now();
+    let sent = out.expect("sent")?;
+    let _ = sim.wait();
+    let outcome = agent.finish(sent)?;
+    let secs = t.elapsed().as_secs_f64();
+    let exported = outcome.exported();
+    eprintln!("socket: {sent} packets, {exported} records exported");
+    Ok((sent, secs))
+}
+
+/// `-stage soak`: `records` generated records with distinct files and process churn, as fast
+/// as the agent takes them; RSS printed every million records, and its spread after warm-up.
+pub fn soak_stage(records: u64) -> Result<(u64, f64), String> {
+    let agent = Agent::start(PASS_THROUGH)?;
+    let mut sim = simulator(
+        &agent.sock,
+        &["-records".into(), records.to_string(), "-distinct".into()],
+    )?;
+    let mut out = SimOutput::new(&mut sim)?;
+    out.expect("ready")?;
+    let t = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let mut samples: Vec<(u64, f64)> = Vec::new();
+    let sampler = {
+        let live = agent.live.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut next = 1_000_000u64;
+            let mut got = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let n = live.socket.packets.load(Ordering::Relaxed);
+                if n >= next {
+                    let rss = rss_mib();
+                    let tables = &live.tables;
+                    println!(
+                        "soak records={n} rss_mib={rss:.1} processes={} files={} evicted={} reaped={}",
+                        tables.processes.load(Ordering::Relaxed),
+                        tables.files.load(Ordering::Relaxed),
+                        tables.evictions.load(Ordering::Relaxed),
+                        tables.reaped.load(Ordering::Relaxed),
+                    );
+                    let _ = std::io::stdout().flush();
+                    got.push((n, rss));
+                    next += 1_000_000;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            got
+        })
+    };
+    let sent = out.expect("sent")?;
+    let distinct = out.expect("processes")?;
+    let _ = sim.wait();
+    let outcome = agent.finish(sent)?;
+    done.store(true, Ordering::Relaxed);
+    samples.extend(sampler.join().unwrap_or_default());
+    let secs = t.elapsed().as_secs_f64();
+    // Warm-up: the first quarter of the stream (tables filling, allocator settling).
+    let warm: Vec<f64> = samples
+        .iter()
+        .filter(|(n, _)| *n >= sent / 4)
+        .map(|(_, r)| *r)
+        .collect();
+    if !warm.is_empty() {
+        let mean = warm.iter().sum::<f64>() / warm.len() as f64;
+        let (lo, hi) = warm
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        println!(
+            "soak after warm-up: {} samples, RSS {lo:.1}-{hi:.1} MiB, mean {mean:.1}, spread {:+.1}% / {:+.1}%",
+            warm.len(),
+            (lo / mean - 1.0) * 100.0,
+            (hi / mean - 1.0) * 100.0
+        );
+    }
+    println!(
+        "soak distinct_processes={distinct} evicted={} reaped={} resets={}",
+        outcome.cache.evicted, outcome.cache.reaped, outcome.cache.headers
+    );
+    Ok((sent, secs))
+}
+
+/// `-stage latency`: the simulator at `rate` records/s for `seconds`, every event stamped
+/// with its send time; the agent alerts on process events and sends them to an rsyslogd of
+/// its own (started here) over TCP; rsyslog writes each message with its arrival time.
+/// Latency = arrival - send, per alert.
+pub fn latency_stage(rate: u64, seconds: u64) -> Result<(u64, f64), String> {
+    let dir = std::env::temp_dir().join(format!("sfbench-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let out = dir.join("received.log");
+    let conf = dir.join("rsyslog.conf");
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{}" maxMessageSize="256k")
+main_queue(queue.timeoutShutdown="60000")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+template(name="lat" type="string" string="%timegenerated:::date-rfc3339% %msg%\n")
+*.* action(type="omfile" file="{}" template="lat")
+"#,
+            work.display(),
+            out.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut rsyslog = Command::new("rsyslogd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("rsyslogd (apt-get install rsyslog): {e}"))?;
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = rsyslog.kill();
+            return Err("rsyslogd did not listen".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let policy = dir.join("alerts.yaml");
+    std::fs::write(
+        &policy,
+        "- rule: process event\n  desc: every process event\n  condition: sf.type = PE\n  priority: low\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let cfg = format!(
+        r#"{{"pipeline":[
+ {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
+ {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","policies":"{}"}},
+ {{"processor":"exporter","in":"evt eventchan","export":"syslog","syslog.proto":"tcp","syslog.host":"127.0.0.1","syslog.port":"{port}"}}]}}"#,
+        policy.display()
+    );
+    let agent = Agent::start(&cfg)?;
+    let mut sim = simulator(
+        &agent.sock,
+        &[
+            "-stamp".into(),
+            "-rate".into(),
+            rate.to_string(),
+            "-seconds".into(),
+            seconds.to_string(),
+        ],
+    )?;
+    let mut sout = SimOutput::new(&mut sim)?;
+    sout.expect("ready")?;
+    let sent = sout.expect("sent")?;
+    let _ = sim.wait();
+    let outcome = agent.finish(sent)?;
+    let alerts = outcome.exported();
+    // rsyslogd writes out its queue on SIGTERM.
+    let _ = Command::new("kill")
+        .args(["-TERM", &rsyslog.id().to_string()])
+        .status();
+    let _ = rsyslog.wait();
+    let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+    let mut lat_us: Vec<f64> = Vec::new();
+    for line in text.lines() {
+        let Some((when, msg)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(arrived) = rfc3339_ns(when) else {
+            continue;
+        };
+        let Some(json) = msg.find('{').map(|i| &msg[i..]) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+            continue;
+        };
+        if let Some(ts) = v.get("ts").and_then(|t| t.as_i64()) {
+            lat_us.push((arrived - ts as i128) as f64 / 1000.0);
+        }
+    }
+    lat_us.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if lat_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((lat_us.len() as f64 - 1.0) * p).round() as usize;
+        lat_us[i]
+    };
+    println!(
+        "latency rate={rate}/s records={sent} alerts={alerts} received={} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        lat_us.len(),
+        pct(0.5) / 1000.0,
+        pct(0.9) / 1000.0,
+        pct(0.99) / 1000.0,
+        lat_us.last().copied().unwrap_or(f64::NAN) / 1000.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if lat_us.len() as u64 != alerts {
+        return Err(format!(
+            "{} of {alerts} alerts reached rsyslog",
+            lat_us.len()
+        ));
+    }
+    Ok((sent, seconds as f64))
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time with a fraction and an offset
+/// (`2026-11-25T16:00:00.123456+00:00`), as rsyslog writes `date-rfc3339`.
+fn rfc3339_ns(s: &str) -> Option<i128> {
+    let (date, rest) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let tz_at = rest.rfind(['+', '-'])?;
+    let (time, tz) = rest.split_at(tz_at);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>());
+    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    let frac_ns: i64 = format!("{frac:0<9}")[..9].parse().ok()?;
+    let sign = if tz.starts_with('-') { -1 } else { 1 };
+    let (th, tm) = tz[1..].split_once(':')?;
+    let off = sign * (th.parse::<i64>().ok()? * 3600 + tm.parse::<i64>().ok()? * 60);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - off;
+    Some(secs as i128 * 1_000_000_000 + frac_ns as i128)
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn zigzag(v: i64, out: &mut Vec<u8>) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// End of the varint at `at`.
+fn varint_end(d: &[u8], mut at: usize) -> Option<usize> {
+    while *d.get(at)? & 0x80 != 0 {
+        at += 1;
+    }
+    Some(at + 1)
+}
+
+/// `datum` with its event/flow `ts` set to `ts`: every event and flow (union branches 4 to 9
+/// in schema v5) starts with the process OID (two longs) and then `ts`, so the new value is
+/// spliced in without re-encoding the record. `None` for other records.
+fn restamp(datum: &[u8], ts: i64, out: &mut Vec<u8>) -> Option<()> {
+    let b = *datum.first()?;
+    if !(8..=18).contains(&b) {
+        // zigzag(4..=9) = 8..=18, one byte.
+        return None;
+    }
+    let oid_end = varint_end(datum, varint_end(datum, 1)?)?;
+    let ts_end = varint_end(datum, oid_end)?;
+    out.clear();
+    out.extend_from_slice(&datum[..oid_end]);
+    zigzag(ts, out);
+    out.extend_from_slice(&datum[ts_end..]);
+    Some(())
+}
+
+/// `-stamp`: a pool of generated records encoded once, sent round and round at `rate` for
+/// `seconds`, each event's `ts` set to its send time (the latency benchmark).
+fn stamped(
+    sock: &Path,
+    a: &LiveArgs,
+    v5: &apache_avro::Schema,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let pool_size = (a.rate.max(1) * 4).clamp(10_000, 400_000);
+    let mut pool = Vec::new();
+    let mut header = None;
+    let mut enc = DatumEncoder::new(v5, SchemaVersion::V5).map_err(|e| e.to_string())?;
+    for r in Generator::new(GenConfig {
+        seed: 78,
+        records: pool_size,
+        ..Default::default()
+    }) {
+        let d = enc.encode(&r).map_err(|e| e.to_string())?;
+        if matches!(r, SysFlow::Header(_)) {
+            header.get_or_insert(d);
+        } else {
+            pool.push(d);
+        }
+    }
+    let header = header.ok_or("no header")?;
+    let mut c = Collector::new(sock, header, false, stop);
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    c.open().map_err(|e| e.to_string())?;
+    let mut pace = Pace::new(a.rate);
+    let until = Instant::now() + Duration::from_secs(a.seconds.max(1));
+    let mut buf = Vec::with_capacity(4096);
+    'outer: loop {
+        for d in &pool {
+            if Instant::now() >= until {
+                break 'outer;
+            }
+            pace.wait();
+            let bytes: &[u8] = match restamp(d, now_ns(), &mut buf) {
+                Some(()) => &buf,
+                None => d,
+            };
+            c.send(bytes, false).map_err(|e| e.to_string())?;
+        }
+    }
+    println!("sent {}", c.report.packets);
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+/// `-stage simulate`: the collector. `-trace T`: the trace's datums preloaded, then sent as
+/// fast as the agent takes them. `-records N [-distinct]`: generated records streamed.
+/// `-stamp -rate R -seconds S`: generated records at R/s for S seconds, each event's `ts` set
+/// to its send time. Prints `ready`, then `sent N` (packets, headers included).
+pub fn simulate(trace: Option<&Path>, a: &LiveArgs) -> Result<(), String> {
+    let sock = a.socket.clone().ok_or("-socket PATH")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let say = |s: String| {
+        println!("{s}");
+        let _ = std::io::stdout().flush();
+    };
+    if let Some(t) = trace {
+        // Preloaded: one buffer and the packet lengths.
+        let mut data = Vec::new();
+        let mut lens = Vec::new();
+        for d in sim::trace_datums(t)? {
+            let (bytes, _) = d?;
+            lens.push(bytes.len());
+            data.extend_from_slice(&bytes);
+        }
+        let header = data[..lens[0]].to_vec();
+        let mut c = Collector::new(&sock, header, false, stop);
+        say("ready".into());
+        c.open().map_err(|e| e.to_string())?;
+        // 64 packets per system call: the simulator should cost the machine little.
+        let mut at = lens[0];
+        let mut chunk: Vec<&[u8]> = Vec::with_capacity(64);
+        for n in &lens[1..] {
+            chunk.push(&data[at..at + n]);
+            at += n;
+            if chunk.len() == 64 {
+                c.send_many(&chunk).map_err(|e| e.to_string())?;
+                chunk.clear();
+            }
+        }
+        c.send_many(&chunk).map_err(|e| e.to_string())?;
+        say(format!("sent {}", c.report.packets));
+        return Ok(());
+    }
+    let v5 = schema(SchemaVersion::V5).map_err(|e| e.to_string())?;
+    if a.stamp {
+        return stamped(&sock, a, &v5, stop);
+    }
+    let records = a.records.max(1);
+    let mut gen = Generator::new(GenConfig {
+        seed: 77,
+        records,
+        distinct_files: a.distinct,
+        // The soak's stream: about one record in fifteen belongs to a new process.
+        churn_permille: if a.distinct { 120 } else { 0 },
+        ..Default::default()
+    })
+    .peekable();
+    let mut enc = DatumEncoder::new(&v5, SchemaVersion::V5).map_err(|e| e.to_string())?;
+    let first = gen.next().ok_or("no records")?;
+    let header = enc.encode(&first).map_err(|e| e.to_string())?;
+    let mut c = Collector::new(&sock, header, false, stop);
+    say("ready".into());
+    c.open().map_err(|e| e.to_string())?;
+    let mut processes = 0u64;
+    for r in gen {
+        if let SysFlow::Process(p) = &r {
+            if p.state == sfprocessor::sysflow::ObjectState::Created {
+                processes += 1;
+            }
+        }
+        let is_header = matches!(r, SysFlow::Header(_));
+        let d = enc.encode(&r).map_err(|e| e.to_string())?;
+        c.send(&d, is_header).map_err(|e| e.to_string())?;
+    }
+    say(format!("sent {}", c.report.packets));
+    say(format!("processes {processes}"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restamping_changes_only_the_event_time() {
+        let v5 = schema(SchemaVersion::V5).unwrap();
+        use sfprocessor::sysflow::writer::encode_datum;
+        let plan = sfprocessor::sysflow::DatumPlan::compile(
+            &sfprocessor::sysflow::writer::schema_json(SchemaVersion::V5),
+        )
+        .unwrap();
+        let mut n = 0;
+        for r in Generator::new(GenConfig {
+            seed: 3,
+            records: 300,
+            ..Default::default()
+        }) {
+            let d = encode_datum(&v5, &r, SchemaVersion::V5).unwrap();
+            let mut out = Vec::new();
+            let ts = 1_795_618_800_123_456_789;
+            match restamp(&d, ts, &mut out) {
+                None => assert!(
+                    !matches!(
+                        r,
+                        SysFlow::ProcessEvent(_)
+                            | SysFlow::FileEvent(_)
+                            | SysFlow::NetworkEvent(_)
+                            | SysFlow::FileFlow(_)
+                            | SysFlow::NetworkFlow(_)
+                            | SysFlow::ProcessFlow(_)
+                    ),
+                    "{r:?}"
+                ),
+                Some(()) => {
+                    n += 1;
+                    let got = sfprocessor::sysflow::stream::decode_packet(&plan, &out).unwrap();
+                    let sfprocessor::sysflow::Decoded::Record(mut got) = got else {
+                        panic!()
+                    };
+                    let json_ts = |x: &SysFlow| format!("{x:?}").contains(&format!("ts: {ts}"));
+                    assert!(json_ts(&got), "{got:?}");
+                    let mut want = r.clone();
+                    set_ts(&mut want, ts);
+                    set_ts(&mut got, ts);
+                    assert_eq!(got, want);
+                }
+            }
+        }
+        assert!(n > 100);
+    }
+
+    fn set_ts(r: &mut SysFlow, ts: i64) {
+        match r {
+            SysFlow::ProcessEvent(e) => e.ts = ts,
+            SysFlow::FileEvent(e) => e.ts = ts,
+            SysFlow::NetworkEvent(e) => e.ts = ts,
+            SysFlow::FileFlow(f) => f.ts = ts,
+            SysFlow::NetworkFlow(f) => f.ts = ts,
+            SysFlow::ProcessFlow(f) => f.ts = ts,
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn rsyslog_times_parse_to_nanoseconds() {
+        assert_eq!(
+            rfc3339_ns("1970-01-01T00:00:01.5+00:00"),
+            Some(1_500_000_000)
+        );
+        assert_eq!(
+            rfc3339_ns("2026-11-25T15:00:00.000001+00:00"),
+            Some(1_795_618_800_000_001_000)
+        );
+        assert_eq!(
+            rfc3339_ns("2026-11-25T16:00:00.000001+01:00"),
+            rfc3339_ns("2026-11-25T15:00:00.000001+00:00")
+        );
+    }
+}
