@@ -16,8 +16,8 @@ use common::{inventory, upstream};
 use sfprocessor::cache::EntityCache;
 use sfprocessor::encode::ecs::doc_id;
 use sfprocessor::encode::EcsEncoder;
-use sfprocessor::policy::compile::Memo;
 use sfprocessor::policy::engine::{load_policy_paths, Engine, Mode};
+use sfprocessor::policy::memo::Memo;
 use sfprocessor::record::{Event, Record};
 use sfprocessor::sysflow::trace::read_trace;
 

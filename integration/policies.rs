@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::upstream;
 use sfprocessor::cache::EntityCache;
-use sfprocessor::policy::compile::Memo;
 use sfprocessor::policy::engine::{load_policies, Engine, Mode};
+use sfprocessor::policy::memo::Memo;
 use sfprocessor::record::Record;
 use sfprocessor::sysflow::trace::read_trace;
 
@@ -118,7 +118,7 @@ fn records(trace: &str) -> Vec<Record> {
     out
 }
 
-fn inline_policy(text: &str) -> sfprocessor::policy::compile::PolicySet {
+fn inline_policy(text: &str) -> sfprocessor::policy::set::PolicySet {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.yaml");
     std::fs::write(&p, text).unwrap();

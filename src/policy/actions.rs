@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::compile::{Action, ActionRegistry};
 use crate::record::Record;
 
 /// Upstream's example action: tags the record with the current time in nanoseconds.
@@ -30,3 +29,12 @@ pub fn registry() -> ActionRegistry {
     r.insert(now.name().to_string(), now);
     r
 }
+
+/// An action run on records a rule matched.
+pub trait Action: Send + Sync {
+    fn name(&self) -> &str;
+    fn run(&self, rec: &mut Record);
+}
+
+/// Named actions available to rules.
+pub type ActionRegistry = HashMap<String, Arc<dyn Action>>;

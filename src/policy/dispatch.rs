@@ -11,7 +11,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use rustc_hash::FxHashMap;
 
 use super::attr::{self, Field, Kind2, StrGetter, Value};
-use super::compile::Pred;
+use super::ir::Pred;
 use super::parser::BinOp;
 use crate::record::Record;
 

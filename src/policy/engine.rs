@@ -5,8 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::actions;
-use super::compile::{compile, Memo, PolicySet, TypeSet};
+use super::compiler::compile;
+use super::ir::TypeSet;
 use super::loader::{load_path, PolicyError};
+use super::memo::Memo;
+use super::set::PolicySet;
 use crate::record::{PolicyMatch, Record};
 
 /// Output mode of the policy engine.

@@ -166,10 +166,7 @@ fn pipeline_stage(trace: &Path) -> Result<u64, String> {
     Ok(run_pipeline(PIPELINE, "bench-pipeline.json", trace)?.0)
 }
 
-fn policy_set(
-    policies: &str,
-    rules: usize,
-) -> Result<sfprocessor::policy::compile::PolicySet, String> {
+fn policy_set(policies: &str, rules: usize) -> Result<sfprocessor::policy::set::PolicySet, String> {
     use sfprocessor::policy::engine::{load_policy_paths, synthetic_rules};
     if rules > 0 {
         let p = std::env::temp_dir().join(format!("sfbench-rules-{rules}.yaml"));
@@ -204,7 +201,7 @@ fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64)
     let t = Instant::now();
     let mut n = 0u64;
     let mut matched = 0u64;
-    let mut memo = sfprocessor::policy::compile::Memo::default();
+    let mut memo = sfprocessor::policy::memo::Memo::default();
     while n < target {
         for r in recs.iter_mut() {
             engine.apply_memo(r, &mut memo);

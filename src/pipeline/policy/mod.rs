@@ -7,8 +7,9 @@ use std::sync::{Arc, RwLock};
 use sfactors::{Node, NodeError};
 
 use super::batch::Records;
-use crate::policy::compile::{Memo, PolicySet};
 use crate::policy::engine::{Engine, Mode};
+use crate::policy::memo::Memo;
+use crate::policy::set::PolicySet;
 use crate::stats::ReloadStats;
 
 /// The policy set in force, swapped atomically by the monitor between batches.

@@ -1,0 +1,213 @@
+//! Optimisation passes over the IR: cheapest tests first, same-field alternatives merged,
+//! entity-only parts memoised, comparisons specialised per field type and per record type.
+
+use std::sync::Arc;
+
+use super::attr::{self, Field, FieldRef, Kind2};
+use super::ir::{Pred, TypeSet, TYPES};
+use super::parser::BinOp;
+use crate::sysflow::model::Kind;
+
+/// Rough evaluation cost, to test cheap conditions first (`and`/`or` are commutative for
+/// these side-effect-free predicates, so the result is the same).
+pub(crate) fn cost(p: &Pred) -> u32 {
+    match p {
+        Pred::Const(_) | Pred::Type(_) | Pred::OpMask(..) => 1,
+        Pred::StrCmp(..) | Pred::StrIn(..) => 3,
+        Pred::StrPmatch(..) => 5,
+        Pred::Not(x) => cost(x),
+        Pred::Macro(_, x) => cost(x),
+        Pred::And(v) | Pred::Or(v) => v.iter().map(cost).sum::<u32>().saturating_add(1),
+        Pred::Exists(f) | Pred::Cmp(f, _, _) | Pred::In(f, _) | Pred::Pmatch(f, _, _) => {
+            let base = match f.field.kind() {
+                Kind2::Int => 2,
+                Kind2::Str => 4,
+                Kind2::Multi => 8,
+            };
+            base + if f.path.is_some() { 20 } else { 0 }
+        }
+        Pred::FieldCmp(..) => 10,
+    }
+}
+
+/// Merges `f op a or f op b` into one leaf `f op (a, b)` for the positive string operators:
+/// a literal's parts are already "any of", so the meaning is the same and the field is read
+/// once (e.g. seven `sf.file.directory startswith` alternatives in upstream's filters).
+pub(crate) fn merge_or(v: Vec<Pred>) -> Vec<Pred> {
+    let mut out: Vec<Pred> = Vec::with_capacity(v.len());
+    for p in v {
+        if let Pred::StrCmp(f, g, op, lit) = &p {
+            if *op != BinOp::Ne {
+                if let Some(Pred::StrCmp(_, _, _, prev)) = out
+                    .iter_mut()
+                    .find(|q| matches!(q, Pred::StrCmp(f2, _, op2, _) if f2 == f && op2 == op))
+                {
+                    prev.parts.extend(lit.parts.iter().cloned());
+                    prev.lower.extend(lit.lower.iter().cloned());
+                    prev.text = format!("{},{}", prev.text, lit.text);
+                    prev.canonical_int = None;
+                    let _ = g;
+                    continue;
+                }
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Whether `p` reads only entity fields (see [`attr::entity_field`]), so its value is the
+/// same for every record of the same process, ancestry, container and pod.
+pub(crate) fn entity_only(p: &Pred) -> bool {
+    match p {
+        Pred::Const(_) => true,
+        Pred::And(v) | Pred::Or(v) => v.iter().all(entity_only),
+        Pred::Not(x) => entity_only(x),
+        Pred::Macro(_, x) => entity_only(x),
+        leaf => leaf
+            .leaf_fields()
+            .iter()
+            .all(|f| attr::entity_field(*f) && !matches!(leaf, Pred::Type(_) | Pred::OpMask(..))),
+    }
+}
+
+/// Wraps the parts of a condition that read only entity fields in memoised nodes, so they
+/// are evaluated once per process (their value carries over between consecutive records of
+/// the same entities) instead of once per record. Bit tests stay as they are (cheaper than
+/// the memo).
+pub(crate) fn wrap_entity_parts(p: Pred, next_id: &mut usize, as_macro: bool) -> Pred {
+    fn wrap(p: Pred, next_id: &mut usize) -> Pred {
+        if matches!(p, Pred::Macro(..) | Pred::Const(_)) || cost(&p) < 3 {
+            return p;
+        }
+        let id = *next_id;
+        *next_id += 1;
+        Pred::Macro(id, Arc::new(p))
+    }
+    fn go(p: Pred, next_id: &mut usize) -> Pred {
+        let is_and = matches!(p, Pred::And(_));
+        match p {
+            Pred::And(v) | Pred::Or(v) => {
+                let (ent, rest): (Vec<Pred>, Vec<Pred>) = v
+                    .into_iter()
+                    .partition(|x| entity_only(x) && !matches!(x, Pred::Const(_)));
+                let mut out: Vec<Pred> = rest.into_iter().map(|x| go(x, next_id)).collect();
+                if !ent.is_empty() {
+                    let group = if ent.len() == 1 {
+                        ent.into_iter().next().unwrap_or(Pred::Const(is_and))
+                    } else if is_and {
+                        Pred::And(ent)
+                    } else {
+                        Pred::Or(ent)
+                    };
+                    out.push(wrap(group, next_id));
+                }
+                if is_and {
+                    Pred::And(cheapest_first(out))
+                } else {
+                    Pred::Or(cheapest_first(out))
+                }
+            }
+            Pred::Not(x) => Pred::Not(Box::new(go(*x, next_id))),
+            leaf => leaf,
+        }
+    }
+    if entity_only(&p) {
+        if as_macro {
+            p
+        } else {
+            wrap(p, next_id)
+        }
+    } else {
+        go(p, next_id)
+    }
+}
+
+/// Marks the memo slots of `p` whose value depends on the event (reset for every record).
+pub(crate) fn mark_record_macros(p: &Pred, per_record: &mut [bool]) {
+    match p {
+        Pred::And(v) | Pred::Or(v) => v.iter().for_each(|x| mark_record_macros(x, per_record)),
+        Pred::Not(x) => mark_record_macros(x, per_record),
+        Pred::Macro(id, x) => {
+            if !entity_only(x) {
+                if let Some(slot) = per_record.get_mut(*id) {
+                    *slot = true;
+                }
+            }
+            mark_record_macros(x, per_record);
+        }
+        _ => {}
+    }
+}
+
+pub(crate) fn cheapest_first(mut v: Vec<Pred>) -> Vec<Pred> {
+    v.sort_by_key(cost);
+    v
+}
+
+/// Replaces `sf.type`/`sf.opflags`/`evt.type` equality and `in` leaves by bit tests with the
+/// same meaning (names compared exactly, as the string comparison would).
+pub(crate) fn specialise(p: Pred) -> Pred {
+    let p = specialise_bits(p);
+    match p {
+        Pred::Cmp(FieldRef { field, path: None }, op, lit)
+            if !matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) =>
+        {
+            match attr::str_getter(field) {
+                Some(g) => Pred::StrCmp(field, g, op, lit),
+                None => Pred::Cmp(FieldRef { field, path: None }, op, lit),
+            }
+        }
+        Pred::In(FieldRef { field, path: None }, set) => match attr::str_getter(field) {
+            Some(g) => Pred::StrIn(field, g, set),
+            None => Pred::In(FieldRef { field, path: None }, set),
+        },
+        Pred::Pmatch(FieldRef { field, path: None }, pats, ac) => match attr::str_getter(field) {
+            Some(g) => Pred::StrPmatch(field, g, pats, ac),
+            None => Pred::Pmatch(FieldRef { field, path: None }, pats, ac),
+        },
+        other => other,
+    }
+}
+
+pub(crate) fn specialise_bits(p: Pred) -> Pred {
+    use crate::sysflow::names::op_flag_names;
+    let names: Vec<String> = match &p {
+        Pred::Cmp(FieldRef { path: None, .. }, BinOp::Eq | BinOp::Ne, lit) => lit.parts.clone(),
+        Pred::In(FieldRef { path: None, .. }, set) => set.iter().cloned().collect(),
+        _ => return p,
+    };
+    let (field, negate) = match &p {
+        Pred::Cmp(f, op, _) => (f.field, *op == BinOp::Ne),
+        Pred::In(f, _) => (f.field, false),
+        _ => return p,
+    };
+    let leaf = match field {
+        Field::Type => Pred::Type(
+            names
+                .iter()
+                .map(|n| TypeSet::from_short_exact(n))
+                .fold(TypeSet::NONE, TypeSet::or),
+        ),
+        Field::OpFlags => {
+            let mask = |kind: Kind| {
+                (0..31)
+                    .map(|b| 1i32 << b)
+                    .filter(|bit| op_flag_names(*bit, kind).any(|n| names.iter().any(|x| x == n)))
+                    .fold(0, |m, b| m | b)
+            };
+            Pred::OpMask(mask(Kind::NetworkFlow), mask(Kind::FileFlow))
+        }
+        _ => return p,
+    };
+    if negate {
+        Pred::Not(Box::new(leaf))
+    } else {
+        leaf
+    }
+}
+
+/// `pred` specialised for each record type, in type-bit order.
+pub fn per_type(pred: &Pred) -> Arc<[Pred]> {
+    TYPES.iter().map(|k| pred.specialise_for(*k)).collect()
+}
