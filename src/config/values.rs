@@ -41,6 +41,28 @@ pub fn parse_bytes(v: &str) -> Option<u64> {
 }
 
 impl PipelineConfig {
+    /// The value of `key` parsed by `parse` and inside `min..=max` (`default` when unset or
+    /// empty); otherwise an error whose text `expected` writes from the value.
+    #[allow(clippy::too_many_arguments)]
+    fn ranged<T: PartialOrd>(
+        &self,
+        st: &StageConfig,
+        key: &str,
+        default: T,
+        min: T,
+        max: T,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: impl Fn(&str) -> String,
+    ) -> Result<T, ConfigError> {
+        let Some(v) = st.get(key).map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(default);
+        };
+        match parse(v) {
+            Some(n) if n >= min && n <= max => Ok(n),
+            _ => Err(self.error(st, Some(key), expected(v))),
+        }
+    }
+
     /// A whole number in `min..=max` (`default` when unset or empty).
     pub fn count(
         &self,
@@ -50,17 +72,15 @@ impl PipelineConfig {
         min: u64,
         max: u64,
     ) -> Result<u64, ConfigError> {
-        let Some(v) = st.get(key).map(str::trim).filter(|v| !v.is_empty()) else {
-            return Ok(default);
-        };
-        match v.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(self.error(
-                st,
-                Some(key),
-                format!("`{v}` is not a whole number from {min} to {max}"),
-            )),
-        }
+        self.ranged(
+            st,
+            key,
+            default,
+            min,
+            max,
+            |v| v.parse().ok(),
+            |v| format!("`{v}` is not a whole number from {min} to {max}"),
+        )
     }
 
     /// A size in bytes in `min..=max` (`16MiB`, `65536`).
@@ -72,21 +92,13 @@ impl PipelineConfig {
         min: u64,
         max: u64,
     ) -> Result<u64, ConfigError> {
-        let Some(v) = st.get(key).map(str::trim).filter(|v| !v.is_empty()) else {
-            return Ok(default);
-        };
-        match parse_bytes(v) {
-            Some(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(self.error(
-                st,
-                Some(key),
-                format!(
-                    "`{v}` is not a size from {} to {} (e.g. 512KiB, 16MiB)",
-                    fmt_bytes(min),
-                    fmt_bytes(max)
-                ),
-            )),
-        }
+        self.ranged(st, key, default, min, max, parse_bytes, |v| {
+            format!(
+                "`{v}` is not a size from {} to {} (e.g. 512KiB, 16MiB)",
+                fmt_bytes(min),
+                fmt_bytes(max)
+            )
+        })
     }
 
     /// A duration in `min..=max`, written as humantime (`500ms`, `2s`, `1m`) or, when
@@ -100,26 +112,18 @@ impl PipelineConfig {
         max: Duration,
         bare_seconds: bool,
     ) -> Result<Duration, ConfigError> {
-        let Some(v) = st.get(key).map(str::trim).filter(|v| !v.is_empty()) else {
-            return Ok(default);
-        };
-        let parsed = match v.parse::<u64>() {
-            Ok(secs) if bare_seconds => secs.checked_mul(1).map(Duration::from_secs),
+        let parse = |v: &str| match v.parse::<u64>() {
+            Ok(secs) if bare_seconds => Some(Duration::from_secs(secs)),
             _ => humantime::parse_duration(v).ok(),
         };
-        match parsed {
-            Some(d) if d >= min && d <= max => Ok(d),
-            _ => Err(self.error(
-                st,
-                Some(key),
-                format!(
-                    "`{v}` is not a duration from {} to {} (e.g. 500ms, 2s, 1m{})",
-                    fmt_duration(min),
-                    fmt_duration(max),
-                    if bare_seconds { ", or seconds" } else { "" }
-                ),
-            )),
-        }
+        self.ranged(st, key, default, min, max, parse, |v| {
+            format!(
+                "`{v}` is not a duration from {} to {} (e.g. 500ms, 2s, 1m{})",
+                fmt_duration(min),
+                fmt_duration(max),
+                if bare_seconds { ", or seconds" } else { "" }
+            )
+        })
     }
 
     /// One of `allowed` (case-insensitive), or `default` when unset or empty.
