@@ -16,7 +16,7 @@ use common::{inventory, upstream};
 use sfprocessor::cache::EntityCache;
 use sfprocessor::encode::ecs::doc_id;
 use sfprocessor::encode::EcsEncoder;
-use sfprocessor::policy::engine::{load_policy_paths, Engine, Mode};
+use sfprocessor::policy::engine::{load_policy_paths, Engine, LoadOptions, Mode};
 use sfprocessor::policy::memo::Memo;
 use sfprocessor::record::{Event, Record};
 use sfprocessor::sysflow::trace::read_trace;
@@ -247,7 +247,7 @@ fn policies() -> PathBuf {
 fn engine(mode: Mode) -> Engine {
     let filter = policies().join("distribution/filter.yaml");
     let ttps = policies().join("runtimeintegrity");
-    let set = load_policy_paths(&[filter.as_path(), ttps.as_path()], true)
+    let set = load_policy_paths(&[filter.as_path(), ttps.as_path()], &LoadOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
     Engine::new(Arc::new(set), mode)
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use common::upstream;
 use sfprocessor::cache::EntityCache;
-use sfprocessor::policy::engine::{load_policies, Engine, Mode};
+use sfprocessor::policy::diag::Code;
+use sfprocessor::policy::engine::{load_policies, Engine, LoadOptions, Mode};
 use sfprocessor::policy::memo::Memo;
 use sfprocessor::record::Record;
 use sfprocessor::sysflow::trace::read_trace;
@@ -45,13 +46,20 @@ const COUNTS: &[(&str, usize, usize, usize, usize)] = &[
     ("tests/unit_test_simple.yaml", 6, 0, 0, 0),
 ];
 
+fn strict() -> LoadOptions {
+    LoadOptions {
+        strict: true,
+        ..Default::default()
+    }
+}
+
 #[test]
-fn all_23_upstream_policy_files_load_with_upstream_counts() {
+fn all_23_upstream_policy_files_load_by_default_with_upstream_counts() {
     let mut failures = Vec::new();
     let mut n = 0;
     for (file, rules, filters, lists, macros) in COUNTS {
         n += 1;
-        match load_policies(&policies().join(file), true) {
+        match load_policies(&policies().join(file), &LoadOptions::default()) {
             Ok(set) => {
                 let c = set.counts;
                 if (c.rules, c.filters, c.lists, c.macros) != (*rules, *filters, *lists, *macros) {
@@ -66,7 +74,7 @@ fn all_23_upstream_policy_files_load_with_upstream_counts() {
     }
     n += 1;
     let example = upstream().join("sf-processor/plugins/actions/example/policy.yaml");
-    match load_policies(&example, false) {
+    match load_policies(&example, &strict()) {
         Ok(set) => assert_eq!(set.counts.rules, 1),
         Err(e) => failures.push(format!("example policy: {e}")),
     }
@@ -76,34 +84,62 @@ fn all_23_upstream_policy_files_load_with_upstream_counts() {
 
 #[test]
 fn directories_load_recursively_in_lexical_order() {
-    let ri = load_policies(&policies().join("runtimeintegrity"), true).unwrap();
+    let ri = load_policies(
+        &policies().join("runtimeintegrity"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
     assert_eq!((ri.counts.rules, ri.counts.filters), (79, 1));
-    let tests = load_policies(&policies().join("tests"), true).unwrap();
+    let tests = load_policies(&policies().join("tests"), &LoadOptions::default()).unwrap();
     assert_eq!(tests.counts.rules, 84);
-    let dist = load_policies(&policies().join("distribution"), true).unwrap();
+    let dist = load_policies(&policies().join("distribution"), &LoadOptions::default()).unwrap();
     assert_eq!((dist.counts.rules, dist.counts.filters), (21, 1));
 }
 
 #[test]
-fn irregular_files_load_with_positioned_warnings_and_strict_mode_rejects_typos() {
+fn irregular_files_load_with_coded_warnings_and_strict_mode_refuses_them() {
     let ttps = policies().join("runtimeintegrity/ttps.yaml");
-    let set = load_policies(&ttps, true).unwrap();
-    let w = set.warnings.join("\n");
+    let set = load_policies(&ttps, &LoadOptions::default()).unwrap();
+    let w: Vec<String> = set.warnings.iter().map(|w| w.to_string()).collect();
+    let w = w.join("\n");
     assert!(
         w.contains("ttps.yaml:47:1: top-level entry indented"),
         "{w}"
     );
     assert!(w.contains("rule name containing `: ` quoted"), "{w}");
     assert!(w.contains("unknown attribute `sf.poc.name`"), "{w}");
-    let e = load_policies(&ttps, false).unwrap_err().to_string();
-    assert!(e.contains("ttps.yaml:"), "{e}");
-    assert!(e.contains("unknown attribute"), "{e}");
+    assert!(
+        w.contains("unknown attribute `sf.file.typechar`; compared as the literal text"),
+        "upstream has no sf.file.typechar: {w}"
+    );
+    let e = load_policies(&ttps, &strict()).unwrap_err();
+    let text = e.to_string();
+    assert!(e.errors.len() > 5, "every error of the load: {text}");
+    assert!(text.contains("ttps.yaml:"), "{text}");
+    assert!(
+        text.contains("(strict mode) [LOAD_UNKNOWN_FIELD]"),
+        "{text}"
+    );
+    // path.yaml's `podname` action: upstream warns and goes on.
+    let path = policies().join("runtimeintegrity/path.yaml");
+    let set = load_policies(&path, &LoadOptions::default()).unwrap();
+    assert!(
+        set.warnings
+            .iter()
+            .any(|w| w.code == Code::UnknownAction && w.message.contains("`podname`")),
+        "{:?}",
+        set.warnings
+    );
     let filter = policies().join("distribution/filter.yaml");
-    let set = load_policies(&filter, false).expect("distribution/filter.yaml is strict-clean");
+    let set = load_policies(&filter, &LoadOptions::default()).unwrap();
     assert!(set
         .warnings
         .iter()
-        .any(|w| w.contains("filter.yaml:227:") && w.contains("tab")));
+        .any(|w| w.to_string().contains("filter.yaml:227:") && w.message.contains("tab")));
+    assert!(
+        load_policies(&filter, &strict()).is_err(),
+        "the tabs are repairs"
+    );
 }
 
 fn records(trace: &str) -> Vec<Record> {
@@ -122,7 +158,7 @@ fn inline_policy(text: &str) -> sfprocessor::policy::set::PolicySet {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.yaml");
     std::fs::write(&p, text).unwrap();
-    load_policies(&p, false).unwrap_or_else(|e| panic!("{e}"))
+    load_policies(&p, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -177,12 +213,16 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
     let synthetic = |n: usize| {
         let p = dir.path().join(format!("synthetic-{n}.yaml"));
         std::fs::write(&p, sfprocessor::policy::engine::synthetic_rules(n)).unwrap();
-        load_policies(&p, false).unwrap()
+        load_policies(&p, &LoadOptions::default()).unwrap()
     };
     let sets = [
-        load_policies(&policies().join("distribution"), true).unwrap(),
-        load_policies(&policies().join("runtimeintegrity"), true).unwrap(),
-        load_policies(&policies().join("tests"), true).unwrap(),
+        load_policies(&policies().join("distribution"), &LoadOptions::default()).unwrap(),
+        load_policies(
+            &policies().join("runtimeintegrity"),
+            &LoadOptions::default(),
+        )
+        .unwrap(),
+        load_policies(&policies().join("tests"), &LoadOptions::default()).unwrap(),
         synthetic(100),
         synthetic(1000),
     ];
@@ -340,12 +380,12 @@ fn the_monitor_swaps_valid_edits_and_keeps_the_rules_on_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let pol = dir.path().join("p.yaml");
     std::fs::write(&pol, "- rule: one\n  desc: d\n  condition: sf.type = PE\n").unwrap();
-    let set = load_policies(&pol, false).unwrap();
+    let set = load_policies(&pol, &LoadOptions::default()).unwrap();
     let handle = PolicyHandle::new(set, Mode::Alert);
     let stage = PolicyStage {
         handle: handle.clone(),
         path: pol.clone(),
-        lenient: false,
+        load: LoadOptions::default(),
         shards: 1,
         monitor: Some(std::time::Duration::from_millis(50)),
     };

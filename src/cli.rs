@@ -48,6 +48,9 @@ pub struct Cli {
     pub metrics: Option<String>,
     pub log: LogLevel,
     pub test: bool,
+    /// `-strict`: policies refuse what upstream only tolerates (every such warning is an
+    /// error), whatever the stages' `strict` key says.
+    pub strict: bool,
     pub version: bool,
     pub help: bool,
     pub path: Option<String>,
@@ -62,7 +65,7 @@ impl fmt::Display for CliError {
     }
 }
 
-pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket] [-metrics ADDR] [-log trace|debug|info|warn|error|quiet] [-test] [-version] PATH
+pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket] [-metrics ADDR] [-log trace|debug|info|warn|error|quiet] [-test] [-strict] [-version] PATH
 
   PATH             file driver: a SysFlow trace file, or a directory of traces (read in name
                    order); socket driver: the Unix socket to listen on for the collector
@@ -72,7 +75,10 @@ pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket]
   -metrics ADDR    serve /metrics, /healthz and /readyz on ADDR (HOST:PORT, or :PORT for
                    127.0.0.1; default: the configuration's metrics.listen, else off)
   -log LEVEL       log level on stderr (default: info)
-  -test            validate the configuration and exit (non-zero on any error)
+  -test            validate the configuration and policies, list warnings and exit (non-zero
+                   on any error); PATH is optional
+  -strict          policies: every warning about what upstream only tolerates (unknown
+                   attributes and actions, repaired YAML, ...) is an error
   -version         print the version and the schema versions read and written
 Flags take one or two dashes, and `-flag=value` works too.";
 
@@ -92,6 +98,7 @@ impl Cli {
             metrics: None,
             log: LogLevel::Info,
             test: false,
+            strict: false,
             version: false,
             help: false,
             path: None,
@@ -152,6 +159,13 @@ impl Cli {
                         .transpose()?
                         .unwrap_or(true)
                 }
+                "strict" => {
+                    cli.strict = inline
+                        .as_deref()
+                        .map(|v| parse_bool(name, v))
+                        .transpose()?
+                        .unwrap_or(true)
+                }
                 "version" => {
                     cli.version = inline
                         .as_deref()
@@ -192,7 +206,9 @@ mod tests {
         assert_eq!(c.config, "a.json");
         assert_eq!(c.log, LogLevel::Debug);
         assert!(c.test);
+        assert!(!c.strict);
         assert_eq!(c.path.as_deref(), Some("trace.sf"));
+        assert!(p(&["-strict", "-test"]).unwrap().strict);
         let c = p(&["-driver=socket", "-metrics", ":9464", "/run/sf.sock"]).unwrap();
         assert_eq!(c.driver.as_deref(), Some("socket"));
         assert_eq!(c.metrics.as_deref(), Some(":9464"));

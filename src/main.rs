@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut plan = match pipeline::plan(&cfg) {
+    let mut plan = match pipeline::plan_with(&cfg, cli.strict) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sfprocessor: configuration error: {e}");
@@ -239,6 +239,37 @@ fn test_report(
     ExitCode::SUCCESS
 }
 
+/// Per-rule match counts and evaluation time of each policy stage (log lines on stderr):
+/// every rule that matched, and the ten slowest rules.
+fn rule_summary(live: &pipeline::Live) {
+    for p in live.policies() {
+        let set = p.handle.current();
+        let mut rows: Vec<(u64, u64, &str)> = set
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.eval_nanos.load(Ordering::Relaxed),
+                    r.matches.load(Ordering::Relaxed),
+                    &*r.name,
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        for (i, (ns, matches, name)) in rows.iter().enumerate() {
+            if *matches > 0 || i < 10 {
+                tracing::info!(
+                    node = %p.node,
+                    rule = name,
+                    matches,
+                    eval_ms = format!("{:.3}", *ns as f64 / 1e6),
+                    "rule summary"
+                );
+            }
+        }
+    }
+}
+
 /// Prints the end-of-run summary on stderr and picks the exit code.
 fn summarize(outcome: &pipeline::RunOutcome, live: &pipeline::Live) -> ExitCode {
     for m in &outcome.metrics {
@@ -255,6 +286,7 @@ fn summarize(outcome: &pipeline::RunOutcome, live: &pipeline::Live) -> ExitCode 
             "node summary"
         );
     }
+    rule_summary(live);
     if let Some(f) = &outcome.failure {
         eprintln!("sfprocessor: pipeline failed: {f}");
         return ExitCode::from(3);

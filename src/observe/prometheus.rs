@@ -288,6 +288,8 @@ impl Collector for LiveCollector {
         let pols = live.policies();
         let mut reloads = Vec::new();
         let mut rules = Vec::new();
+        let mut eval = Vec::new();
+        let mut warnings = Vec::new();
         let sets: Vec<_> = pols.iter().map(|p| p.handle.current()).collect();
         for (p, set) in pols.iter().zip(&sets) {
             reloads.push((
@@ -303,6 +305,13 @@ impl Collector for LiveCollector {
                     vec![("node", p.node.as_str()), ("rule", &*r.name)],
                     r.matches.load(Ordering::Relaxed),
                 ));
+                eval.push((
+                    vec![("node", p.node.as_str()), ("rule", &*r.name)],
+                    r.eval_nanos.load(Ordering::Relaxed),
+                ));
+            }
+            for (code, n) in set.warning_counts() {
+                warnings.push((vec![("node", p.node.as_str()), ("code", code)], n as u64));
             }
         }
         counters(
@@ -318,6 +327,20 @@ impl Collector for LiveCollector {
             "Records each rule matched.",
             None,
             &rules,
+        )?;
+        counters(
+            &mut enc,
+            "rule_evaluation_nanoseconds",
+            "Time spent evaluating each rule's condition (sampled: one record in 64, scaled).",
+            None,
+            &eval,
+        )?;
+        gauges(
+            &mut enc,
+            "policy_warnings",
+            "Warnings of the policy set in force, by code (docs/policy-language.md).",
+            None,
+            &warnings,
         )?;
 
         gauges(

@@ -20,7 +20,7 @@ mod run;
 pub use build::Input;
 pub use live::Live;
 pub use plan::{
-    plan, Handler, PipelinePlan, PolicyStage, StageKind, StagePlan, POLICY_OUT, READER_IN,
-    READER_OUT,
+    plan, plan_with, Handler, PipelinePlan, PolicyStage, StageKind, StagePlan, POLICY_OUT,
+    READER_IN, READER_OUT,
 };
 pub use run::{run, run_live, RunOptions, RunOutcome, ABANDON_GRACE};

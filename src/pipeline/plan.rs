@@ -11,7 +11,7 @@ use super::policy;
 use crate::cache::CacheLimits;
 use crate::config::{ConfigError, PipelineConfig, StageConfig};
 use crate::exporter::{ExporterConfig, KNOWN_KEYS as EXPORTER_KEYS};
-use crate::policy::engine::{load_policies, Mode};
+use crate::policy::engine::{load_policies, LoadOptions, Mode};
 use crate::sysflow::ocf::BlockLimits;
 
 /// Channel types of upstream's plugins.
@@ -52,7 +52,7 @@ impl StageKind {
 pub struct PolicyStage {
     pub handle: Arc<policy::PolicyHandle>,
     pub path: PathBuf,
-    pub lenient: bool,
+    pub load: LoadOptions,
     /// Shard actors (`concurrency`).
     pub shards: usize,
     /// `monitor: local`: check interval.
@@ -138,6 +138,8 @@ fn block_limits(cfg: &PipelineConfig, st: &StageConfig) -> Result<BlockLimits, C
 const POLICY_KEYS: &[&str] = &[
     "policies",
     "lenient",
+    "strict",
+    "unsupported",
     "mode",
     "monitor",
     "monitor.interval",
@@ -187,9 +189,18 @@ const MAX_SHARDS: u64 = 64;
 fn policy_stage_of(
     cfg: &PipelineConfig,
     st: &StageConfig,
+    strict_cli: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Option<PolicyStage>, ConfigError> {
-    let lenient = parse_flag(cfg, st, "lenient")?;
+    // Upstream's meaning is the default; `strict` refuses what upstream only tolerates.
+    // `lenient` (this build's older key) is accepted: lenient is now the default.
+    let _lenient = parse_flag(cfg, st, "lenient")?;
+    let strict = parse_flag(cfg, st, "strict")? || strict_cli;
+    let unsupported = cfg.choice(st, "unsupported", "literal", &["literal", "disable"])?;
+    let load = LoadOptions {
+        strict,
+        disable_unsupported: unsupported == "disable",
+    };
     let has_policies = st.get("policies").is_some_and(|p| !p.trim().is_empty());
     let mode_text = st
         .get("mode")
@@ -243,13 +254,18 @@ fn policy_stage_of(
         ));
     }
     let path = PathBuf::from(path);
-    let set = load_policies(&path, lenient)
-        .map_err(|e| cfg.error(st, Some("policies"), e.to_string()))?;
-    warnings.extend(set.warnings.iter().cloned());
+    let set =
+        load_policies(&path, &load).map_err(|e| cfg.error(st, Some("policies"), e.to_string()))?;
+    if mode == Mode::Alert {
+        if let Some(e) = set.empty_for_alerts() {
+            return Err(cfg.error(st, Some("policies"), format!("{}: {e}", path.display())));
+        }
+    }
+    warnings.extend(set.warnings.iter().map(|w| w.to_string()));
     Ok(Some(PolicyStage {
         handle: policy::PolicyHandle::new(set, mode),
         path,
-        lenient,
+        load,
         shards,
         monitor,
     }))
@@ -257,6 +273,11 @@ fn policy_stage_of(
 
 /// Validates `cfg`: processors, handlers, required keys, values and the channel graph.
 pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
+    plan_with(cfg, false)
+}
+
+/// As [`plan`]; `strict` (the `-strict` flag) makes every policy stage strict.
+pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, ConfigError> {
     let mut warnings = cfg.warnings.clone();
     driver::check_names(cfg)?;
     if cfg.stages.is_empty() {
@@ -315,7 +336,7 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
                 StageKind::Reader(handler)
             }
             "policyengine" => {
-                policy_stage = policy_stage_of(cfg, st, &mut warnings)?;
+                policy_stage = policy_stage_of(cfg, st, strict, &mut warnings)?;
                 warn_unknown_keys(cfg, st, POLICY_KEYS, &mut warnings);
                 StageKind::Policy
             }

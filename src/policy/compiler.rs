@@ -1,31 +1,129 @@
-//! The compiler: resolves lists and macros, turns condition ASTs into the predicate IR over
-//! fields resolved at compile time, and builds the policy set with its type index.
+//! The expression compiler: a condition ([`Cond`]: text from a file, or an AST built by the
+//! loader for exceptions and Sigma detections) becomes the predicate IR over fields resolved
+//! at compile time, against the lists and macros in force at that point of the load (see
+//! [`super::collector`] for upstream's resolution order). Expansion is budgeted: a condition
+//! whose macros and lists expand past [`MAX_CONDITION_NODES`] / [`MAX_LIST_ITEMS`] is an
+//! error, found before any pass walks the expanded tree.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
 
-use super::actions::ActionRegistry;
 use super::attr::{self, FieldRef, Kind2};
-use super::ir::{Lit, Pred, TypeSet, AC_MIN};
-use super::loader::{CondText, Entry, LoadedFiles, Merge, PolicyError};
-use super::parser::{parse_condition, Atom, BinOp, Expr, Item, ListOp};
-use super::passes::{
-    cheapest_first, mark_record_macros, merge_or, per_type, specialise, wrap_entity_parts,
-};
-use super::set::{priority, Counts, Filter, PolicySet, Rule, NEXT_SET_ID};
+use super::diag::{Code, Diags};
+use super::ir::{Lit, Pred, AC_MIN};
+use super::parser::{parse_condition, Atom, BinOp, Expr, Item, ListOp, Span};
+use super::passes::{cheapest_first, merge_or, specialise, wrap_entity_parts};
+use super::source::{CondText, PolicyError, Pos};
 
-struct Compiler<'a> {
-    lists: HashMap<String, Vec<String>>,
-    macros: HashMap<String, CondText>,
-    compiled_macros: HashMap<String, Pred>,
-    macro_ids: HashMap<String, usize>,
+/// Most nodes one condition may expand to (macros expanded in place). Upstream's largest
+/// rule expands to a few hundred; exponential macros hit this at once.
+pub const MAX_CONDITION_NODES: u64 = 100_000;
+
+/// Most nodes all conditions of one load may expand to together (bounds compile time).
+pub const MAX_TOTAL_NODES: u64 = 4_000_000;
+
+/// Most items one `in`/`pmatch` may expand to (lists of lists expanded in place).
+pub const MAX_LIST_ITEMS: usize = 100_000;
+
+/// Deepest macro nesting (a macro using a macro using ...).
+pub const MAX_MACRO_DEPTH: usize = 64;
+
+/// A condition to compile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Condition text as written in a file.
+    Text(CondText),
+    /// An AST built by the loader (exceptions, Sigma); the text gives positions.
+    Ast(Arc<Expr>, CondText),
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+}
+
+impl Cond {
+    /// Where the condition starts.
+    pub fn pos(&self) -> Pos {
+        match self {
+            Cond::Text(c) | Cond::Ast(_, c) => c.pos.clone(),
+            Cond::And(v) | Cond::Or(v) => {
+                v.first().map(Cond::pos).unwrap_or_else(Pos::unknown)
+            }
+            Cond::Not(x) => x.pos(),
+        }
+    }
+
+    /// `self` extended by Falco-style appended text: `and ...` / `or ...` combine with the
+    /// earlier condition; text without a leading operator is an error (Falco would paste
+    /// the texts together into a syntax error).
+    pub fn append(self, extra: &CondText) -> Result<Cond, PolicyError> {
+        let t = extra.text.trim_start();
+        let lead = extra.text.len() - t.len();
+        for (kw, and) in [("and", true), ("or", false)] {
+            if let Some(rest) = t.strip_prefix(kw) {
+                if rest.starts_with(|c: char| c.is_whitespace() || c == '(') {
+                    let piece = CondText {
+                        text: format!("{}{}", " ".repeat(lead + kw.len()), rest),
+                        ..extra.clone()
+                    };
+                    return Ok(if and {
+                        Cond::And(vec![self, Cond::Text(piece)])
+                    } else {
+                        Cond::Or(vec![self, Cond::Text(piece)])
+                    });
+                }
+            }
+        }
+        Err(PolicyError {
+            pos: extra.pos.clone(),
+            message: "an appended condition must start with `and` or `or`".into(),
+            snippet: extra.snippet(0),
+        })
+    }
+}
+
+/// A list as defined at some point of the load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListDef {
+    pub items: Vec<String>,
+    /// Positions of the entries that made it (a change makes a new version).
+    pub version: Vec<Pos>,
+}
+
+/// A macro as defined at some point of the load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MacroDef {
+    pub cond: Cond,
+    pub version: Vec<Pos>,
+}
+
+/// A compiled macro, valid while no list or macro changes.
+#[derive(Debug, Clone)]
+struct Compiled {
+    pred: Pred,
+    unsupported: Option<(String, Pos)>,
+}
+
+/// Compiles conditions against the lists and macros in force.
+pub struct Compiler<'a> {
+    pub lists: HashMap<String, ListDef>,
+    pub macros: HashMap<String, MacroDef>,
+    cache: HashMap<String, Compiled>,
+    /// Expanded node count per memo slot of a named macro.
+    sizes: HashMap<usize, u64>,
     /// Next free memo slot (named macros and synthetic ones share the numbering).
-    next_macro_id: usize,
-    expanding: HashSet<String>,
-    lenient: bool,
-    warnings: &'a mut Vec<String>,
+    pub next_macro_id: usize,
+    expanding: Vec<String>,
+    /// Nodes compiled so far in this load (against [`MAX_TOTAL_NODES`]).
+    total_nodes: u64,
+    pub diags: &'a mut Diags,
+    pub used_macros: HashSet<String>,
+    pub used_lists: HashSet<String>,
+    /// A field of the condition being compiled that the SysFlow model cannot provide.
+    unsupported: Option<(String, Pos)>,
+    /// Rules needing such a field are disabled (else the name is literal text, as upstream).
+    pub disable_unsupported: bool,
 }
 
 fn trim_bounding_quotes(s: &str) -> &str {
@@ -33,8 +131,72 @@ fn trim_bounding_quotes(s: &str) -> &str {
     s.strip_suffix(['"', '\'']).unwrap_or(s)
 }
 
-impl Compiler<'_> {
-    fn err(&self, cond: &CondText, offset: usize, message: String) -> PolicyError {
+/// Falco field classes: a name under one of these that this build does not map needs data
+/// SysFlow records do not carry (Kubernetes audit, thread tables, ...).
+const FALCO_CLASSES: &[&str] = &[
+    "evt.",
+    "proc.",
+    "thread.",
+    "fd.",
+    "fdlist.",
+    "user.",
+    "group.",
+    "container.",
+    "k8s.",
+    "ka.",
+    "jevt.",
+    "syscall.",
+    "fs.",
+    "span.",
+    "mesos.",
+    "k8smeta.",
+    "proc.aname[",
+    "gen.",
+];
+
+impl<'a> Compiler<'a> {
+    pub fn new(diags: &'a mut Diags) -> Self {
+        Compiler {
+            lists: HashMap::new(),
+            macros: HashMap::new(),
+            cache: HashMap::new(),
+            sizes: HashMap::new(),
+            next_macro_id: 0,
+            expanding: Vec::new(),
+            total_nodes: 0,
+            diags,
+            used_macros: HashSet::new(),
+            used_lists: HashSet::new(),
+            unsupported: None,
+            disable_unsupported: false,
+        }
+    }
+
+    /// Sets list `name`; compiled macros are dropped when its value changes.
+    pub fn set_list(&mut self, name: &str, def: Option<ListDef>) {
+        let changed = self.lists.get(name).map(|d| &d.version) != def.as_ref().map(|d| &d.version);
+        if changed {
+            self.cache.clear();
+            match def {
+                Some(d) => self.lists.insert(name.to_string(), d),
+                None => self.lists.remove(name),
+            };
+        }
+    }
+
+    /// Sets macro `name`; compiled macros are dropped when its value changes.
+    pub fn set_macro(&mut self, name: &str, def: Option<MacroDef>) {
+        let changed = self.macros.get(name).map(|d| &d.version) != def.as_ref().map(|d| &d.version);
+        if changed {
+            self.cache.clear();
+            match def {
+                Some(d) => self.macros.insert(name.to_string(), d),
+                None => self.macros.remove(name),
+            };
+        }
+    }
+
+    fn err(cond: &CondText, offset: usize, message: String) -> PolicyError {
         PolicyError {
             pos: cond.pos_of(offset),
             message,
@@ -42,119 +204,206 @@ impl Compiler<'_> {
         }
     }
 
-    fn expand_list(&self, name: &str, out: &mut Vec<String>, depth: usize) {
-        match self.lists.get(name) {
-            Some(items) if depth < 32 => {
-                for i in items {
-                    self.expand_list(i, out, depth + 1);
-                }
-            }
-            _ => out.push(trim_bounding_quotes(name).to_string()),
+    fn warn(&mut self, code: Code, cond: &CondText, span: Span, message: String) {
+        let pos = cond.pos_of(span.start);
+        let snippet = cond.snippet(span.start);
+        self.diags.warn(code, pos, message, &snippet);
+    }
+
+    /// Nodes of `p` with every named macro expanded in place (without walking the
+    /// expansion: named macros carry their size).
+    fn size(&self, p: &Pred) -> u64 {
+        match p {
+            Pred::And(v) | Pred::Or(v) => v
+                .iter()
+                .fold(1u64, |acc, x| acc.saturating_add(self.size(x))),
+            Pred::Not(x) => self.size(x).saturating_add(1),
+            Pred::Macro(id, inner) => match self.sizes.get(id) {
+                Some(n) => *n,
+                None => self.size(inner).saturating_add(1),
+            },
+            _ => 1,
         }
     }
 
-    fn compile_cond(&mut self, cond: &CondText) -> Result<Pred, PolicyError> {
-        let ast = parse_condition(&cond.text)
-            .map_err(|e| self.err(cond, e.offset, format!("syntax error: {}", e.message)))?;
-        self.compile_expr(&ast, cond)
+    fn check_size(&self, p: &Pred, cond: &CondText, span: Span) -> Result<(), PolicyError> {
+        let n = self.size(p);
+        if n > MAX_CONDITION_NODES {
+            return Err(Self::err(
+                cond,
+                span.start,
+                format!(
+                    "condition expands to more than {MAX_CONDITION_NODES} nodes (macros expanded in place: {n}); refused by the expansion budget"
+                ),
+            ));
+        }
+        Ok(())
     }
 
-    fn field_of(&mut self, a: &Atom, cond: &CondText) -> Result<Option<FieldRef>, PolicyError> {
+    /// Compiles a whole condition (a rule's or a filter's). Returns the predicate and, when
+    /// it reads a field the model cannot provide, that field.
+    pub fn compile_top(
+        &mut self,
+        cond: &Cond,
+    ) -> Result<(Pred, Option<(String, Pos)>), PolicyError> {
+        self.unsupported = None;
+        let p = self.compile(cond)?;
+        let n = self.size(&p);
+        self.total_nodes = self.total_nodes.saturating_add(n);
+        if self.total_nodes > MAX_TOTAL_NODES {
+            return Err(PolicyError {
+                pos: cond.pos(),
+                message: format!(
+                    "the policy set expands to more than {MAX_TOTAL_NODES} condition nodes; refused by the expansion budget"
+                ),
+                snippet: String::new(),
+            });
+        }
+        Ok((p, self.unsupported.take()))
+    }
+
+    fn compile(&mut self, cond: &Cond) -> Result<Pred, PolicyError> {
+        match cond {
+            Cond::Text(t) => {
+                let ast = parse_condition(&t.text)
+                    .map_err(|e| Self::err(t, e.offset, format!("syntax error: {}", e.message)))?;
+                self.compile_expr(&ast, t)
+            }
+            Cond::Ast(ast, t) => self.compile_expr(ast, t),
+            Cond::And(v) => Ok(Pred::And(cheapest_first(
+                v.iter()
+                    .map(|c| self.compile(c))
+                    .collect::<Result<_, _>>()?,
+            ))),
+            Cond::Or(v) => Ok(Pred::Or(cheapest_first(merge_or(
+                v.iter()
+                    .map(|c| self.compile(c))
+                    .collect::<Result<_, _>>()?,
+            )))),
+            Cond::Not(x) => Ok(Pred::Not(Box::new(self.compile(x)?))),
+        }
+    }
+
+    /// Expands `name` (a list name or a literal) into `out`, within the item budget.
+    fn expand_list(
+        &mut self,
+        name: &str,
+        out: &mut Vec<String>,
+        stack: &mut Vec<String>,
+        cond: &CondText,
+        span: Span,
+    ) -> Result<(), PolicyError> {
+        let key = trim_bounding_quotes(name);
+        let Some(def) = self.lists.get(name).or_else(|| self.lists.get(key)) else {
+            out.push(key.to_string());
+            return self.check_items(out, cond, span);
+        };
+        let list_name = if self.lists.contains_key(name) {
+            name
+        } else {
+            key
+        };
+        if stack.iter().any(|s| s == list_name) {
+            return Err(Self::err(
+                cond,
+                span.start,
+                format!("list `{list_name}` refers to itself"),
+            ));
+        }
+        if stack.len() >= MAX_MACRO_DEPTH {
+            return Err(Self::err(
+                cond,
+                span.start,
+                format!("list `{list_name}` is nested more than {MAX_MACRO_DEPTH} lists deep"),
+            ));
+        }
+        self.used_lists.insert(list_name.to_string());
+        let items = def.items.clone();
+        stack.push(list_name.to_string());
+        for i in &items {
+            self.expand_list(i, out, stack, cond, span)?;
+        }
+        stack.pop();
+        Ok(())
+    }
+
+    fn check_items(&self, out: &[String], cond: &CondText, span: Span) -> Result<(), PolicyError> {
+        if out.len() > MAX_LIST_ITEMS {
+            return Err(Self::err(
+                cond,
+                span.start,
+                format!("the list expands to more than {MAX_LIST_ITEMS} items (lists expanded in place); refused by the expansion budget"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn field_of(&mut self, a: &Atom, cond: &CondText) -> Option<FieldRef> {
         let Atom::Word(w, span) = a else {
-            return Ok(None);
+            return None;
         };
         if let Some(f) = attr::lookup_ref(w) {
-            return Ok(Some(f));
+            return Some(f);
         }
-        if attr::looks_like_attribute(w) {
-            let msg = format!("unknown attribute `{w}`");
-            if self.lenient {
-                let p = cond.pos_of(span.start);
-                self.warnings.push(format!(
-                    "{p}: {msg}; treated as the literal text `{w}` (upstream's behaviour)"
-                ));
-                return Ok(None);
+        if w.starts_with("sf.") {
+            self.warn(
+                Code::UnknownField,
+                cond,
+                *span,
+                format!("unknown attribute `{w}`; compared as the literal text `{w}` (upstream's behaviour)"),
+            );
+        } else if FALCO_CLASSES.iter().any(|p| w.starts_with(p)) {
+            if self.disable_unsupported {
+                if self.unsupported.is_none() {
+                    self.unsupported = Some((w.clone(), cond.pos_of(span.start)));
+                }
+            } else {
+                self.warn(
+                    Code::UnsupportedField,
+                    cond,
+                    *span,
+                    format!("`{w}` is not a field SysFlow records carry; compared as the literal text `{w}` (upstream's behaviour; `unsupported: disable` disables such rules)"),
+                );
             }
-            return Err(self.err(cond, span.start, msg));
         }
-        Ok(None)
+        None
     }
 
     fn compile_expr(&mut self, e: &Expr, cond: &CondText) -> Result<Pred, PolicyError> {
         Ok(match e {
-            Expr::And(v) => Pred::And(cheapest_first(
-                v.iter()
+            Expr::And(v) => {
+                let parts: Vec<Pred> = v
+                    .iter()
                     .map(|x| self.compile_expr(x, cond))
-                    .collect::<Result<_, _>>()?,
-            )),
-            Expr::Or(v) => Pred::Or(cheapest_first(merge_or(
-                v.iter()
-                    .map(|x| self.compile_expr(x, cond))
-                    .collect::<Result<_, _>>()?,
-            ))),
-            Expr::Not(x) => Pred::Not(Box::new(self.compile_expr(x, cond)?)),
-            Expr::Ref(name, span) => {
-                if let Some(p) = self.compiled_macros.get(name) {
-                    return Ok(p.clone());
+                    .collect::<Result<_, _>>()?;
+                let p = Pred::And(parts);
+                self.check_size(&p, cond, Span::default())?;
+                match p {
+                    Pred::And(parts) => Pred::And(cheapest_first(parts)),
+                    other => other,
                 }
-                let Some(m) = self.macros.get(name).cloned() else {
-                    let msg = format!("unknown macro `{name}`");
-                    if self.lenient {
-                        let p = cond.pos_of(span.start);
-                        self.warnings.push(format!(
-                            "{p}: {msg}; evaluates to false (upstream's behaviour)"
-                        ));
-                        return Ok(Pred::Const(false));
-                    }
-                    return Err(self.err(cond, span.start, msg));
-                };
-                if self.expanding.len() >= 64 {
-                    return Err(self.err(
-                        cond,
-                        span.start,
-                        format!("macro `{name}` is nested more than 64 macros deep"),
-                    ));
-                }
-                if !self.expanding.insert(name.clone()) {
-                    return Err(self.err(
-                        cond,
-                        span.start,
-                        format!("macro `{name}` refers to itself"),
-                    ));
-                }
-                let p = self.compile_cond(&m)?;
-                // A macro that reads only entities is memoised as a whole; otherwise its
-                // entity-only parts are.
-                let p = wrap_entity_parts(p, &mut self.next_macro_id, true);
-                self.expanding.remove(name);
-                let id = match self.macro_ids.get(name) {
-                    Some(id) => *id,
-                    None => {
-                        let id = self.next_macro_id;
-                        self.next_macro_id += 1;
-                        self.macro_ids.insert(name.clone(), id);
-                        id
-                    }
-                };
-                let p = Pred::Macro(id, Arc::new(p));
-                self.compiled_macros.insert(name.clone(), p.clone());
-                p
             }
-            Expr::Exists(a, span) => match self.field_of(a, cond)? {
-                Some(f) => Pred::Exists(f),
-                None => {
-                    if !self.lenient {
-                        return Err(self.err(
-                            cond,
-                            span.start,
-                            format!("`exists` needs an attribute, found `{}`", a.text()),
-                        ));
-                    }
-                    Pred::Const(!a.text().is_empty())
+            Expr::Or(v) => {
+                let parts: Vec<Pred> = v
+                    .iter()
+                    .map(|x| self.compile_expr(x, cond))
+                    .collect::<Result<_, _>>()?;
+                let p = Pred::Or(parts);
+                self.check_size(&p, cond, Span::default())?;
+                match p {
+                    Pred::Or(parts) => Pred::Or(cheapest_first(merge_or(parts))),
+                    other => other,
                 }
+            }
+            Expr::Not(x) => Pred::Not(Box::new(self.compile_expr(x, cond)?)),
+            Expr::Ref(name, span) => self.macro_ref(name, *span, cond)?,
+            Expr::Exists(a, _) => match self.field_of(a, cond) {
+                Some(f) => Pred::Exists(f),
+                // Upstream: an unknown attribute is its own (non-empty) text.
+                None => Pred::Const(!a.text().is_empty()),
             },
             Expr::Binary(l, op, r, span) => {
-                let lf = self.field_of(l, cond)?;
+                let lf = self.field_of(l, cond);
                 let rf = match r {
                     Atom::Word(w, _) => attr::lookup_ref(w),
                     Atom::Quoted(..) => None,
@@ -169,64 +418,67 @@ impl Compiler<'_> {
                                 || quoted
                                 || r.text().trim().parse::<i64>().is_err())
                         {
-                            let p = cond.pos_of(span.start);
-                            self.warnings.push(format!(
-                                "{p}: numeric comparison of `{}` with `{}`: non-numbers compare as 0 (upstream's behaviour)",
-                                l.text(),
-                                r.text()
-                            ));
+                            self.warn(
+                                Code::NumericCompare,
+                                cond,
+                                *span,
+                                format!(
+                                    "numeric comparison of `{}` with `{}`: non-numbers compare as 0 (upstream's behaviour)",
+                                    l.text(),
+                                    r.text()
+                                ),
+                            );
                         }
                         specialise(Pred::Cmp(lf, *op, lit))
                     }
+                    (None, _) if is_attr_name(l.text()) => Pred::Const(literal_compare(l, *op, r)),
                     (None, _) => {
-                        if !self.lenient {
-                            return Err(self.err(
-                                cond,
-                                span.start,
-                                format!("the left side of a comparison must be an attribute, found `{}`", l.text()),
-                            ));
-                        }
-                        // Upstream compares the literal texts.
-                        let a = trim_bounding_quotes(l.text());
-                        let b = trim_bounding_quotes(r.text());
-                        Pred::Const(match op {
-                            BinOp::Eq => a == b,
-                            BinOp::Ne => a != b,
-                            BinOp::Contains => a.contains(b),
-                            BinOp::IContains => a.to_lowercase().contains(&b.to_lowercase()),
-                            BinOp::StartsWith => a.starts_with(b),
-                            BinOp::EndsWith => a.ends_with(b),
-                            _ => false,
-                        })
+                        self.warn(
+                            Code::LiteralCompare,
+                            cond,
+                            *span,
+                            format!(
+                                "the left side `{}` is not an attribute: the literal texts are compared (upstream's behaviour)",
+                                l.text()
+                            ),
+                        );
+                        Pred::Const(literal_compare(l, *op, r))
                     }
                 }
             }
             Expr::List(l, op, items, span) => {
                 let mut values = Vec::new();
+                let mut stack = Vec::new();
                 for it in items {
                     match it {
-                        Item::Atom(Atom::Word(w, _)) => self.expand_list(w, &mut values, 0),
+                        Item::Atom(Atom::Word(w, s)) => {
+                            self.expand_list(w, &mut values, &mut stack, cond, *s)?
+                        }
                         Item::Atom(Atom::Quoted(q, _)) => values.push(q.clone()),
                         Item::Inline(v) => {
                             for a in v {
                                 match a {
-                                    Atom::Word(w, _) => self.expand_list(w, &mut values, 0),
+                                    Atom::Word(w, s) => {
+                                        self.expand_list(w, &mut values, &mut stack, cond, *s)?
+                                    }
                                     Atom::Quoted(q, _) => values.push(q.clone()),
                                 }
                             }
                         }
                     }
+                    self.check_items(&values, cond, *span)?;
                 }
-                let Some(f) = self.field_of(l, cond)? else {
-                    if !self.lenient {
-                        return Err(self.err(
-                            cond,
-                            span.start,
-                            format!(
-                                "the left side of `in`/`pmatch` must be an attribute, found `{}`",
-                                l.text()
-                            ),
-                        ));
+                let Some(f) = self.field_of(l, cond) else {
+                    if !is_attr_name(l.text()) {
+                        self.warn(
+                        Code::LiteralCompare,
+                        cond,
+                        *span,
+                        format!(
+                            "the left side `{}` of `in`/`pmatch` is not an attribute: the literal text is compared (upstream's behaviour)",
+                            l.text()
+                        ),
+                    );
                     }
                     let a = trim_bounding_quotes(l.text());
                     return Ok(Pred::Const(match op {
@@ -234,23 +486,27 @@ impl Compiler<'_> {
                         ListOp::Pmatch => values.iter().any(|v| a.contains(v.as_str())),
                     }));
                 };
+                let values: Vec<String> = values
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .map(str::to_string)
+                    .collect();
+                if *op == ListOp::In && f.field.kind() == Kind2::Int && f.path.is_none() {
+                    if let Some(bad) = values.iter().find(|v| v.trim().parse::<i64>().is_err()) {
+                        self.warn(
+                            Code::ImpossibleItem,
+                            cond,
+                            *span,
+                            format!(
+                                "`{}` is a number; the item `{bad}` can never equal it (ranges such as `1:1024` are not supported)",
+                                l.text()
+                            ),
+                        );
+                    }
+                }
                 match op {
-                    ListOp::In => specialise(Pred::In(
-                        f,
-                        Arc::new(
-                            values
-                                .iter()
-                                .flat_map(|v| v.split(','))
-                                .map(str::to_string)
-                                .collect(),
-                        ),
-                    )),
+                    ListOp::In => specialise(Pred::In(f, Arc::new(values.into_iter().collect()))),
                     ListOp::Pmatch => {
-                        let values: Vec<String> = values
-                            .iter()
-                            .flat_map(|v| v.split(','))
-                            .map(str::to_string)
-                            .collect();
                         let ac = (values.len() > AC_MIN)
                             .then(|| AhoCorasick::new(&values).ok().map(Arc::new))
                             .flatten();
@@ -260,600 +516,99 @@ impl Compiler<'_> {
             }
         })
     }
+
+    fn macro_ref(&mut self, name: &str, span: Span, cond: &CondText) -> Result<Pred, PolicyError> {
+        self.used_macros.insert(name.to_string());
+        if let Some(c) = self.cache.get(name) {
+            if self.unsupported.is_none() {
+                self.unsupported = c.unsupported.clone();
+            }
+            return Ok(c.pred.clone());
+        }
+        let Some(def) = self.macros.get(name).cloned() else {
+            self.warn(
+                Code::UnknownMacro,
+                cond,
+                span,
+                format!("unknown macro `{name}`; evaluates to false (upstream's behaviour)"),
+            );
+            return Ok(Pred::Const(false));
+        };
+        if self.expanding.len() >= MAX_MACRO_DEPTH {
+            return Err(Self::err(
+                cond,
+                span.start,
+                format!("macro `{name}` is nested more than {MAX_MACRO_DEPTH} macros deep"),
+            ));
+        }
+        if self.expanding.iter().any(|m| m == name) {
+            return Err(Self::err(
+                cond,
+                span.start,
+                format!("macro `{name}` refers to itself"),
+            ));
+        }
+        self.expanding.push(name.to_string());
+        let outer = self.unsupported.take();
+        let r = self.compile(&def.cond);
+        let inner_unsupported = self.unsupported.take();
+        self.unsupported = outer.or_else(|| inner_unsupported.clone());
+        self.expanding.pop();
+        let p = r?;
+        let size = self.size(&p);
+        if size > MAX_CONDITION_NODES {
+            return Err(Self::err(
+                cond,
+                span.start,
+                format!(
+                    "macro `{name}` expands to more than {MAX_CONDITION_NODES} nodes ({size}); refused by the expansion budget"
+                ),
+            ));
+        }
+        // A macro that reads only entities is memoised as a whole; otherwise its
+        // entity-only parts are.
+        let p = wrap_entity_parts(p, &mut self.next_macro_id, true);
+        let id = self.next_macro_id;
+        self.next_macro_id += 1;
+        self.sizes.insert(id, size.saturating_add(1));
+        let p = Pred::Macro(id, Arc::new(p));
+        self.cache.insert(
+            name.to_string(),
+            Compiled {
+                pred: p.clone(),
+                unsupported: inner_unsupported,
+            },
+        );
+        Ok(p)
+    }
 }
 
-/// Compiles loaded files. `lenient` turns unknown attributes and macros into warnings with
-/// upstream's behaviour (literal text / false) instead of errors.
-pub fn compile(
-    loaded: &LoadedFiles,
-    actions: &ActionRegistry,
-    lenient: bool,
-) -> Result<PolicySet, PolicyError> {
-    let mut warnings = loaded.warnings.clone();
-    let mut counts = Counts::default();
-    // Lists and macros first: they may be used before they are defined.
-    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
-    let mut macros: HashMap<String, CondText> = HashMap::new();
-    for e in &loaded.entries {
-        match e {
-            Entry::List(l) => {
-                counts.lists += 1;
-                let items = lists.entry(l.name.clone()).or_default();
-                match l.merge {
-                    Merge::Append => items.extend(l.items.iter().cloned()),
-                    _ => *items = l.items.clone(),
-                }
-            }
-            Entry::Macro(m) => {
-                counts.macros += 1;
-                match (m.merge, macros.get_mut(&m.name)) {
-                    (Merge::Append, Some(prev)) => {
-                        prev.text = format!("{} {}", prev.text, m.condition.text);
-                    }
-                    _ => {
-                        macros.insert(m.name.clone(), m.condition.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut c = Compiler {
-        lists,
-        macros,
-        compiled_macros: HashMap::new(),
-        macro_ids: HashMap::new(),
-        next_macro_id: 0,
-        expanding: HashSet::new(),
-        lenient,
-        warnings: &mut warnings,
+/// Whether `w` names an attribute (known or not): the compiler has already warned about an
+/// unknown one.
+fn is_attr_name(w: &str) -> bool {
+    w.starts_with("sf.") || FALCO_CLASSES.iter().any(|p| w.starts_with(p))
+}
+
+/// Upstream's comparison of two literal texts (an unknown attribute is its own text): string
+/// operators on the texts, numeric ones on their integer values (0 when not integers).
+fn literal_compare(l: &Atom, op: BinOp, r: &Atom) -> bool {
+    let a = trim_bounding_quotes(l.text());
+    let b = trim_bounding_quotes(r.text());
+    let int = |x: &Atom| match x {
+        Atom::Word(w, _) => w.trim().parse::<i64>().unwrap_or(0),
+        Atom::Quoted(..) => 0,
     };
-    let mut rules: Vec<Rule> = Vec::new();
-    let mut filters = Vec::new();
-    for e in &loaded.entries {
-        match e {
-            Entry::Rule(r) => {
-                // `append`/`override` on a rule extends the earlier rule of that name.
-                if r.merge != Merge::Define {
-                    if let Some(prev) = rules.iter_mut().find(|x| *x.name == *r.name) {
-                        if let Some(cond) = &r.condition {
-                            let extra = c.compile_cond(cond)?;
-                            prev.pred = match r.merge {
-                                Merge::Replace => extra,
-                                _ => Pred::And(vec![prev.pred.clone(), extra]),
-                            };
-                            prev.types = prev.pred.possible_types().and(prev.prefilter);
-                            prev.per_type = per_type(&prev.pred);
-                        }
-                        continue;
-                    }
-                }
-                counts.rules += 1;
-                let Some(cond) = &r.condition else {
-                    return Err(PolicyError {
-                        pos: r.pos.clone(),
-                        message: format!("rule `{}` has no condition", r.name),
-                        snippet: String::new(),
-                    });
-                };
-                let mut pred = c.compile_cond(cond)?;
-                if let Some(exc) = &r.exceptions {
-                    let exc_cond = CondText {
-                        text: exc.clone(),
-                        ..cond.clone()
-                    };
-                    pred = Pred::And(vec![pred, c.compile_cond(&exc_cond)?]);
-                }
-                let prio = match &r.priority {
-                    Some(p) => priority(p).unwrap_or_else(|| {
-                        c.warnings.push(format!(
-                            "{}: rule `{}`: unknown priority `{p}`; using low",
-                            r.pos, r.name
-                        ));
-                        1
-                    }),
-                    None => 1,
-                };
-                let mut acts = Vec::new();
-                for a in &r.actions {
-                    match actions.get(a) {
-                        Some(x) => acts.push(x.clone()),
-                        None if lenient => c.warnings.push(format!(
-                            "{}: rule `{}`: unknown action `{a}` ignored (upstream's behaviour)",
-                            r.pos, r.name
-                        )),
-                        None => {
-                            return Err(PolicyError {
-                                pos: r.pos.clone(),
-                                message: format!("rule `{}`: unknown action `{a}`", r.name),
-                                snippet: String::new(),
-                            })
-                        }
-                    }
-                }
-                let mut prefilter = TypeSet::ALL;
-                if !r.prefilter.is_empty() {
-                    let mut pf = TypeSet::NONE;
-                    for t in &r.prefilter {
-                        match TypeSet::from_short(t) {
-                            Some(s) => pf = pf.or(s),
-                            None => {
-                                return Err(PolicyError {
-                                    pos: r.pos.clone(),
-                                    message: format!(
-                                        "rule `{}`: unknown prefilter type `{t}` (expected PE PF FE FF NE NF KE)",
-                                        r.name
-                                    ),
-                                    snippet: String::new(),
-                                })
-                            }
-                        }
-                    }
-                    prefilter = pf;
-                }
-                let pred = wrap_entity_parts(pred, &mut c.next_macro_id, false);
-                let types = pred.possible_types().and(prefilter);
-                rules.push(Rule {
-                    name: Arc::from(r.name.as_str()),
-                    desc: Arc::from(r.desc.trim()),
-                    priority: prio,
-                    tags: Arc::from(r.tags.clone()),
-                    actions: acts,
-                    per_type: per_type(&pred),
-                    pred,
-                    types,
-                    prefilter,
-                    enabled: r.enabled,
-                    pos: r.pos.clone(),
-                    matches: Default::default(),
-                });
-            }
-            Entry::Filter(f) => {
-                counts.filters += 1;
-                if f.enabled {
-                    let pred = wrap_entity_parts(
-                        c.compile_cond(&f.condition)?,
-                        &mut c.next_macro_id,
-                        false,
-                    );
-                    let types = pred.possible_types();
-                    filters.push(Filter {
-                        name: f.name.clone(),
-                        per_type: per_type(&pred),
-                        pred,
-                        types,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    // Macros and lists that no rule used are still checked.
-    let names: Vec<String> = c.macros.keys().cloned().collect();
-    for n in names {
-        if !c.compiled_macros.contains_key(&n) {
-            let m = c.macros[&n].clone();
-            let p = c.compile_cond(&m)?;
-            c.compiled_macros.insert(n, p);
-        }
-    }
-    let mut index: [Vec<usize>; 7] = Default::default();
-    for (i, r) in rules.iter().enumerate() {
-        if !r.enabled {
-            continue;
-        }
-        for (b, slot) in index.iter_mut().enumerate() {
-            if r.types.0 & (1 << b) != 0 {
-                slot.push(i);
-            }
-        }
-    }
-    let macro_slots = c.next_macro_id;
-    let mut per_record = vec![false; macro_slots];
-    for p in rules
-        .iter()
-        .map(|r| &r.pred)
-        .chain(filters.iter().map(|f| &f.pred))
-    {
-        mark_record_macros(p, &mut per_record);
-    }
-    let record_macros = (0..macro_slots).filter(|i| per_record[*i]).collect();
-    Ok(PolicySet {
-        rules,
-        filters,
-        index,
-        counts,
-        warnings,
-        macro_slots,
-        record_macros,
-        id: NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::actions;
-    use crate::policy::ir::TypeSet;
-    use crate::policy::loader::{load_text, LoadedFiles};
-    use crate::record::{Event, Record};
-    use crate::sysflow::model::*;
-
-    fn rec(event: Event) -> Record {
-        Record {
-            event,
-            header: Arc::new(Header {
-                version: 5,
-                exporter: "node-a".into(),
-                ip: "10.0.0.1".into(),
-                filename: "/data/trace-1".into(),
-            }),
-            process: Some(Arc::new(Process {
-                oid: Oid {
-                    create_ts: 100,
-                    hpid: 42,
-                },
-                poid: Some(Oid {
-                    create_ts: 50,
-                    hpid: 7,
-                }),
-                exe: "/usr/bin/python3".into(),
-                exe_args: "app.py --name=ünï,cöde".into(),
-                uid: 1000,
-                user_name: "alice".into(),
-                tty: true,
-                container_id: Some("c1".into()),
-                ..Default::default()
-            })),
-            ancestors: Arc::from(vec![
-                Arc::new(Process {
-                    oid: Oid {
-                        create_ts: 50,
-                        hpid: 7,
-                    },
-                    exe: "/bin/bash".into(),
-                    uid: 0,
-                    ..Default::default()
-                }),
-                Arc::new(Process {
-                    oid: Oid {
-                        create_ts: 1,
-                        hpid: 1,
-                    },
-                    exe: "/sbin/init".into(),
-                    ..Default::default()
-                }),
-            ]),
-            container: Some(Arc::new(Container {
-                id: "c1".into(),
-                name: "web".into(),
-                image: "nginx:1".into(),
-                ctype: 0,
-                privileged: true,
-                ..Default::default()
-            })),
-            pod: None,
-            file: Some(Arc::new(File {
-                oid: [1; 20],
-                path: "/etc/passwd".into(),
-                restype: b'f' as i32,
-                ..Default::default()
-            })),
-            new_file: None,
-            policies: vec![],
-            tags: vec![],
-        }
-    }
-
-    fn ff() -> Record {
-        rec(Event::FileFlow(FileFlow {
-            ts: 10,
-            tid: 42,
-            op_flags: crate::sysflow::names::OP_OPEN | crate::sysflow::names::OP_READ_RECV,
-            open_flags: crate::sysflow::names::O_RDONLY,
-            fd: 3,
-            ..Default::default()
-        }))
-    }
-
-    fn nf() -> Record {
-        let mut r = rec(Event::NetworkFlow(NetworkFlow {
-            sip: 0x0100007f,
-            sport: 40000,
-            dip: 0x0101a8c0,
-            dport: 443,
-            proto: 6,
-            op_flags: crate::sysflow::names::OP_CONNECT | crate::sysflow::names::OP_WRITE_SEND,
-            ..Default::default()
-        }));
-        r.file = None;
-        r
-    }
-
-    /// Compiles `cond` (strict unless `lenient`) and evaluates it on `r`.
-    fn eval_with(cond: &str, r: &Record, lenient: bool) -> Result<bool, String> {
-        let text = format!(
-            "- rule: t\n  desc: d\n  condition: '{}'\n",
-            cond.replace('\'', "''")
-        );
-        let mut lf = LoadedFiles::default();
-        load_text("t.yaml", &text, &mut lf).map_err(|e| e.to_string())?;
-        let set = compile(&lf, &actions::registry(), lenient).map_err(|e| e.to_string())?;
-        Ok(set.rules[0].pred.eval(r))
-    }
-
-    fn t(cond: &str, r: &Record) -> bool {
-        eval_with(cond, r, false).unwrap_or_else(|e| panic!("{cond}: {e}"))
-    }
-
-    #[test]
-    fn equality_and_negation() {
-        let r = ff();
-        assert!(t("sf.type = FF", &r));
-        assert!(t("sf.type != PE", &r));
-        assert!(t("sf.proc.name = python3", &r));
-        assert!(t("sf.proc.uid = 1000", &r));
-        assert!(
-            !t("sf.proc.uid = 01000", &r),
-            "string form of ints, as upstream"
-        );
-        assert!(t("sf.file.path = \"/etc/passwd\"", &r));
-        assert!(t(
-            "sf.container.name = web and sf.container.type = DOCKER",
-            &r
-        ));
-        assert!(t("sf.container.privileged = 1", &r));
-    }
-
-    #[test]
-    fn comma_parts_either_semantics() {
-        let r = nf();
-        assert!(t("sf.net.ip = 192.168.1.1", &r));
-        assert!(t("sf.net.ip = 127.0.0.1", &r));
-        assert!(!t("sf.net.ip != 127.0.0.1", &r), "!= means no part equals");
-        assert!(t("sf.net.port = 443", &r));
-        assert!(t("sf.net.dport = 443 and sf.net.sport > 1024", &r));
-        assert!(t("sf.opflags = SEND", &r));
-        assert!(
-            t("evt.type = connect", &r),
-            "Falco's lowercase names also match"
-        );
-        assert!(t("evt.type = CONNECT", &r));
-        assert!(t("sf.proc.aname = bash and sf.proc.aname = init", &r));
-        assert!(t("sf.proc.apid = 7", &r));
-        // Values with commas split too (upstream): the args hold "ünï" and "cöde" parts.
-        assert!(t("sf.proc.args endswith cöde", &r));
-        // ...and so do literals: any part of one side equal to any part of the other.
-        assert!(t("sf.proc.args = \"app.py --name=ünï,nomatch\"", &r));
-        assert!(!t("sf.proc.args = \"nomatch,other\"", &r));
-    }
-
-    #[test]
-    fn string_operators_with_unicode_and_case() {
-        let r = ff();
-        assert!(t("sf.proc.args contains ünï", &r));
-        assert!(t("sf.proc.args icontains ÜNÏ", &r));
-        assert!(!t("sf.proc.args contains ÜNÏ", &r));
-        assert!(t("sf.proc.exe startswith /usr/", &r));
-        assert!(t("sf.proc.exe endswith thon3", &r));
-        assert!(t("sf.file.name = passwd and sf.file.directory = /etc", &r));
-        assert!(t(
-            "sf.file.is_open_read = true and sf.file.is_open_write = false",
-            &r
-        ));
-        assert!(t("sf.file.openflags = RDONLY", &r));
-    }
-
-    #[test]
-    fn numeric_comparisons_and_negative_numbers() {
-        let r = ff();
-        assert!(t("sf.file.fd >= 3 and sf.file.fd < 4", &r));
-        assert!(t("sf.ret > -1", &r));
-        assert!(t("sf.ret <= 0", &r));
-        assert!(!t("sf.ret < -1", &r));
-        // Upstream: strings and quoted numbers compare as 0.
-        assert!(t("sf.proc.exe < 1", &r));
-        assert!(t("sf.file.fd > '2' ", &r), "'2' counts as 0");
-    }
-
-    #[test]
-    fn in_pmatch_lists_and_large_sets() {
-        let r = ff();
-        assert!(t("sf.proc.name in (bash, python3)", &r));
-        assert!(t("sf.proc.name in ([sh, zsh], 'python3')", &r));
-        assert!(!t("sf.proc.name in (python)", &r));
-        assert!(t("sf.file.path pmatch (/etc/)", &r));
-        let many: Vec<String> = (0..40).map(|i| format!("/nomatch{i}/")).collect();
-        let cond = format!("sf.file.path pmatch ({}, passw)", many.join(", "));
-        assert!(t(&cond, &r), "Aho-Corasick path");
-        let cond = format!("sf.file.path pmatch ({})", many.join(", "));
-        assert!(!t(&cond, &r));
-        let set: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
-        assert!(t(
-            &format!("sf.proc.name in ({}, python3)", set.join(",")),
-            &r
-        ));
-    }
-
-    #[test]
-    fn exists_and_missing_entities() {
-        let mut r = ff();
-        assert!(t("sf.pproc.name exists", &r));
-        assert!(t("sf.container.id exists", &r));
-        assert!(!t("sf.pod.id exists", &r), "no pod");
-        r.process = None;
-        r.ancestors = Arc::from(Vec::new());
-        r.container = None;
-        r.file = None;
-        assert!(!t("sf.proc.name exists", &r));
-        assert!(
-            t("sf.proc.name = \"\"", &r),
-            "empty values compare as empty strings"
-        );
-        assert!(!t("sf.pproc.pid exists", &r));
-        assert!(t("sf.file.path = \"\" and sf.container.name = \"\"", &r));
-    }
-
-    #[test]
-    fn parent_fields_and_falco_aliases() {
-        let r = ff();
-        assert!(t("sf.pproc.exe = /bin/bash and sf.pproc.pid = 7", &r));
-        assert!(t(
-            "proc.pname = bash and proc.name = python3 and user.name = alice",
-            &r
-        ));
-        assert!(
-            t("proc.tty = false", &r),
-            "upstream: proc.tty reads the parent"
-        );
-        assert!(t("sf.proc.tty = true", &r));
-        assert!(t("fd.name = passwd and fd.typechar = f", &r));
-        assert!(t("sf.proc.exe != sf.pproc.exe", &r), "field against field");
-        assert!(t("container.image = nginx:1", &r));
-    }
-
-    #[test]
-    fn json_path_attributes() {
-        let mut r = rec(Event::K8sEvent(K8sEvent {
-            kind: 2,
-            action: 0,
-            ts: 5,
-            message: r#"{"items":[{"namespace":"robot-shop","name":"web"}]}"#.into(),
-        }));
-        r.file = None;
-        assert!(t("sf.ke.message[items.0.namespace] = robot-shop", &r));
-        assert!(!t("sf.ke.message[items.1.namespace] exists", &r));
-        assert!(t(
-            "sf.ke.kind = K8S_PODS and sf.ke.action = K8S_COMPONENT_ADDED",
-            &r
-        ));
-    }
-
-    #[test]
-    fn quotes_nested_and_escaped_forms() {
-        let mut r = ff();
-        Arc::make_mut(r.process.as_mut().unwrap()).exe = "75-system-update".into();
-        assert!(t(r#"sf.proc.name startswith '"75-system-updat"'"#, &r));
-    }
-
-    #[test]
-    fn strict_errors_and_lenient_warnings() {
-        let r = ff();
-        let e = eval_with("sf.proc.nmae = bash", &r, false).unwrap_err();
-        assert!(
-            e.contains("t.yaml:3:") && e.contains("unknown attribute `sf.proc.nmae`"),
-            "{e}"
-        );
-        let e = eval_with("no_such_macro and sf.type = FF", &r, false).unwrap_err();
-        assert!(e.contains("unknown macro `no_such_macro`"), "{e}");
-        // Lenient: upstream's meaning (literal text / false).
-        assert_eq!(eval_with("sf.proc.nmae = bash", &r, true), Ok(false));
-        assert_eq!(eval_with("not no_such_macro", &r, true), Ok(true));
-        let e = eval_with("sf.type = FF and (", &r, false).unwrap_err();
-        assert!(e.contains("syntax error"), "{e}");
-    }
-
-    #[test]
-    fn not_not_is_identity_over_many_conditions() {
-        let recs = [ff(), nf()];
-        let conds = [
-            "sf.type = FF",
-            "sf.net.ip = 127.0.0.1",
-            "sf.proc.name in (bash, python3) and sf.file.fd > 2",
-            "sf.opflags = READ or sf.opflags = SEND",
-            "sf.pproc.name exists",
-        ];
-        for c in conds {
-            for r in &recs {
-                assert_eq!(t(c, r), t(&format!("not not ({c})"), r), "{c}");
-                assert_eq!(!t(c, r), t(&format!("not ({c})"), r), "{c}");
-            }
-        }
-    }
-
-    #[test]
-    fn macro_cycles_and_deep_chains_are_errors() {
-        let mut text = String::from("- macro: a\n  condition: b\n- macro: b\n  condition: a\n");
-        text.push_str("- rule: r\n  desc: d\n  condition: a\n");
-        let mut lf = LoadedFiles::default();
-        load_text("c.yaml", &text, &mut lf).unwrap();
-        let e = compile(&lf, &actions::registry(), false)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("refers to itself"), "{e}");
-        let mut text = String::new();
-        for i in 0..5000 {
-            text.push_str(&format!("- macro: m{i}\n  condition: m{}\n", i + 1));
-        }
-        text.push_str(
-            "- macro: m5000\n  condition: sf.type = PE\n- rule: r\n  desc: d\n  condition: m0\n",
-        );
-        let mut lf = LoadedFiles::default();
-        load_text("deep.yaml", &text, &mut lf).unwrap();
-        let e = compile(&lf, &actions::registry(), false)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("nested more than 64"), "{e}");
-    }
-
-    #[test]
-    fn merged_alternatives_mean_the_same() {
-        let r = ff();
-        for (merged, cond) in [
-            (
-                true,
-                "sf.file.directory startswith /usr or sf.file.directory startswith /etc",
-            ),
-            (
-                false,
-                "sf.file.directory startswith /usr or sf.file.directory startswith /var",
-            ),
-            (
-                true,
-                "sf.proc.name = bash or sf.proc.name = python3 or sf.type = PE",
-            ),
-            (false, "sf.proc.name != python3 or sf.proc.name != python3"),
-        ] {
-            assert_eq!(t(cond, &r), merged, "{cond}");
-        }
-        let text = "- rule: t\n  desc: d\n  condition: sf.proc.name = a or sf.proc.name = b or sf.proc.name = c\n";
-        let mut lf = LoadedFiles::default();
-        load_text("t.yaml", text, &mut lf).unwrap();
-        let set = compile(&lf, &actions::registry(), false).unwrap();
-        // The condition reads only the process: it is wrapped in a memoised node.
-        let inner = match &set.rules[0].pred {
-            Pred::Macro(_, inner) => inner.as_ref(),
-            other => other,
-        };
-        match inner {
-            Pred::Or(v) => assert_eq!(v.len(), 1, "three leaves merged into one"),
-            Pred::StrCmp(..) => {}
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn type_inference() {
-        let types = |c: &str| {
-            let text = format!("- rule: t\n  desc: d\n  condition: {c}\n");
-            let mut lf = LoadedFiles::default();
-            load_text("t.yaml", &text, &mut lf).unwrap();
-            compile(&lf, &actions::registry(), false).unwrap().rules[0].types
-        };
-        let pe = TypeSet::of(Kind::ProcessEvent);
-        let ff = TypeSet::of(Kind::FileFlow);
-        assert_eq!(types("sf.type = PE"), pe);
-        assert_eq!(types("sf.type = PE and sf.proc.name = x"), pe);
-        assert_eq!(types("sf.type = PE or sf.type = FF"), pe.or(ff));
-        assert_eq!(types("sf.type in (PE, FF)"), pe.or(ff));
-        assert_eq!(types("not sf.type = PE"), pe.complement());
-        assert_eq!(types("not (sf.type != PE)"), pe);
-        // Process fields are empty for Kubernetes events: `= x` cannot hold there.
-        assert_eq!(
-            types("sf.proc.name = x"),
-            TypeSet::of(Kind::K8sEvent).complement()
-        );
-        assert_eq!(types("sf.file.is_open_write = true"), ff);
-        assert_eq!(types("sf.type = PE and sf.type = FF"), TypeSet::NONE);
+    let any = |f: &dyn Fn(&str, &str) -> bool| a.split(',').any(|x| b.split(',').any(|y| f(x, y)));
+    match op {
+        BinOp::Eq => any(&|x, y| x == y),
+        BinOp::Ne => !any(&|x, y| x == y),
+        BinOp::Contains => any(&|x, y| x.contains(y)),
+        BinOp::IContains => any(&|x, y| x.to_lowercase().contains(&y.to_lowercase())),
+        BinOp::StartsWith => any(&|x, y| x.starts_with(y)),
+        BinOp::EndsWith => any(&|x, y| x.ends_with(y)),
+        BinOp::Lt => int(l) < int(r),
+        BinOp::Le => int(l) <= int(r),
+        BinOp::Gt => int(l) > int(r),
+        BinOp::Ge => int(l) >= int(r),
     }
 }

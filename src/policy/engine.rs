@@ -5,10 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::actions;
-use super::compiler::compile;
+use super::collector::compile_with;
+use super::diag::{Diags, LoadErrors};
+use super::ir::Pred;
 use super::ir::TypeSet;
-use super::loader::{load_path, PolicyError};
-use super::memo::Memo;
+use super::loader::{load_path, LoadedFiles};
+use super::memo::{Memo, TIME_SAMPLE};
 use super::set::PolicySet;
 use crate::record::{PolicyMatch, Record};
 
@@ -34,10 +36,20 @@ impl Mode {
     }
 }
 
-/// Loads and compiles a policy path (file or directory).
-pub fn load_policies(path: &Path, lenient: bool) -> Result<PolicySet, PolicyError> {
-    let loaded = load_path(path)?;
-    compile(&loaded, &actions::registry(), lenient)
+/// How a policy set is loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Every warning about upstream's laxness is an error (`strict` key, `-strict` flag).
+    pub strict: bool,
+    /// A rule that needs a field SysFlow records do not carry is disabled (`unsupported:
+    /// disable`); by default the name compares as literal text, as upstream.
+    pub disable_unsupported: bool,
+}
+
+/// Loads and compiles a policy path (file or directory). Every error of the load is
+/// reported (bounded); warnings are in the set.
+pub fn load_policies(path: &Path, opts: &LoadOptions) -> Result<PolicySet, LoadErrors> {
+    load_policy_paths(&[path], opts)
 }
 
 /// Evaluates records against a compiled set.
@@ -65,6 +77,8 @@ impl Engine {
         let Some(bit) = TypeSet::bit(kind) else {
             return false;
         };
+        memo.ticks = memo.ticks.wrapping_add(1);
+        let timed = memo.ticks % TIME_SAMPLE == 0;
         let matched = match memo.bucket(&self.set, bit, rec) {
             Some(bucket) => {
                 if bucket.drop || bucket.filters.iter().any(|f| f.eval_memo(rec, memo)) {
@@ -76,7 +90,7 @@ impl Engine {
                     bucket.index.candidates(rec, &mut cands);
                     for &pos in &cands {
                         let (i, p) = &bucket.rules[pos as usize];
-                        if p.eval_memo(rec, memo) {
+                        if self.eval_rule(*i, p, rec, memo, timed) {
                             matched = true;
                             self.record_match(*i, rec);
                         }
@@ -84,7 +98,7 @@ impl Engine {
                     memo.cands = cands;
                 } else {
                     for (i, p) in &bucket.rules {
-                        if p.eval_memo(rec, memo) {
+                        if self.eval_rule(*i, p, rec, memo, timed) {
                             matched = true;
                             self.record_match(*i, rec);
                         }
@@ -102,7 +116,7 @@ impl Engine {
                 }
                 let mut matched = false;
                 for &i in &self.set.index[b] {
-                    if self.set.rules[i].per_type[b].eval_memo(rec, memo) {
+                    if self.eval_rule(i, &self.set.rules[i].per_type[b], rec, memo, timed) {
                         matched = true;
                         self.record_match(i, rec);
                     }
@@ -111,6 +125,23 @@ impl Engine {
             }
         };
         matched || self.mode == Mode::Enrich
+    }
+
+    /// Evaluates rule `i`'s condition `p`; `timed`: adds the (scaled) time to the rule's
+    /// evaluation counter.
+    #[inline]
+    fn eval_rule(&self, i: usize, p: &Pred, rec: &Record, memo: &mut Memo, timed: bool) -> bool {
+        if !timed {
+            return p.eval_memo(rec, memo);
+        }
+        let t = std::time::Instant::now();
+        let r = p.eval_memo(rec, memo);
+        let ns = t.elapsed().as_nanos() as u64;
+        self.set.rules[i].eval_nanos.fetch_add(
+            ns.saturating_mul(TIME_SAMPLE),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        r
     }
 
     fn record_match(&self, i: usize, rec: &mut Record) {
@@ -154,15 +185,20 @@ impl Engine {
 }
 
 /// Loads and compiles several policy paths as one set (in the order given).
-pub fn load_policy_paths(paths: &[&Path], lenient: bool) -> Result<PolicySet, PolicyError> {
-    let mut all = super::loader::LoadedFiles::default();
+pub fn load_policy_paths(paths: &[&Path], opts: &LoadOptions) -> Result<PolicySet, LoadErrors> {
+    let mut diags = Diags::new(opts.strict);
+    let mut all = LoadedFiles::default();
     for p in paths {
-        let l = load_path(p)?;
-        all.entries.extend(l.entries);
-        all.files.extend(l.files);
-        all.warnings.extend(l.warnings);
+        load_path(p, &mut all, &mut diags);
     }
-    compile(&all, &actions::registry(), lenient)
+    let set = compile_with(
+        &all,
+        &actions::registry(),
+        &mut diags,
+        opts.disable_unsupported,
+    );
+    diags.into_result()?;
+    Ok(set)
 }
 
 /// A synthetic rule set of `n` rules for benchmarks: each rule constrains the record type and

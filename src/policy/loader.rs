@@ -1,113 +1,20 @@
-//! Policy file loading: YAML through a real parser (serde-saphyr), after a leniency step that
-//! repairs what upstream's token grammar tolerates and YAML does not (a top-level entry
-//! indented by a space, tabs), reporting each repair as a warning with file:line:col.
+//! Policy file loading, the first stage of Falco's staged loader (reader → collector →
+//! compiler): YAML through a real parser (serde-saphyr) after the leniency step, each entry
+//! read into a raw form that keeps what was written (an absent key is `None`, so append,
+//! override and disable-only entries can change exactly the keys they name). Errors do not
+//! stop the load: every bad entry and file is reported (bounded), the rest is kept.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-/// A position in a policy file (1-based line and column).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pos {
-    pub file: Arc<str>,
-    pub line: u64,
-    pub col: u64,
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.col)
-    }
-}
-
-/// A load or compile error: where, what, and the offending text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    pub pos: Pos,
-    pub message: String,
-    pub snippet: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.message)?;
-        if !self.snippet.is_empty() {
-            write!(f, "\n    | {}", self.snippet)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for PolicyError {}
-
-/// A condition as written, with where its text starts in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CondText {
-    pub text: String,
-    pub pos: Pos,
-    /// Byte offset of the value in the (repaired) file text, to locate errors inside it.
-    pub byte_offset: Option<u64>,
-    /// The file text, shared, to map an offset in `text` to a line and column.
-    pub source: Arc<str>,
-}
-
-impl CondText {
-    /// The file position of byte `offset` of the condition text: found by searching the
-    /// offending token in the file from where the value starts (folded scalars change
-    /// whitespace, not tokens).
-    pub fn pos_of(&self, offset: usize) -> Pos {
-        let token: String = self.text[offset.min(self.text.len())..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .take(32)
-            .collect();
-        let start = self.byte_offset.unwrap_or(0) as usize;
-        if !token.is_empty() && start <= self.source.len() {
-            if let Some(i) = self.source[start..].find(&token) {
-                return line_col(&self.file_name(), &self.source, start + i);
-            }
-        }
-        self.pos.clone()
-    }
-
-    fn file_name(&self) -> Arc<str> {
-        self.pos.file.clone()
-    }
-
-    /// A one-line snippet of the condition around `offset`.
-    pub fn snippet(&self, offset: usize) -> String {
-        let off = offset.min(self.text.len());
-        let from = self.text[..off]
-            .char_indices()
-            .rev()
-            .nth(30)
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        let tail: String = self.text[off..].chars().take(40).collect();
-        let head = &self.text[from..off];
-        format!("{}{}", head, tail).replace(['\n', '\t'], " ")
-    }
-}
-
-fn line_col(file: &Arc<str>, text: &str, byte: usize) -> Pos {
-    let before = &text[..byte.min(text.len())];
-    let line = before.matches('\n').count() as u64 + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0) as u64
-        + 1;
-    Pos {
-        file: file.clone(),
-        line,
-        col,
-    }
-}
+use super::diag::{Code, Diags};
+use super::files::{policy_files, read_policy_file};
+use super::leniency::leniency;
+pub use super::source::{CondText, PolicyError, Pos};
 
 /// One entry of a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +24,6 @@ pub enum Entry {
     List(RawList),
     /// `filter:` or `drop:` entries remove matching records before rules run.
     Filter(RawFilter),
-    RequiredEngineVersion(String),
 }
 
 /// How an entry changes an earlier one of the same name (Falco `append`/`override`).
@@ -129,21 +35,69 @@ pub enum Merge {
     Replace,
 }
 
+/// A Falco exception as written: `fields` (one name or a list), `comps`, `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawException {
+    pub name: String,
+    pub fields: Vec<String>,
+    /// `fields` was a single name (values are then the items of one `in`).
+    pub single: bool,
+    pub comps: Vec<String>,
+    pub values: Vec<Value>,
+    pub pos: Pos,
+}
+
+/// A `rule` entry. `None` means the key was not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRule {
     pub name: String,
-    pub desc: String,
+    pub desc: Option<String>,
     pub condition: Option<CondText>,
-    pub output: String,
+    pub output: Option<String>,
     pub priority: Option<String>,
-    pub tags: Vec<String>,
-    pub prefilter: Vec<String>,
-    pub enabled: bool,
-    pub actions: Vec<String>,
-    /// Exceptions already turned into condition text (`and not (...)`).
-    pub exceptions: Option<String>,
-    pub merge: Merge,
+    pub tags: Option<Vec<String>>,
+    pub prefilter: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub actions: Option<Vec<String>>,
+    pub exceptions: Option<Vec<RawException>>,
+    /// `append: true`.
+    pub append: bool,
+    /// `override: {key: append|replace}`.
+    pub overrides: Vec<(String, Merge)>,
     pub pos: Pos,
+}
+
+impl RawRule {
+    /// How `key` of this entry changes the rule defined before it: `Define` for a new rule.
+    pub fn merge_of(&self, key: &str) -> Merge {
+        if let Some((_, m)) = self.overrides.iter().find(|(k, _)| k == key) {
+            return *m;
+        }
+        if self.append {
+            Merge::Append
+        } else if self.overrides.is_empty() {
+            Merge::Define
+        } else {
+            // Not named in `override`: left as it was.
+            Merge::Replace
+        }
+    }
+
+    /// A change entry: appends to or overrides an earlier rule of the same name.
+    pub fn is_change(&self) -> bool {
+        self.append || !self.overrides.is_empty()
+    }
+
+    /// Falco's disable-only form: `- rule: X` with `enabled` and nothing else.
+    pub fn is_enable_only(&self) -> bool {
+        self.enabled.is_some()
+            && self.condition.is_none()
+            && self.desc.is_none()
+            && self.output.is_none()
+            && self.priority.is_none()
+            && self.exceptions.is_none()
+            && !self.is_change()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,107 +124,25 @@ pub struct RawFilter {
     pub pos: Pos,
 }
 
-/// Everything loaded from a policy path, in file order.
+/// The entries of one file, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedFile {
+    pub name: Arc<str>,
+    pub entries: Vec<Entry>,
+}
+
+/// Everything loaded from the policy paths, file by file in load order.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedFiles {
-    pub entries: Vec<Entry>,
-    pub files: Vec<PathBuf>,
-    pub warnings: Vec<String>,
+    pub files: Vec<LoadedFile>,
+    pub paths: Vec<PathBuf>,
 }
 
-/// Lists the policy files under `path`: the file, or `.yaml`/`.yml` files of a directory tree
-/// in lexical order.
-pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+impl LoadedFiles {
+    /// Every entry, in load order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.files.iter().flat_map(|f| f.entries.iter())
     }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Repairs upstream's irregular files; returns the text and one warning per repair.
-pub fn leniency(file: &str, text: &str) -> (String, Vec<String>) {
-    let mut warnings = Vec::new();
-    let mut out = String::with_capacity(text.len());
-    const TOP: [&str; 6] = [
-        "rule:",
-        "macro:",
-        "list:",
-        "filter:",
-        "drop:",
-        "required_engine_version:",
-    ];
-    let mut prev_indented = false;
-    // Columns the current entry was moved left by the repair above.
-    let mut shifted = 0usize;
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        let mut l = line.to_string();
-        if l.contains('\t') {
-            let col = l.find('\t').map(|c| c + 1).unwrap_or(1);
-            warnings.push(format!(
-                "{file}:{}:{col}: tab replaced by a space (YAML does not allow tabs here)",
-                n + 1
-            ));
-            l = l.replace('\t', " ");
-        }
-        let trimmed = l.trim_start_matches(' ');
-        let indent = l.len() - trimmed.len();
-        let is_entry = |rest: &str| TOP.iter().any(|k| rest.trim_start().starts_with(k));
-        if indent == 0 && trimmed.strip_prefix("- ").is_some_and(is_entry) {
-            shifted = 0;
-        }
-        if (1..=3).contains(&indent) && trimmed.strip_prefix("- ").is_some_and(is_entry) {
-            warnings.push(format!(
-                "{file}:{}:1: top-level entry indented by {indent} space(s); moved to column 1",
-                n + 1
-            ));
-            l = trimmed.to_string();
-            shifted = indent;
-        } else if shifted > 0 && indent == 2 + shifted {
-            // The rest of a shifted entry moves with it.
-            l = l[shifted..].to_string();
-        }
-        // A rule name containing ": " is not a plain YAML scalar; upstream keeps the raw text.
-        if let Some(rest) = l.strip_prefix("- rule:") {
-            let v = rest.trim();
-            if v.contains(": ") && !v.starts_with(['"', '\'']) {
-                warnings.push(format!(
-                    "{file}:{}:9: rule name containing `: ` quoted",
-                    n + 1
-                ));
-                let nl = if l.ends_with('\n') { "\n" } else { "" };
-                l = format!("- rule: '{}'{nl}", v.replace('\'', "''"));
-            }
-        }
-        // A continuation line at column 1 inside an entry belongs to the value above it.
-        let first = l.chars().next();
-        if matches!(first, Some(c) if !c.is_whitespace() && c != '-' && c != '#') && prev_indented {
-            warnings.push(format!(
-                "{file}:{}:1: continuation line at column 1 indented",
-                n + 1
-            ));
-            l = format!("    {l}");
-        }
-        if !l.trim().is_empty() {
-            prev_indented = l.starts_with(' ') || l.starts_with("- ");
-        }
-        out.push_str(&l);
-    }
-    (out, warnings)
 }
 
 fn as_string(v: &Value) -> String {
@@ -281,134 +153,427 @@ fn as_string(v: &Value) -> String {
     }
 }
 
-fn as_list(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a.iter().map(as_string).collect(),
-        Value::Null => Vec::new(),
-        Value::String(s) if s.trim().starts_with('[') => s
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .split(',')
-            .map(|x| x.trim().to_string())
-            .filter(|x| !x.is_empty())
-            .collect(),
-        other => vec![as_string(other)],
-    }
-}
-
 fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" => Some(true),
-            "false" | "no" | "off" => Some(false),
+        Value::String(s) => match s.trim_matches(['"', '\'']).to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" | "t" => Some(true),
+            "false" | "no" | "off" | "0" | "f" => Some(false),
             _ => None,
         },
         _ => None,
     }
 }
 
-/// Turns Falco `exceptions` into condition text: each value tuple is a conjunction of
-/// `field comp value`; the rule gets `and not (t1 or t2 ...)`.
-fn exceptions_text(v: &Value) -> Result<Option<String>, String> {
-    let Value::Array(excs) = v else {
-        return Err("`exceptions` must be a list".into());
-    };
-    let mut alts = Vec::new();
-    for e in excs {
-        let Value::Object(m) = e else {
-            return Err("each exception must be a mapping".into());
-        };
-        let values = m.get("values").cloned().unwrap_or(Value::Array(vec![]));
-        let Value::Array(values) = values else {
-            continue;
-        };
-        match m.get("fields") {
-            Some(Value::String(field)) => {
-                let comp = m.get("comps").map(as_string).unwrap_or_else(|| "in".into());
-                let items: Vec<String> = values.iter().map(|x| quote(&as_string(x))).collect();
-                if !items.is_empty() {
-                    alts.push(format!("{field} {comp} ({})", items.join(", ")));
-                }
+/// Keys each entry kind uses; others are warned about.
+const RULE_KEYS: &[&str] = &[
+    "rule",
+    "desc",
+    "condition",
+    "output",
+    "priority",
+    "tags",
+    "prefilter",
+    "enabled",
+    "action",
+    "actions",
+    "exceptions",
+    "append",
+    "override",
+    "source",
+    "warn_evttypes",
+    "skip-if-unknown-filter",
+    "capture",
+    "capture_duration",
+];
+const MACRO_KEYS: &[&str] = &["macro", "condition", "append", "override", "source", "desc"];
+const LIST_KEYS: &[&str] = &["list", "items", "append", "override", "source", "desc"];
+const FILTER_KEYS: &[&str] = &["filter", "drop", "condition", "enabled", "desc"];
+
+/// Reads one file's entries into `out`, errors and warnings into `diags`.
+struct FileReader<'a> {
+    fname: Arc<str>,
+    source: Arc<str>,
+    diags: &'a mut Diags,
+}
+
+type Map = BTreeMap<String, Spanned<Value>>;
+
+impl FileReader<'_> {
+    fn pos_of(&self, v: &Spanned<Value>) -> Pos {
+        Pos {
+            file: self.fname.clone(),
+            line: v.referenced.line(),
+            col: v.referenced.column(),
+        }
+    }
+
+    fn line(&self, line: u64) -> String {
+        self.source
+            .lines()
+            .nth(line.saturating_sub(1) as usize)
+            .unwrap_or("")
+            .trim_end()
+            .to_string()
+    }
+
+    fn error(&mut self, pos: Pos, message: String) {
+        let snippet = self.line(pos.line);
+        self.diags.error(PolicyError {
+            pos,
+            message,
+            snippet,
+        });
+    }
+
+    fn warn(&mut self, code: Code, pos: Pos, message: String) {
+        let snippet = self.line(pos.line);
+        self.diags.warn(code, pos, message, &snippet);
+    }
+
+    fn cond(&self, v: &Spanned<Value>) -> CondText {
+        CondText {
+            text: as_string(&v.value),
+            pos: self.pos_of(v),
+            byte_offset: v.referenced.span().byte_offset(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// A list value; a scalar is a one-item list, with a warning.
+    fn list(&mut self, m: &Map, key: &str) -> Option<Vec<String>> {
+        let v = m.get(key)?;
+        Some(match &v.value {
+            Value::Array(a) => a.iter().map(as_string).collect(),
+            Value::Null => Vec::new(),
+            other => {
+                let s = as_string(other);
+                let pos = self.pos_of(v);
+                self.warn(
+                    Code::ScalarForList,
+                    pos,
+                    format!(
+                        "`{key}` should be a list; the scalar `{s}` is read as a one-item list"
+                    ),
+                );
+                vec![s]
             }
-            Some(Value::Array(fields)) => {
-                let fields: Vec<String> = fields.iter().map(as_string).collect();
-                let comps: Vec<String> = match m.get("comps") {
-                    Some(c) => as_list(c),
-                    None => vec!["=".into(); fields.len()],
-                };
-                for tuple in values {
-                    let vals: Vec<Value> = match tuple {
-                        Value::Array(a) => a,
-                        other => vec![other],
-                    };
-                    let mut parts = Vec::new();
-                    for (i, f) in fields.iter().enumerate() {
-                        let comp = comps.get(i).map(String::as_str).unwrap_or("=");
-                        let Some(val) = vals.get(i) else { continue };
-                        let rhs = match val {
-                            Value::Array(a) => format!(
-                                "({})",
-                                a.iter()
-                                    .map(|x| quote(&as_string(x)))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                            x if comp == "in" || comp == "pmatch" => {
-                                format!("({})", quote(&as_string(x)))
+        })
+    }
+
+    fn string(&self, m: &Map, key: &str) -> Option<String> {
+        m.get(key).map(|v| as_string(&v.value))
+    }
+
+    fn unknown_keys(&mut self, m: &Map, known: &[&str], what: &str) {
+        for (k, v) in m {
+            if !known.contains(&k.as_str()) {
+                let pos = self.pos_of(v);
+                self.warn(
+                    Code::UnknownKey,
+                    pos,
+                    format!("{what}: key `{k}` is not used and is ignored"),
+                );
+            }
+        }
+    }
+
+    fn enabled(&mut self, m: &Map) -> Option<bool> {
+        let v = m.get("enabled")?;
+        match as_bool(&v.value) {
+            Some(b) => Some(b),
+            None => {
+                let pos = self.pos_of(v);
+                self.warn(
+                    Code::UnknownKey,
+                    pos,
+                    format!(
+                        "`enabled` is not true or false (`{}`); the entry stays enabled (upstream's behaviour)",
+                        as_string(&v.value)
+                    ),
+                );
+                Some(true)
+            }
+        }
+    }
+
+    /// `append:` and `override:` of an entry.
+    fn merges(&mut self, m: &Map, main_key: &str) -> (bool, Vec<(String, Merge)>) {
+        let append = match m.get("append") {
+            None => false,
+            Some(v) => match as_bool(&v.value) {
+                Some(b) => b,
+                None => {
+                    let pos = self.pos_of(v);
+                    self.error(
+                        pos,
+                        format!(
+                            "`append` must be true or false, found `{}`",
+                            as_string(&v.value)
+                        ),
+                    );
+                    false
+                }
+            },
+        };
+        let mut overrides = Vec::new();
+        if let Some(o) = m.get("override") {
+            match &o.value {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        let how = match as_string(v).trim() {
+                            "append" => Merge::Append,
+                            "replace" => Merge::Replace,
+                            other => {
+                                let pos = self.pos_of(o);
+                                self.error(
+                                    pos,
+                                    format!(
+                                        "`override.{k}` must be append or replace, found `{other}`"
+                                    ),
+                                );
+                                continue;
                             }
-                            x => quote(&as_string(x)),
                         };
-                        parts.push(format!("{f} {comp} {rhs}"));
-                    }
-                    if !parts.is_empty() {
-                        alts.push(format!("({})", parts.join(" and ")));
+                        overrides.push((k.clone(), how));
                     }
                 }
+                other => {
+                    let pos = self.pos_of(o);
+                    self.error(
+                        pos,
+                        format!(
+                            "`override` must be a mapping of keys to append|replace, found `{}`",
+                            as_string(other)
+                        ),
+                    );
+                }
             }
-            _ => return Err("an exception needs `fields`".into()),
+        }
+        if append && !overrides.is_empty() {
+            let pos = self.pos_of(&m[main_key]);
+            self.error(
+                pos,
+                "`append` and `override` cannot be used together".into(),
+            );
+        }
+        (append, overrides)
+    }
+
+    fn exceptions(&mut self, v: &Spanned<Value>) -> Option<Vec<RawException>> {
+        let pos = self.pos_of(v);
+        let Value::Array(excs) = &v.value else {
+            self.error(pos, "`exceptions` must be a list".into());
+            return None;
+        };
+        let mut out = Vec::new();
+        for e in excs {
+            let Value::Object(m) = e else {
+                self.error(pos.clone(), "each exception must be a mapping".into());
+                continue;
+            };
+            let name = m.get("name").map(as_string).unwrap_or_default();
+            let (fields, single) = match m.get("fields") {
+                Some(Value::String(f)) => (vec![f.clone()], true),
+                Some(Value::Array(a)) => (a.iter().map(as_string).collect(), false),
+                // Appending values to an exception defined earlier.
+                None => (Vec::new(), false),
+                Some(other) => {
+                    self.error(
+                        pos.clone(),
+                        format!(
+                            "exception `{name}`: `fields` must be a name or a list, found `{}`",
+                            as_string(other)
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let comps = match m.get("comps") {
+                Some(Value::Array(a)) => a.iter().map(as_string).collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            let values = match m.get("values") {
+                Some(Value::Array(a)) => a.clone(),
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => {
+                    self.error(
+                        pos.clone(),
+                        format!("exception `{name}`: `values` must be a list"),
+                    );
+                    continue;
+                }
+            };
+            for k in m.keys() {
+                if !matches!(k.as_str(), "name" | "fields" | "comps" | "values") {
+                    self.warn(
+                        Code::UnknownKey,
+                        pos.clone(),
+                        format!("exception `{name}`: key `{k}` is not used and is ignored"),
+                    );
+                }
+            }
+            out.push(RawException {
+                name,
+                fields,
+                single,
+                comps,
+                values,
+                pos: pos.clone(),
+            });
+        }
+        Some(out)
+    }
+
+    fn entry(&mut self, m: &Map, out: &mut Vec<Entry>) {
+        let entry_pos = m.values().next().map(|v| self.pos_of(v)).unwrap_or(Pos {
+            file: self.fname.clone(),
+            line: 1,
+            col: 1,
+        });
+        if let Some(name) = m.get("rule") {
+            self.unknown_keys(m, RULE_KEYS, "rule");
+            let (append, overrides) = self.merges(m, "rule");
+            let exceptions = match m.get("exceptions") {
+                Some(v) => self.exceptions(v),
+                None => None,
+            };
+            let mut actions = self.list(m, "actions");
+            if let Some(more) = self.list(m, "action") {
+                actions.get_or_insert_with(Vec::new).extend(more);
+            }
+            out.push(Entry::Rule(RawRule {
+                name: as_string(&name.value),
+                desc: self.string(m, "desc"),
+                condition: m.get("condition").map(|c| self.cond(c)),
+                output: self.string(m, "output"),
+                priority: self.string(m, "priority"),
+                tags: self.list(m, "tags"),
+                prefilter: self.list(m, "prefilter"),
+                enabled: self.enabled(m),
+                actions,
+                exceptions,
+                append,
+                overrides,
+                pos: self.pos_of(name),
+            }));
+        } else if let Some(name) = m.get("macro") {
+            self.unknown_keys(m, MACRO_KEYS, "macro");
+            let (append, overrides) = self.merges(m, "macro");
+            let Some(c) = m.get("condition") else {
+                let pos = self.pos_of(name);
+                self.error(
+                    pos,
+                    format!("macro `{}` has no condition", as_string(&name.value)),
+                );
+                return;
+            };
+            out.push(Entry::Macro(RawMacro {
+                name: as_string(&name.value),
+                condition: self.cond(c),
+                merge: merge_for(append, &overrides, "condition"),
+                pos: self.pos_of(name),
+            }));
+        } else if let Some(name) = m.get("list") {
+            self.unknown_keys(m, LIST_KEYS, "list");
+            let (append, overrides) = self.merges(m, "list");
+            out.push(Entry::List(RawList {
+                name: as_string(&name.value),
+                items: self.list(m, "items").unwrap_or_default(),
+                merge: merge_for(append, &overrides, "items"),
+                pos: self.pos_of(name),
+            }));
+        } else if let Some(name) = m.get("filter").or_else(|| m.get("drop")) {
+            self.unknown_keys(m, FILTER_KEYS, "filter");
+            let Some(c) = m.get("condition") else {
+                let pos = self.pos_of(name);
+                self.error(
+                    pos,
+                    format!("filter `{}` has no condition", as_string(&name.value)),
+                );
+                return;
+            };
+            let enabled = self.enabled(m).unwrap_or(true);
+            out.push(Entry::Filter(RawFilter {
+                name: as_string(&name.value),
+                condition: self.cond(c),
+                enabled,
+                pos: self.pos_of(name),
+            }));
+        } else if let Some(v) = m
+            .get("required_engine_version")
+            .or_else(|| m.get("required_plugin_versions"))
+        {
+            let key = if m.contains_key("required_engine_version") {
+                "required_engine_version"
+            } else {
+                "required_plugin_versions"
+            };
+            let pos = self.pos_of(v);
+            let shown = match &v.value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            self.warn(
+                Code::Requirement,
+                pos,
+                format!("`{key}: {shown}` noted, not enforced"),
+            );
+        } else {
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            self.error(
+                entry_pos,
+                format!(
+                    "entry is not a rule, macro, list, filter or drop (keys: {})",
+                    keys.join(", ")
+                ),
+            );
         }
     }
-    Ok((!alts.is_empty()).then(|| format!("not ({})", alts.join(" or "))))
 }
 
-fn quote(s: &str) -> String {
-    if s.contains('"') {
-        format!("'{s}'")
+fn merge_for(append: bool, overrides: &[(String, Merge)], key: &str) -> Merge {
+    if let Some((_, m)) = overrides.iter().find(|(k, _)| k == key) {
+        return *m;
+    }
+    if append {
+        Merge::Append
     } else {
-        format!("\"{s}\"")
+        Merge::Define
     }
 }
 
-fn merge_of(m: &BTreeMap<String, Spanned<Value>>, key: &str) -> Merge {
-    if let Some(o) = m.get("override") {
-        if let Value::Object(o) = &o.value {
-            if let Some(v) = o.get(key).or_else(|| o.values().next()) {
-                return match as_string(v).as_str() {
-                    "replace" => Merge::Replace,
-                    _ => Merge::Append,
-                };
-            }
-        }
-    }
-    match m.get("append").and_then(|v| as_bool(&v.value)) {
-        Some(true) => Merge::Append,
-        _ => Merge::Define,
-    }
-}
-
-/// Loads one file's text.
-pub fn load_text(file: &str, text: &str, out: &mut LoadedFiles) -> Result<(), PolicyError> {
+/// Loads one file's text: its entries are appended to `out` as one file; problems go to
+/// `diags` (a YAML error drops the file, a bad entry drops that entry).
+pub fn load_text(file: &str, text: &str, out: &mut LoadedFiles, diags: &mut Diags) {
     let fname: Arc<str> = Arc::from(file);
-    let (repaired, warnings) = leniency(file, text);
-    out.warnings.extend(warnings);
+    let (repaired, repairs) = leniency(file, text);
+    for w in repairs {
+        let snippet = text
+            .lines()
+            .nth(w.pos.line.saturating_sub(1) as usize)
+            .unwrap_or("")
+            .to_string();
+        diags.warn(w.code, w.pos, w.message, &snippet);
+    }
     let source: Arc<str> = Arc::from(repaired.as_str());
-    let docs: Vec<BTreeMap<String, Spanned<Value>>> = if repaired.trim().is_empty() {
-        Vec::new()
-    } else {
-        match serde_saphyr::from_str::<Option<Vec<BTreeMap<String, Spanned<Value>>>>>(&repaired) {
-            Ok(v) => v.unwrap_or_default(),
+    let mut loaded = LoadedFile {
+        name: fname.clone(),
+        entries: Vec::new(),
+    };
+    if !repaired.trim().is_empty() {
+        match serde_saphyr::from_str::<Option<Vec<Map>>>(&repaired) {
+            Ok(docs) => {
+                let mut r = FileReader {
+                    fname: fname.clone(),
+                    source: source.clone(),
+                    diags,
+                };
+                for m in docs.unwrap_or_default() {
+                    r.entry(&m, &mut loaded.entries);
+                }
+            }
             Err(e) => {
                 let msg = e.to_string();
                 // serde-saphyr reports "line L column C: ..." first.
@@ -420,7 +585,7 @@ pub fn load_text(file: &str, text: &str, out: &mut LoadedFiles) -> Result<(), Po
                     .trim_end()
                     .to_string();
                 let first = msg.lines().next().unwrap_or(&msg).to_string();
-                return Err(PolicyError {
+                diags.error(PolicyError {
                     pos: Pos {
                         file: fname,
                         line,
@@ -431,134 +596,8 @@ pub fn load_text(file: &str, text: &str, out: &mut LoadedFiles) -> Result<(), Po
                 });
             }
         }
-    };
-    for m in docs {
-        let first_loc = m.values().next().map(|v| v.referenced);
-        let pos_of = |v: &Spanned<Value>| Pos {
-            file: fname.clone(),
-            line: v.referenced.line(),
-            col: v.referenced.column(),
-        };
-        let entry_pos = first_loc
-            .map(|l| Pos {
-                file: fname.clone(),
-                line: l.line(),
-                col: l.column(),
-            })
-            .unwrap_or(Pos {
-                file: fname.clone(),
-                line: 1,
-                col: 1,
-            });
-        let err = |pos: Pos, message: String| PolicyError {
-            snippet: source
-                .lines()
-                .nth(pos.line.saturating_sub(1) as usize)
-                .unwrap_or("")
-                .trim_end()
-                .to_string(),
-            pos,
-            message,
-        };
-        let cond = |v: &Spanned<Value>| CondText {
-            text: as_string(&v.value),
-            pos: pos_of(v),
-            byte_offset: v.referenced.span().byte_offset(),
-            source: source.clone(),
-        };
-        let get = |k: &str| m.get(k);
-        if let Some(name) = get("rule") {
-            let enabled = match get("enabled") {
-                Some(v) => as_bool(&v.value).ok_or_else(|| {
-                    err(
-                        pos_of(v),
-                        format!(
-                            "`enabled` must be true or false, found `{}`",
-                            as_string(&v.value)
-                        ),
-                    )
-                })?,
-                None => true,
-            };
-            let exceptions = match get("exceptions") {
-                Some(v) => exceptions_text(&v.value).map_err(|e| err(pos_of(v), e))?,
-                None => None,
-            };
-            let mut actions = get("actions")
-                .map(|v| as_list(&v.value))
-                .unwrap_or_default();
-            if let Some(a) = get("action") {
-                actions.extend(as_list(&a.value));
-            }
-            out.entries.push(Entry::Rule(RawRule {
-                name: as_string(&name.value),
-                desc: get("desc").map(|v| as_string(&v.value)).unwrap_or_default(),
-                condition: get("condition").map(cond),
-                output: get("output")
-                    .map(|v| as_string(&v.value))
-                    .unwrap_or_default(),
-                priority: get("priority").map(|v| as_string(&v.value)),
-                tags: get("tags").map(|v| as_list(&v.value)).unwrap_or_default(),
-                prefilter: get("prefilter")
-                    .map(|v| as_list(&v.value))
-                    .unwrap_or_default(),
-                enabled,
-                actions,
-                exceptions,
-                merge: merge_of(&m, "condition"),
-                pos: pos_of(name),
-            }));
-        } else if let Some(name) = get("macro") {
-            let c = get("condition").ok_or_else(|| {
-                err(
-                    pos_of(name),
-                    format!("macro `{}` has no condition", as_string(&name.value)),
-                )
-            })?;
-            out.entries.push(Entry::Macro(RawMacro {
-                name: as_string(&name.value),
-                condition: cond(c),
-                merge: merge_of(&m, "condition"),
-                pos: pos_of(name),
-            }));
-        } else if let Some(name) = get("list") {
-            out.entries.push(Entry::List(RawList {
-                name: as_string(&name.value),
-                items: get("items").map(|v| as_list(&v.value)).unwrap_or_default(),
-                merge: merge_of(&m, "items"),
-                pos: pos_of(name),
-            }));
-        } else if let Some(name) = get("filter").or_else(|| get("drop")) {
-            let c = get("condition").ok_or_else(|| {
-                err(
-                    pos_of(name),
-                    format!("filter `{}` has no condition", as_string(&name.value)),
-                )
-            })?;
-            let enabled = get("enabled")
-                .and_then(|v| as_bool(&v.value))
-                .unwrap_or(true);
-            out.entries.push(Entry::Filter(RawFilter {
-                name: as_string(&name.value),
-                condition: cond(c),
-                enabled,
-                pos: pos_of(name),
-            }));
-        } else if let Some(v) = get("required_engine_version") {
-            out.entries
-                .push(Entry::RequiredEngineVersion(as_string(&v.value)));
-        } else {
-            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
-            return Err(err(
-                entry_pos,
-                format!(
-                    "entry is not a rule, macro, list, filter or drop (keys: {})",
-                    keys.join(", ")
-                ),
-            ));
-        }
     }
-    Ok(())
+    out.files.push(loaded);
 }
 
 fn parse_line_col(msg: &str) -> Option<(u64, u64)> {
@@ -578,58 +617,74 @@ fn parse_line_col(msg: &str) -> Option<(u64, u64)> {
     Some((line, col))
 }
 
-/// Loads every policy file under `path`.
-pub fn load_path(path: &Path) -> Result<LoadedFiles, PolicyError> {
-    let files = policy_files(path).map_err(|e| PolicyError {
-        pos: Pos {
-            file: Arc::from(path.display().to_string()),
-            line: 0,
-            col: 0,
-        },
-        message: e,
-        snippet: String::new(),
-    })?;
-    let mut out = LoadedFiles::default();
-    for f in &files {
-        let name = f.display().to_string();
-        let text = std::fs::read_to_string(f).map_err(|e| PolicyError {
+/// Loads every policy file under `path` into `out` (a path problem is an error in `diags`).
+pub fn load_path(path: &Path, out: &mut LoadedFiles, diags: &mut Diags) {
+    let files = match policy_files(path) {
+        Ok(f) => f,
+        Err(e) => {
+            diags.error(e);
+            return;
+        }
+    };
+    if files.is_empty() {
+        diags.error(PolicyError {
             pos: Pos {
-                file: Arc::from(name.as_str()),
+                file: Arc::from(path.display().to_string()),
                 line: 0,
                 col: 0,
             },
-            message: format!("cannot read: {e}"),
+            message: "no policy files (.yaml or .yml) found".into(),
             snippet: String::new(),
-        })?;
-        load_text(&name, &text, &mut out)?;
+        });
     }
-    out.files = files;
-    Ok(out)
+    for f in &files {
+        match read_policy_file(f) {
+            Ok(text) => load_text(&f.display().to_string(), &text, out, diags),
+            Err(e) => diags.error(e),
+        }
+    }
+    out.paths.extend(files);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn load(file: &str, text: &str) -> (LoadedFiles, Diags) {
+        let mut out = LoadedFiles::default();
+        let mut d = Diags::new(false);
+        load_text(file, text, &mut out, &mut d);
+        (out, d)
+    }
+
     #[test]
     fn repairs_are_reported_with_positions() {
         let text =
             "- list: a\n  items: [x]\n - list: b\n  items: [y]\n- macro: m\n  condition: a =\tb\n";
-        let (fixed, w) = leniency("f.yaml", text);
+        let (out, d) = load("f.yaml", text);
+        let w: Vec<String> = d.warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
             w[0].starts_with("f.yaml:3:1: top-level entry indented"),
             "{w:?}"
         );
         assert!(w[1].starts_with("f.yaml:6:17: tab replaced"), "{w:?}");
+        assert!(w[1].ends_with("[LOAD_YAML_REPAIR]"), "{w:?}");
+        assert_eq!(out.files[0].entries.len(), 3);
+        // Strict: the same repairs are errors.
         let mut out = LoadedFiles::default();
-        load_text("f.yaml", &fixed, &mut out).unwrap();
-        assert_eq!(out.entries.len(), 3);
+        let mut d = Diags::new(true);
+        load_text("f.yaml", text, &mut out, &mut d);
+        assert_eq!(d.errors.len(), 2);
     }
 
     #[test]
     fn yaml_forms_and_keys() {
         let text = r#"
+- required_engine_version: 0.26.0
+- required_plugin_versions:
+    - name: k8saudit
+      version: 0.1.0
 - list: l
   items:
     - a
@@ -642,9 +697,10 @@ mod tests {
   desc: d
   condition: m and not sf.proc.name = x
   priority: high
-  tags: [t1, t2]
+  tags: t1
   prefilter: [PE]
   enabled: false
+  colour: blue
   action: [now]
   exceptions:
     - name: e
@@ -655,12 +711,14 @@ mod tests {
   items: [d]
   override:
     items: append
+- rule: r
+  enabled: true
 - drop: noisy
   condition: sf.proc.exe = /bin/true
 "#;
-        let mut out = LoadedFiles::default();
-        load_text("p.yaml", text, &mut out).unwrap();
-        let e = &out.entries;
+        let (out, d) = load("p.yaml", text);
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let e = &out.files[0].entries;
         assert!(matches!(&e[0], Entry::List(l) if l.items == ["a", "b c"]));
         match &e[1] {
             Entry::Macro(m) => {
@@ -669,7 +727,7 @@ mod tests {
                     "sf.type = PE and sf.proc.name in (l)"
                 );
                 assert_eq!(
-                    m.condition.pos.line, 8,
+                    m.condition.pos.line, 12,
                     "the folded text starts on the next line"
                 );
             }
@@ -677,37 +735,66 @@ mod tests {
         }
         match &e[2] {
             Entry::Rule(r) => {
-                assert!(!r.enabled);
-                assert_eq!(r.tags, ["t1", "t2"]);
-                assert_eq!(r.actions, ["now"]);
-                assert_eq!(
-                    r.exceptions.as_deref(),
-                    Some(r#"not ((sf.proc.name = "bash" and sf.proc.uid in ("0", "1")))"#)
-                );
+                assert_eq!(r.enabled, Some(false));
+                assert_eq!(r.tags.as_deref(), Some(&["t1".to_string()][..]));
+                assert_eq!(r.actions.as_deref(), Some(&["now".to_string()][..]));
+                let x = &r.exceptions.as_ref().unwrap()[0];
+                assert_eq!(x.fields, ["sf.proc.name", "sf.proc.uid"]);
+                assert_eq!(x.comps, ["=", "in"]);
+                assert!(!r.is_change() && !r.is_enable_only());
             }
             o => panic!("{o:?}"),
         }
         assert!(matches!(&e[3], Entry::List(l) if l.merge == Merge::Append));
-        assert!(matches!(&e[4], Entry::Filter(f) if f.name == "noisy"));
+        assert!(matches!(&e[4], Entry::Rule(r) if r.is_enable_only()));
+        assert!(matches!(&e[5], Entry::Filter(f) if f.name == "noisy"));
+        let codes: Vec<Code> = d.warnings.iter().map(|w| w.code).collect();
+        assert_eq!(
+            codes,
+            [
+                Code::Requirement,
+                Code::Requirement,
+                Code::UnknownKey,
+                Code::ScalarForList
+            ],
+            "{:?}",
+            d.warnings
+        );
+        assert!(d.warnings[2].to_string().contains("key `colour`"));
+    }
+
+    #[test]
+    fn every_bad_entry_is_reported_and_the_rest_kept() {
+        let text = "- rule: a\n  desc: d\n  condition: sf.type = PE\n  append: maybe\n- something: else\n- macro: m\n- rule: b\n  desc: d\n  condition: sf.type = FF\n";
+        let (out, d) = load("bad.yaml", text);
+        let errs: Vec<String> = d.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("bad.yaml:4:"), "{errs:?}");
+        assert!(
+            errs[1].starts_with("bad.yaml:5:") && errs[1].contains("not a rule"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].starts_with("bad.yaml:6:") && errs[2].contains("no condition"),
+            "{errs:?}"
+        );
+        assert_eq!(out.files[0].entries.len(), 2, "rules a and b are kept");
     }
 
     #[test]
     fn yaml_errors_have_line_column_and_snippet() {
-        let mut out = LoadedFiles::default();
-        let e = load_text("bad.yaml", "- rule: r\n  desc: [unclosed\n", &mut out).unwrap_err();
+        let (_, d) = load("bad.yaml", "- rule: r\n  desc: [unclosed\n");
+        let e = &d.errors[0];
         assert_eq!(&*e.pos.file, "bad.yaml");
         assert!(e.pos.line >= 2, "{e}");
         assert!(e.to_string().contains("invalid YAML"), "{e}");
-        let e = load_text("bad.yaml", "- something: else\n", &mut out).unwrap_err();
-        assert!(e.to_string().starts_with("bad.yaml:1:"), "{e}");
     }
 
     #[test]
     fn positions_inside_folded_conditions() {
         let text = "- macro: m\n  condition: >\n    a = 1\n    and b = 2 ORR\n";
-        let mut out = LoadedFiles::default();
-        load_text("m.yaml", text, &mut out).unwrap();
-        let Entry::Macro(m) = &out.entries[0] else {
+        let (out, _) = load("m.yaml", text);
+        let Entry::Macro(m) = &out.files[0].entries[0] else {
             panic!()
         };
         let off = m.condition.text.find("ORR").unwrap();

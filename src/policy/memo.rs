@@ -28,6 +28,8 @@ pub struct Memo {
     pub restored: u64,
     /// Candidate rule positions of the current record (reused allocation).
     pub cands: Vec<u32>,
+    /// Records seen by this shard: one in [`TIME_SAMPLE`] has its rule evaluations timed.
+    pub ticks: u64,
     buckets: rustc_hash::FxHashMap<(u8, i32, i32), Arc<Bucket>>,
 }
 
@@ -35,6 +37,10 @@ pub struct Memo {
 /// flags); past the cap, records of new keys use the per-type conditions (same result,
 /// slower), so a stream of unusual flag combinations cannot grow memory without bound.
 pub(crate) const MAX_BUCKETS: usize = 4096;
+
+/// One record in this many has each rule evaluation timed (the time, scaled by this factor,
+/// goes to the rule's `eval_nanos`): timing every evaluation would cost more than most rules.
+pub const TIME_SAMPLE: u64 = 64;
 
 /// The filters and rules of a policy set specialised for one dispatch key: what is left to
 /// evaluate for a record with that key (rules that cannot match are gone).

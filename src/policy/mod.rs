@@ -6,12 +6,17 @@
 
 pub mod actions;
 pub mod attr;
+pub mod collector;
 pub mod compiler;
+pub mod diag;
 pub mod dispatch;
 pub mod engine;
+pub mod files;
 pub mod ir;
+pub mod leniency;
 pub mod loader;
 pub mod memo;
 pub mod parser;
 pub mod passes;
 pub mod set;
+pub mod source;

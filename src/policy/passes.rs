@@ -141,7 +141,8 @@ pub(crate) fn mark_record_macros(p: &Pred, per_record: &mut [bool]) {
 }
 
 pub(crate) fn cheapest_first(mut v: Vec<Pred>) -> Vec<Pred> {
-    v.sort_by_key(cost);
+    // Cached: `cost` walks macro expansions, so it is computed once per operand.
+    v.sort_by_cached_key(cost);
     v
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::actions::Action;
+use super::diag::Warning;
 use super::ir::{Pred, TypeSet};
 use super::loader::Pos;
 use super::memo::Bucket;
@@ -29,6 +30,9 @@ pub struct Rule {
     /// Records this rule matched. Shared by every shard; carried over to the rule of the
     /// same name when the set is reloaded, so the count stays monotonic (a metrics counter).
     pub matches: Arc<std::sync::atomic::AtomicU64>,
+    /// Nanoseconds spent evaluating this rule's condition (sampled: see the engine), shared
+    /// and carried over like `matches`.
+    pub eval_nanos: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Rule {
@@ -68,7 +72,7 @@ pub struct PolicySet {
     /// Per type bit: indexes of the enabled rules that can match, in file order.
     pub index: [Vec<usize>; 7],
     pub counts: Counts,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Distinct compiled macros (the size of a [`Memo`]).
     pub macro_slots: usize,
     /// Macros whose value depends on the event (the others depend only on the process,
@@ -82,6 +86,27 @@ pub struct PolicySet {
 pub(crate) static NEXT_SET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl PolicySet {
+    /// Number of warnings per code, in code order.
+    pub fn warning_counts(&self) -> Vec<(&'static str, usize)> {
+        let mut m: std::collections::BTreeMap<&'static str, usize> = Default::default();
+        for w in &self.warnings {
+            *m.entry(w.code.as_str()).or_default() += 1;
+        }
+        m.into_iter().collect()
+    }
+
+    /// Why this set cannot serve alert mode (no enabled rule: every record would be
+    /// dropped), if so.
+    pub fn empty_for_alerts(&self) -> Option<String> {
+        if self.rules.iter().any(|r| r.enabled) {
+            return None;
+        }
+        Some(format!(
+            "no enabled rule ({} rule(s) loaded); alert mode would drop every record",
+            self.rules.len()
+        ))
+    }
+
     /// The filters and rules for records with `probe`'s dispatch key (type bit `bit`).
     pub fn build_bucket(&self, bit: u8, probe: &Record) -> Bucket {
         let b = bit as usize;

@@ -167,11 +167,12 @@ fn pipeline_stage(trace: &Path) -> Result<u64, String> {
 }
 
 fn policy_set(policies: &str, rules: usize) -> Result<sfprocessor::policy::set::PolicySet, String> {
-    use sfprocessor::policy::engine::{load_policy_paths, synthetic_rules};
+    use sfprocessor::policy::engine::{load_policy_paths, synthetic_rules, LoadOptions};
     if rules > 0 {
         let p = std::env::temp_dir().join(format!("sfbench-rules-{rules}.yaml"));
         std::fs::write(&p, synthetic_rules(rules)).map_err(|e| e.to_string())?;
-        return load_policy_paths(&[p.as_path()], false).map_err(|e| e.to_string());
+        return load_policy_paths(&[p.as_path()], &LoadOptions::default())
+            .map_err(|e| e.to_string());
     }
     let paths: Vec<PathBuf> = policies
         .split(',')
@@ -179,7 +180,7 @@ fn policy_set(policies: &str, rules: usize) -> Result<sfprocessor::policy::set::
         .map(PathBuf::from)
         .collect();
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-    load_policy_paths(&refs, true).map_err(|e| e.to_string())
+    load_policy_paths(&refs, &LoadOptions::default()).map_err(|e| e.to_string())
 }
 
 /// Engine only: assemble up to 1M records in memory, then time evaluation alone.
@@ -270,7 +271,9 @@ fn alert_stage(trace: &Path, policies: &str) -> Result<u64, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     for (i, p) in list.iter().enumerate() {
-        for f in sfprocessor::policy::loader::policy_files(Path::new(p))? {
+        for f in
+            sfprocessor::policy::files::policy_files(Path::new(p)).map_err(|e| e.to_string())?
+        {
             let name = format!(
                 "{i:02}-{}",
                 f.file_name()

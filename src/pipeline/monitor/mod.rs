@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use actix::prelude::*;
 
 use super::PolicyStage;
-use crate::policy::engine::load_policies;
-use crate::policy::loader::policy_files;
+use crate::policy::engine::{load_policies, Mode};
+use crate::policy::files::policy_files;
 
 /// What the files looked like: (path, modification time, length) of every policy file.
 type Signature = Vec<(std::path::PathBuf, Option<SystemTime>, u64)>;
@@ -60,7 +60,16 @@ impl PolicyMonitor {
         }
         self.pending = None;
         self.applied = now;
-        match load_policies(&self.stage.path, self.stage.lenient) {
+        let loaded = load_policies(&self.stage.path, &self.stage.load).map_err(|e| e.to_string());
+        let loaded = loaded.and_then(|set| {
+            if self.stage.handle.mode == Mode::Alert {
+                if let Some(e) = set.empty_for_alerts() {
+                    return Err(e);
+                }
+            }
+            Ok(set)
+        });
+        match loaded {
             Ok(set) => {
                 tracing::info!(
                     path = %self.stage.path.display(),

@@ -1,0 +1,1236 @@
+//! The collector: walks the loaded files in upstream's order and builds the policy set.
+//!
+//! Resolution follows upstream's compiler (two passes per file, one compiler for all files):
+//! before a file's rules run, every list and macro the file defines takes its **last**
+//! definition in that file; then the file is walked in order, each definition taking effect
+//! where it stands, and each rule or filter is compiled **where it stands** against the lists
+//! and macros in force. So a rule sees the nearest earlier definition in its file, or, when
+//! the name is only defined after it in the file, the file's last one, or else what earlier
+//! files left. Macros and nested lists expand at the rule, not at their definition.
+//! A rule defined twice is two rules (both run), as upstream; Falco's `append`, `override`
+//! and disable-only entries change the nearest earlier rule of that name.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::actions::ActionRegistry;
+use super::compiler::{Compiler, Cond, ListDef, MacroDef};
+use super::diag::{Code, Diags};
+use super::ir::TypeSet;
+use super::loader::{Entry, LoadedFiles, Merge, RawException, RawRule};
+use super::parser::{Atom, BinOp, Expr, Item, ListOp, Span};
+use super::passes::{mark_record_macros, per_type, wrap_entity_parts};
+use super::set::{priority, Counts, Filter, PolicySet, Rule, NEXT_SET_ID};
+use super::source::{CondText, PolicyError, Pos};
+
+/// A rule as the entries so far define it.
+#[derive(Clone)]
+struct Draft {
+    name: String,
+    desc: String,
+    cond: Option<Cond>,
+    output: String,
+    priority: Option<String>,
+    tags: Vec<String>,
+    prefilter: Vec<String>,
+    enabled: bool,
+    actions: Vec<String>,
+    exceptions: Vec<RawException>,
+    pos: Pos,
+}
+
+impl Draft {
+    fn new(r: &RawRule) -> Draft {
+        Draft {
+            name: r.name.clone(),
+            desc: r.desc.clone().unwrap_or_default(),
+            cond: r.condition.clone().map(Cond::Text),
+            output: r.output.clone().unwrap_or_default(),
+            priority: r.priority.clone(),
+            tags: r.tags.clone().unwrap_or_default(),
+            prefilter: r.prefilter.clone().unwrap_or_default(),
+            enabled: r.enabled.unwrap_or(true),
+            actions: r.actions.clone().unwrap_or_default(),
+            exceptions: r.exceptions.clone().unwrap_or_default(),
+            pos: r.pos.clone(),
+        }
+    }
+
+    /// Applies an append/override entry.
+    fn change(&mut self, r: &RawRule) -> Result<(), PolicyError> {
+        if let Some(c) = &r.condition {
+            self.cond = Some(match (r.merge_of("condition"), self.cond.take()) {
+                (Merge::Append, Some(prev)) => prev.append(c)?,
+                _ => Cond::Text(c.clone()),
+            });
+        }
+        let text = |mine: &mut String, new: &Option<String>, key: &str| {
+            if let Some(n) = new {
+                match r.merge_of(key) {
+                    Merge::Append => {
+                        if !mine.is_empty() {
+                            mine.push(' ');
+                        }
+                        mine.push_str(n);
+                    }
+                    _ => *mine = n.clone(),
+                }
+            }
+        };
+        text(&mut self.desc, &r.desc, "desc");
+        text(&mut self.output, &r.output, "output");
+        if let Some(p) = &r.priority {
+            self.priority = Some(p.clone());
+        }
+        if let Some(t) = &r.tags {
+            match r.merge_of("tags") {
+                Merge::Append => self.tags.extend(t.iter().cloned()),
+                _ => self.tags = t.clone(),
+            }
+        }
+        if let Some(e) = r.enabled {
+            self.enabled = e;
+        }
+        if let Some(a) = &r.actions {
+            self.actions.extend(a.iter().cloned());
+        }
+        if let Some(excs) = &r.exceptions {
+            match r.merge_of("exceptions") {
+                Merge::Append => {
+                    for e in excs {
+                        match self.exceptions.iter_mut().find(|x| x.name == e.name) {
+                            Some(x) => x.values.extend(e.values.iter().cloned()),
+                            None => self.exceptions.push(e.clone()),
+                        }
+                    }
+                }
+                _ => self.exceptions = excs.clone(),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn list_op(comp: &str) -> Option<ListOp> {
+    match comp {
+        "in" => Some(ListOp::In),
+        "pmatch" => Some(ListOp::Pmatch),
+        _ => None,
+    }
+}
+
+fn bin_op(comp: &str) -> Option<BinOp> {
+    Some(match comp {
+        "=" | "==" => BinOp::Eq,
+        "!=" => BinOp::Ne,
+        "<" => BinOp::Lt,
+        "<=" => BinOp::Le,
+        ">" => BinOp::Gt,
+        ">=" => BinOp::Ge,
+        "contains" => BinOp::Contains,
+        "icontains" => BinOp::IContains,
+        "startswith" => BinOp::StartsWith,
+        "endswith" => BinOp::EndsWith,
+        _ => return None,
+    })
+}
+
+/// Falco exceptions as an AST: `not (t1 or t2 ...)`, each value tuple the conjunction of
+/// `field comp value`; with a single `fields` name, one `field comp (values...)`.
+fn exceptions_ast(excs: &[RawException]) -> Result<Option<Expr>, PolicyError> {
+    let s = Span::default();
+    let word = |t: &str| Atom::Word(t.to_string(), s);
+    let item = |v: &Value| -> Vec<Item> {
+        match v {
+            Value::Array(a) => a.iter().map(|x| Item::Atom(word(&value_text(x)))).collect(),
+            x => vec![Item::Atom(word(&value_text(x)))],
+        }
+    };
+    let leaf = |field: &str, comp: &str, v: &Value, pos: &Pos| -> Result<Expr, PolicyError> {
+        if let Some(op) = list_op(comp) {
+            return Ok(Expr::List(word(field), op, item(v), s));
+        }
+        let Some(op) = bin_op(comp) else {
+            return Err(PolicyError {
+                pos: pos.clone(),
+                message: format!("exception comparison `{comp}` is not supported"),
+                snippet: String::new(),
+            });
+        };
+        Ok(Expr::Binary(
+            word(field),
+            op,
+            Atom::Quoted(value_text(v), s),
+            s,
+        ))
+    };
+    let mut alts = Vec::new();
+    for e in excs {
+        if e.fields.is_empty() {
+            if e.values.is_empty() {
+                continue;
+            }
+            return Err(PolicyError {
+                pos: e.pos.clone(),
+                message: format!("exception `{}` has values but no `fields`", e.name),
+                snippet: String::new(),
+            });
+        }
+        if e.single {
+            let comp = e.comps.first().map(String::as_str).unwrap_or("in");
+            if !e.values.is_empty() {
+                let all = Value::Array(e.values.clone());
+                alts.push(leaf(&e.fields[0], comp, &all, &e.pos)?);
+            }
+            continue;
+        }
+        for tuple in &e.values {
+            let vals: Vec<Value> = match tuple {
+                Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            let mut parts = Vec::new();
+            for (i, f) in e.fields.iter().enumerate() {
+                let comp = e.comps.get(i).map(String::as_str).unwrap_or("=");
+                let Some(v) = vals.get(i) else { continue };
+                parts.push(leaf(f, comp, v, &e.pos)?);
+            }
+            match parts.len() {
+                0 => {}
+                1 => alts.extend(parts),
+                _ => alts.push(Expr::And(parts)),
+            }
+        }
+    }
+    Ok(match alts.len() {
+        0 => None,
+        1 => Some(Expr::Not(Box::new(alts.remove(0)))),
+        _ => Some(Expr::Not(Box::new(Expr::Or(alts)))),
+    })
+}
+
+/// Compiles what the loader read into a policy set. Problems go to `diags`; the set holds
+/// every rule that compiled.
+pub fn compile(loaded: &LoadedFiles, actions: &ActionRegistry, diags: &mut Diags) -> PolicySet {
+    compile_with(loaded, actions, diags, false)
+}
+
+/// As [`compile`]; `disable_unsupported`: a rule or filter that needs a field SysFlow records
+/// do not carry is disabled (with a warning) instead of comparing the name as text.
+pub fn compile_with(
+    loaded: &LoadedFiles,
+    actions: &ActionRegistry,
+    diags: &mut Diags,
+    disable_unsupported: bool,
+) -> PolicySet {
+    let mut counts = Counts::default();
+    let mut c = Compiler::new(diags);
+    c.disable_unsupported = disable_unsupported;
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut rules: Vec<Option<Rule>> = Vec::new();
+    let mut filters = Vec::new();
+    let mut defined_macros: Vec<(String, Pos)> = Vec::new();
+    let mut defined_lists: Vec<(String, Pos)> = Vec::new();
+    let mut rule_names: HashMap<String, Pos> = HashMap::new();
+
+    for file in &loaded.files {
+        // Pass 1: each name the file defines takes its last definition in the file.
+        let mut before_lists: HashMap<String, Option<ListDef>> = HashMap::new();
+        let mut before_macros: HashMap<String, Option<MacroDef>> = HashMap::new();
+        for e in &file.entries {
+            match e {
+                Entry::List(l) => {
+                    before_lists
+                        .entry(l.name.clone())
+                        .or_insert_with(|| c.lists.get(&l.name).cloned());
+                    let prev = c.lists.get(&l.name).cloned();
+                    c.set_list(&l.name, Some(list_def(prev, l)));
+                }
+                Entry::Macro(m) => {
+                    before_macros
+                        .entry(m.name.clone())
+                        .or_insert_with(|| c.macros.get(&m.name).cloned());
+                    let prev = c.macros.get(&m.name).cloned();
+                    match macro_def(prev, m) {
+                        Ok(d) => c.set_macro(&m.name, Some(d)),
+                        Err(e) => c.diags.error(e),
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Pass 2: in file order.
+        let mut seen: HashSet<String> = HashSet::new();
+        for e in &file.entries {
+            match e {
+                Entry::List(l) => {
+                    counts.lists += 1;
+                    defined_lists.push((l.name.clone(), l.pos.clone()));
+                    let prev = if seen.insert(format!("l:{}", l.name)) {
+                        before_lists.get(&l.name).cloned().flatten()
+                    } else {
+                        c.lists.get(&l.name).cloned()
+                    };
+                    c.set_list(&l.name, Some(list_def(prev, l)));
+                }
+                Entry::Macro(m) => {
+                    counts.macros += 1;
+                    defined_macros.push((m.name.clone(), m.pos.clone()));
+                    let prev = if seen.insert(format!("m:{}", m.name)) {
+                        before_macros.get(&m.name).cloned().flatten()
+                    } else {
+                        c.macros.get(&m.name).cloned()
+                    };
+                    // Errors were reported in pass 1.
+                    if let Ok(d) = macro_def(prev, m) {
+                        c.set_macro(&m.name, Some(d));
+                    }
+                }
+                Entry::Rule(r) => {
+                    let earlier = drafts.iter().rposition(|d| d.name == r.name);
+                    if r.is_change() || r.is_enable_only() {
+                        let Some(i) = earlier else {
+                            let what = if r.is_enable_only() {
+                                "enables or disables"
+                            } else {
+                                "changes"
+                            };
+                            let snippet = String::new();
+                            c.diags.warn(
+                                Code::NoSuchEntry,
+                                r.pos.clone(),
+                                format!("entry {what} rule `{}`, which is not defined before it; ignored", r.name),
+                                &snippet,
+                            );
+                            continue;
+                        };
+                        if let Err(e) = drafts[i].change(r) {
+                            c.diags.error(e);
+                            continue;
+                        }
+                        rules[i] = build_rule(&mut c, &drafts[i], actions, rules[i].take());
+                        continue;
+                    }
+                    counts.rules += 1;
+                    if let Some(first) = rule_names.get(&r.name) {
+                        let snippet = String::new();
+                        c.diags.warn(
+                            Code::DuplicateRule,
+                            r.pos.clone(),
+                            format!("rule `{}` is also defined at {first}; both rules run (upstream's behaviour)", r.name),
+                            &snippet,
+                        );
+                    } else {
+                        rule_names.insert(r.name.clone(), r.pos.clone());
+                    }
+                    let d = Draft::new(r);
+                    let rule = build_rule(&mut c, &d, actions, None);
+                    drafts.push(d);
+                    rules.push(rule);
+                }
+                Entry::Filter(f) => {
+                    counts.filters += 1;
+                    if !f.enabled {
+                        continue;
+                    }
+                    match c.compile_top(&Cond::Text(f.condition.clone())) {
+                        Ok((pred, unsupported)) => {
+                            if let Some((field, pos)) = unsupported {
+                                c.diags.warn(
+                                    Code::UnsupportedField,
+                                    pos,
+                                    format!("filter `{}` disabled: it needs the field `{field}`, which SysFlow records do not carry", f.name),
+                                    "",
+                                );
+                                continue;
+                            }
+                            let pred = wrap_entity_parts(pred, &mut c.next_macro_id, false);
+                            filters.push(Filter {
+                                name: f.name.clone(),
+                                per_type: per_type(&pred),
+                                types: pred.possible_types(),
+                                pred,
+                            });
+                        }
+                        Err(e) => c.diags.error(e),
+                    }
+                }
+            }
+        }
+    }
+    // Lints: names defined and never used.
+    let mut warned = HashSet::new();
+    for (name, pos) in &defined_macros {
+        if !c.used_macros.contains(name) && warned.insert(format!("m:{name}")) {
+            c.diags.warn(
+                Code::UnusedMacro,
+                pos.clone(),
+                format!("macro `{name}` is never used"),
+                "",
+            );
+        }
+    }
+    for (name, pos) in &defined_lists {
+        if !c.used_lists.contains(name) && warned.insert(format!("l:{name}")) {
+            c.diags.warn(
+                Code::UnusedList,
+                pos.clone(),
+                format!("list `{name}` is never used"),
+                "",
+            );
+        }
+    }
+    let next_macro_id = c.next_macro_id;
+    drop(c);
+    dedup_warnings(diags);
+    let rules: Vec<Rule> = rules.into_iter().flatten().collect();
+    finish(rules, filters, counts, next_macro_id, diags)
+}
+
+/// A macro recompiled after a list changed warns again about the same place: one warning
+/// per place and text.
+fn dedup_warnings(diags: &mut Diags) {
+    let mut seen = HashSet::new();
+    diags
+        .warnings
+        .retain(|w| seen.insert((w.code, w.pos.clone(), w.message.clone())));
+}
+
+fn list_def(prev: Option<ListDef>, l: &super::loader::RawList) -> ListDef {
+    match (l.merge, prev) {
+        (Merge::Append, Some(mut p)) => {
+            p.items.extend(l.items.iter().cloned());
+            p.version.push(l.pos.clone());
+            p
+        }
+        _ => ListDef {
+            items: l.items.clone(),
+            version: vec![l.pos.clone()],
+        },
+    }
+}
+
+fn macro_def(prev: Option<MacroDef>, m: &super::loader::RawMacro) -> Result<MacroDef, PolicyError> {
+    Ok(match (m.merge, prev) {
+        (Merge::Append, Some(mut p)) => {
+            p.cond = p.cond.append(&m.condition)?;
+            p.version.push(m.pos.clone());
+            p
+        }
+        _ => MacroDef {
+            cond: Cond::Text(m.condition.clone()),
+            version: vec![m.pos.clone()],
+        },
+    })
+}
+
+/// Compiles a draft at this point of the load. `old` (the rule before a change) gives its
+/// match counter, so a changed rule keeps counting where it was.
+fn build_rule(
+    c: &mut Compiler<'_>,
+    d: &Draft,
+    actions: &ActionRegistry,
+    old: Option<Rule>,
+) -> Option<Rule> {
+    let Some(cond) = &d.cond else {
+        c.diags.error(PolicyError {
+            pos: d.pos.clone(),
+            message: format!("rule `{}` has no condition", d.name),
+            snippet: String::new(),
+        });
+        return None;
+    };
+    let mut cond = cond.clone();
+    match exceptions_ast(&d.exceptions) {
+        Ok(Some(ast)) => {
+            let text = CondText {
+                text: String::new(),
+                pos: d.pos.clone(),
+                byte_offset: None,
+                source: Arc::from(""),
+            };
+            cond = Cond::And(vec![cond, Cond::Ast(Arc::new(ast), text)]);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            c.diags.error(e);
+            return None;
+        }
+    }
+    let (pred, unsupported) = match c.compile_top(&cond) {
+        Ok(x) => x,
+        Err(e) => {
+            c.diags.error(e);
+            return None;
+        }
+    };
+    let mut enabled = d.enabled;
+    if let Some((field, pos)) = unsupported {
+        c.diags.warn(
+            Code::UnsupportedField,
+            pos,
+            format!(
+                "rule `{}` disabled: it needs the field `{field}`, which SysFlow records do not carry",
+                d.name
+            ),
+            "",
+        );
+        enabled = false;
+    }
+    let prio = match &d.priority {
+        Some(p) => priority(p).unwrap_or_else(|| {
+            c.diags.warn(
+                Code::UnknownPriority,
+                d.pos.clone(),
+                format!("rule `{}`: unknown priority `{p}`; using low", d.name),
+                "",
+            );
+            1
+        }),
+        None => 1,
+    };
+    let mut acts = Vec::new();
+    for a in &d.actions {
+        match actions.get(a) {
+            Some(x) => acts.push(x.clone()),
+            None => c.diags.warn(
+                Code::UnknownAction,
+                d.pos.clone(),
+                format!(
+                    "rule `{}`: unknown action identifier `{a}`; ignored (upstream's behaviour)",
+                    d.name
+                ),
+                "",
+            ),
+        }
+    }
+    let mut prefilter = TypeSet::ALL;
+    if !d.prefilter.is_empty() {
+        let mut pf = TypeSet::NONE;
+        for t in &d.prefilter {
+            match TypeSet::from_short(t) {
+                Some(s) => pf = pf.or(s),
+                None => {
+                    c.diags.error(PolicyError {
+                        pos: d.pos.clone(),
+                        message: format!(
+                            "rule `{}`: unknown prefilter type `{t}` (expected PE PF FE FF NE NF KE)",
+                            d.name
+                        ),
+                        snippet: String::new(),
+                    });
+                    return None;
+                }
+            }
+        }
+        prefilter = pf;
+    }
+    let pred = wrap_entity_parts(pred, &mut c.next_macro_id, false);
+    let types = pred.possible_types().and(prefilter);
+    if types == TypeSet::NONE && enabled {
+        c.diags.warn(
+            Code::NeverMatches,
+            d.pos.clone(),
+            format!(
+                "rule `{}` can never match: no record type satisfies its condition and prefilter",
+                d.name
+            ),
+            "",
+        );
+    }
+    Some(Rule {
+        name: Arc::from(d.name.as_str()),
+        desc: Arc::from(d.desc.trim()),
+        priority: prio,
+        tags: Arc::from(d.tags.clone()),
+        actions: acts,
+        per_type: per_type(&pred),
+        pred,
+        types,
+        prefilter,
+        enabled,
+        pos: d.pos.clone(),
+        matches: old.map(|o| o.matches).unwrap_or_default(),
+        eval_nanos: Default::default(),
+    })
+}
+
+fn finish(
+    rules: Vec<Rule>,
+    filters: Vec<Filter>,
+    counts: Counts,
+    macro_slots: usize,
+    diags: &mut Diags,
+) -> PolicySet {
+    let mut index: [Vec<usize>; 7] = Default::default();
+    for (i, r) in rules.iter().enumerate() {
+        if !r.enabled {
+            continue;
+        }
+        for (b, slot) in index.iter_mut().enumerate() {
+            if r.types.0 & (1 << b) != 0 {
+                slot.push(i);
+            }
+        }
+    }
+    let mut per_record = vec![false; macro_slots];
+    for p in rules
+        .iter()
+        .map(|r| &r.pred)
+        .chain(filters.iter().map(|f| &f.pred))
+    {
+        mark_record_macros(p, &mut per_record);
+    }
+    let record_macros = (0..macro_slots).filter(|i| per_record[*i]).collect();
+    PolicySet {
+        rules,
+        filters,
+        index,
+        counts,
+        warnings: diags.warnings.clone(),
+        macro_slots,
+        record_macros,
+        id: NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::actions;
+    use crate::policy::diag::Diags;
+    use crate::policy::ir::Pred;
+    use crate::policy::ir::TypeSet;
+    use crate::policy::loader::{load_text, LoadedFiles};
+    use crate::policy::set::PolicySet;
+    use crate::record::{Event, Record};
+    use crate::sysflow::model::*;
+
+    fn rec(event: Event) -> Record {
+        Record {
+            event,
+            header: Arc::new(Header {
+                version: 5,
+                exporter: "node-a".into(),
+                ip: "10.0.0.1".into(),
+                filename: "/data/trace-1".into(),
+            }),
+            process: Some(Arc::new(Process {
+                oid: Oid {
+                    create_ts: 100,
+                    hpid: 42,
+                },
+                poid: Some(Oid {
+                    create_ts: 50,
+                    hpid: 7,
+                }),
+                exe: "/usr/bin/python3".into(),
+                exe_args: "app.py --name=ünï,cöde".into(),
+                uid: 1000,
+                user_name: "alice".into(),
+                tty: true,
+                container_id: Some("c1".into()),
+                ..Default::default()
+            })),
+            ancestors: Arc::from(vec![
+                Arc::new(Process {
+                    oid: Oid {
+                        create_ts: 50,
+                        hpid: 7,
+                    },
+                    exe: "/bin/bash".into(),
+                    uid: 0,
+                    ..Default::default()
+                }),
+                Arc::new(Process {
+                    oid: Oid {
+                        create_ts: 1,
+                        hpid: 1,
+                    },
+                    exe: "/sbin/init".into(),
+                    ..Default::default()
+                }),
+            ]),
+            container: Some(Arc::new(Container {
+                id: "c1".into(),
+                name: "web".into(),
+                image: "nginx:1".into(),
+                ctype: 0,
+                privileged: true,
+                ..Default::default()
+            })),
+            pod: None,
+            file: Some(Arc::new(File {
+                oid: [1; 20],
+                path: "/etc/passwd".into(),
+                restype: b'f' as i32,
+                ..Default::default()
+            })),
+            new_file: None,
+            policies: vec![],
+            tags: vec![],
+        }
+    }
+
+    fn ff() -> Record {
+        rec(Event::FileFlow(FileFlow {
+            ts: 10,
+            tid: 42,
+            op_flags: crate::sysflow::names::OP_OPEN | crate::sysflow::names::OP_READ_RECV,
+            open_flags: crate::sysflow::names::O_RDONLY,
+            fd: 3,
+            ..Default::default()
+        }))
+    }
+
+    fn nf() -> Record {
+        let mut r = rec(Event::NetworkFlow(NetworkFlow {
+            sip: 0x0100007f,
+            sport: 40000,
+            dip: 0x0101a8c0,
+            dport: 443,
+            proto: 6,
+            op_flags: crate::sysflow::names::OP_CONNECT | crate::sysflow::names::OP_WRITE_SEND,
+            ..Default::default()
+        }));
+        r.file = None;
+        r
+    }
+
+    /// Loads and compiles `text` as file `file` (strict unless `lenient`).
+    fn set_of(file: &str, text: &str, lenient: bool) -> Result<PolicySet, String> {
+        let mut lf = LoadedFiles::default();
+        let mut d = Diags::new(!lenient);
+        load_text(file, text, &mut lf, &mut d);
+        let set = compile(&lf, &actions::registry(), &mut d);
+        d.into_result().map_err(|e| e.to_string())?;
+        Ok(set)
+    }
+
+    /// Compiles `cond` (strict unless `lenient`) and evaluates it on `r`.
+    fn eval_with(cond: &str, r: &Record, lenient: bool) -> Result<bool, String> {
+        let text = format!(
+            "- rule: t\n  desc: d\n  condition: '{}'\n",
+            cond.replace('\'', "''")
+        );
+        let set = set_of("t.yaml", &text, lenient)?;
+        Ok(set.rules[0].pred.eval(r))
+    }
+
+    fn t(cond: &str, r: &Record) -> bool {
+        eval_with(cond, r, false).unwrap_or_else(|e| panic!("{cond}: {e}"))
+    }
+
+    #[test]
+    fn equality_and_negation() {
+        let r = ff();
+        assert!(t("sf.type = FF", &r));
+        assert!(t("sf.type != PE", &r));
+        assert!(t("sf.proc.name = python3", &r));
+        assert!(t("sf.proc.uid = 1000", &r));
+        assert!(
+            !t("sf.proc.uid = 01000", &r),
+            "string form of ints, as upstream"
+        );
+        assert!(t("sf.file.path = \"/etc/passwd\"", &r));
+        assert!(t(
+            "sf.container.name = web and sf.container.type = DOCKER",
+            &r
+        ));
+        assert!(t("sf.container.privileged = 1", &r));
+    }
+
+    #[test]
+    fn comma_parts_either_semantics() {
+        let r = nf();
+        assert!(t("sf.net.ip = 192.168.1.1", &r));
+        assert!(t("sf.net.ip = 127.0.0.1", &r));
+        assert!(!t("sf.net.ip != 127.0.0.1", &r), "!= means no part equals");
+        assert!(t("sf.net.port = 443", &r));
+        assert!(t("sf.net.dport = 443 and sf.net.sport > 1024", &r));
+        assert!(t("sf.opflags = SEND", &r));
+        assert!(
+            t("evt.type = connect", &r),
+            "Falco's lowercase names also match"
+        );
+        assert!(t("evt.type = CONNECT", &r));
+        assert!(t("sf.proc.aname = bash and sf.proc.aname = init", &r));
+        assert!(t("sf.proc.apid = 7", &r));
+        // Values with commas split too (upstream): the args hold "ünï" and "cöde" parts.
+        assert!(t("sf.proc.args endswith cöde", &r));
+        // ...and so do literals: any part of one side equal to any part of the other.
+        assert!(t("sf.proc.args = \"app.py --name=ünï,nomatch\"", &r));
+        assert!(!t("sf.proc.args = \"nomatch,other\"", &r));
+    }
+
+    #[test]
+    fn string_operators_with_unicode_and_case() {
+        let r = ff();
+        assert!(t("sf.proc.args contains ünï", &r));
+        assert!(t("sf.proc.args icontains ÜNÏ", &r));
+        assert!(!t("sf.proc.args contains ÜNÏ", &r));
+        assert!(t("sf.proc.exe startswith /usr/", &r));
+        assert!(t("sf.proc.exe endswith thon3", &r));
+        assert!(t("sf.file.name = passwd and sf.file.directory = /etc", &r));
+        assert!(t(
+            "sf.file.is_open_read = true and sf.file.is_open_write = false",
+            &r
+        ));
+        assert!(t("sf.file.openflags = RDONLY", &r));
+    }
+
+    #[test]
+    fn numeric_comparisons_and_negative_numbers() {
+        let r = ff();
+        assert!(t("sf.file.fd >= 3 and sf.file.fd < 4", &r));
+        assert!(t("sf.ret > -1", &r));
+        assert!(t("sf.ret <= 0", &r));
+        assert!(!t("sf.ret < -1", &r));
+        // Upstream: strings and quoted numbers compare as 0.
+        let lax = |c: &str| eval_with(c, &r, true).unwrap();
+        assert!(lax("sf.proc.exe < 1"));
+        assert!(lax("sf.file.fd > '2' "), "'2' counts as 0");
+        assert!(
+            eval_with("sf.proc.exe < 1", &r, false)
+                .unwrap_err()
+                .contains("LOAD_NUMERIC_COMPARE"),
+            "strict refuses it"
+        );
+    }
+
+    #[test]
+    fn in_pmatch_lists_and_large_sets() {
+        let r = ff();
+        assert!(t("sf.proc.name in (bash, python3)", &r));
+        assert!(t("sf.proc.name in ([sh, zsh], 'python3')", &r));
+        assert!(!t("sf.proc.name in (python)", &r));
+        assert!(t("sf.file.path pmatch (/etc/)", &r));
+        let many: Vec<String> = (0..40).map(|i| format!("/nomatch{i}/")).collect();
+        let cond = format!("sf.file.path pmatch ({}, passw)", many.join(", "));
+        assert!(t(&cond, &r), "Aho-Corasick path");
+        let cond = format!("sf.file.path pmatch ({})", many.join(", "));
+        assert!(!t(&cond, &r));
+        let set: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        assert!(t(
+            &format!("sf.proc.name in ({}, python3)", set.join(",")),
+            &r
+        ));
+    }
+
+    #[test]
+    fn exists_and_missing_entities() {
+        let mut r = ff();
+        assert!(t("sf.pproc.name exists", &r));
+        assert!(t("sf.container.id exists", &r));
+        assert!(!t("sf.pod.id exists", &r), "no pod");
+        r.process = None;
+        r.ancestors = Arc::from(Vec::new());
+        r.container = None;
+        r.file = None;
+        assert!(!t("sf.proc.name exists", &r));
+        assert!(
+            t("sf.proc.name = \"\"", &r),
+            "empty values compare as empty strings"
+        );
+        assert!(!t("sf.pproc.pid exists", &r));
+        assert!(t("sf.file.path = \"\" and sf.container.name = \"\"", &r));
+    }
+
+    #[test]
+    fn parent_fields_and_falco_aliases() {
+        let r = ff();
+        assert!(t("sf.pproc.exe = /bin/bash and sf.pproc.pid = 7", &r));
+        assert!(t(
+            "proc.pname = bash and proc.name = python3 and user.name = alice",
+            &r
+        ));
+        assert!(
+            t("proc.tty = false", &r),
+            "upstream: proc.tty reads the parent"
+        );
+        assert!(t("sf.proc.tty = true", &r));
+        assert!(t("fd.name = passwd and fd.typechar = f", &r));
+        assert!(t("sf.proc.exe != sf.pproc.exe", &r), "field against field");
+        assert!(t("container.image = nginx:1", &r));
+    }
+
+    #[test]
+    fn json_path_attributes() {
+        let mut r = rec(Event::K8sEvent(K8sEvent {
+            kind: 2,
+            action: 0,
+            ts: 5,
+            message: r#"{"items":[{"namespace":"robot-shop","name":"web"}]}"#.into(),
+        }));
+        r.file = None;
+        assert!(t("sf.ke.message[items.0.namespace] = robot-shop", &r));
+        assert!(!t("sf.ke.message[items.1.namespace] exists", &r));
+        assert!(t(
+            "sf.ke.kind = K8S_PODS and sf.ke.action = K8S_COMPONENT_ADDED",
+            &r
+        ));
+    }
+
+    #[test]
+    fn quotes_nested_and_escaped_forms() {
+        let mut r = ff();
+        Arc::make_mut(r.process.as_mut().unwrap()).exe = "75-system-update".into();
+        assert!(t(r#"sf.proc.name startswith '"75-system-updat"'"#, &r));
+    }
+
+    #[test]
+    fn strict_errors_and_lenient_warnings() {
+        let r = ff();
+        let e = eval_with("sf.proc.nmae = bash", &r, false).unwrap_err();
+        assert!(
+            e.contains("t.yaml:3:") && e.contains("unknown attribute `sf.proc.nmae`"),
+            "{e}"
+        );
+        assert!(e.contains("(strict mode) [LOAD_UNKNOWN_FIELD]"), "{e}");
+        let e = eval_with("no_such_macro and sf.type = FF", &r, false).unwrap_err();
+        assert!(e.contains("unknown macro `no_such_macro`"), "{e}");
+        // Lenient: upstream's meaning (literal text / false).
+        assert_eq!(eval_with("sf.proc.nmae = bash", &r, true), Ok(false));
+        assert_eq!(eval_with("not no_such_macro", &r, true), Ok(true));
+        let e = eval_with("sf.type = FF and (", &r, false).unwrap_err();
+        assert!(e.contains("syntax error"), "{e}");
+    }
+
+    #[test]
+    fn not_not_is_identity_over_many_conditions() {
+        let recs = [ff(), nf()];
+        let conds = [
+            "sf.type = FF",
+            "sf.net.ip = 127.0.0.1",
+            "sf.proc.name in (bash, python3) and sf.file.fd > 2",
+            "sf.opflags = READ or sf.opflags = SEND",
+            "sf.pproc.name exists",
+        ];
+        for c in conds {
+            for r in &recs {
+                assert_eq!(t(c, r), t(&format!("not not ({c})"), r), "{c}");
+                assert_eq!(!t(c, r), t(&format!("not ({c})"), r), "{c}");
+            }
+        }
+    }
+
+    #[test]
+    fn macro_cycles_and_deep_chains_are_errors() {
+        let mut text = String::from("- macro: a\n  condition: b\n- macro: b\n  condition: a\n");
+        text.push_str("- rule: r\n  desc: d\n  condition: a\n");
+        let e = set_of("c.yaml", &text, false).unwrap_err();
+        assert!(e.contains("refers to itself"), "{e}");
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!("- macro: m{i}\n  condition: m{}\n", i + 1));
+        }
+        text.push_str(
+            "- macro: m5000\n  condition: sf.type = PE\n- rule: r\n  desc: d\n  condition: m0\n",
+        );
+        let e = set_of("deep.yaml", &text, false).unwrap_err();
+        assert!(e.contains("nested more than 64"), "{e}");
+    }
+
+    #[test]
+    fn merged_alternatives_mean_the_same() {
+        let r = ff();
+        for (merged, cond) in [
+            (
+                true,
+                "sf.file.directory startswith /usr or sf.file.directory startswith /etc",
+            ),
+            (
+                false,
+                "sf.file.directory startswith /usr or sf.file.directory startswith /var",
+            ),
+            (
+                true,
+                "sf.proc.name = bash or sf.proc.name = python3 or sf.type = PE",
+            ),
+            (false, "sf.proc.name != python3 or sf.proc.name != python3"),
+        ] {
+            assert_eq!(t(cond, &r), merged, "{cond}");
+        }
+        let text = "- rule: t\n  desc: d\n  condition: sf.proc.name = a or sf.proc.name = b or sf.proc.name = c\n";
+        let set = set_of("t.yaml", text, false).unwrap();
+        // The condition reads only the process: it is wrapped in a memoised node.
+        let inner = match &set.rules[0].pred {
+            Pred::Macro(_, inner) => inner.as_ref(),
+            other => other,
+        };
+        match inner {
+            Pred::Or(v) => assert_eq!(v.len(), 1, "three leaves merged into one"),
+            Pred::StrCmp(..) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn type_inference() {
+        let types = |c: &str| {
+            let text = format!("- rule: t\n  desc: d\n  condition: {c}\n");
+            set_of("t.yaml", &text, true).unwrap().rules[0].types
+        };
+        let pe = TypeSet::of(Kind::ProcessEvent);
+        let ff = TypeSet::of(Kind::FileFlow);
+        assert_eq!(types("sf.type = PE"), pe);
+        assert_eq!(types("sf.type = PE and sf.proc.name = x"), pe);
+        assert_eq!(types("sf.type = PE or sf.type = FF"), pe.or(ff));
+        assert_eq!(types("sf.type in (PE, FF)"), pe.or(ff));
+        assert_eq!(types("not sf.type = PE"), pe.complement());
+        assert_eq!(types("not (sf.type != PE)"), pe);
+        // Process fields are empty for Kubernetes events: `= x` cannot hold there.
+        assert_eq!(
+            types("sf.proc.name = x"),
+            TypeSet::of(Kind::K8sEvent).complement()
+        );
+        assert_eq!(types("sf.file.is_open_write = true"), ff);
+        assert_eq!(types("sf.type = PE and sf.type = FF"), TypeSet::NONE);
+    }
+
+    /// Names of the rules of `set` matching `r`, in order.
+    fn matching(set: &PolicySet, r: &Record) -> Vec<String> {
+        set.rules
+            .iter()
+            .filter(|x| x.enabled && x.pred.eval(r))
+            .map(|x| x.name.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn rules_see_the_nearest_earlier_definition_as_upstream() {
+        // python3 is the process of `ff()`.
+        let text = "
+- list: l
+  items: [bash]
+- macro: m
+  condition: sf.proc.name in (l)
+- rule: r1
+  desc: d
+  condition: m
+- list: l
+  items: [python3]
+- rule: r2
+  desc: d
+  condition: m
+- rule: r0
+  desc: d
+  condition: later
+- macro: later
+  condition: sf.proc.name = bash
+- macro: later
+  condition: sf.proc.name = python3
+";
+        let set = set_of("n.yaml", text, true).unwrap();
+        // r1 sees l = [bash]; r2 the nearer [python3] (the macro expands at the rule); r0
+        // uses `later` before any definition: the file's last one.
+        assert_eq!(matching(&set, &ff()), ["r2", "r0"]);
+        // Across files: a second file's rules see the first file's last definitions unless
+        // the second file redefines them (then its last definition, even before it).
+        let mut lf = LoadedFiles::default();
+        let mut d = Diags::new(false);
+        load_text(
+            "a.yaml",
+            "- list: l\n  items: [bash]\n- list: l\n  items: [python3]\n",
+            &mut lf,
+            &mut d,
+        );
+        load_text(
+            "b.yaml",
+            "- rule: early\n  desc: d\n  condition: sf.proc.name in (l)\n- list: l\n  items: [zsh]\n- rule: late\n  desc: d\n  condition: sf.proc.name in (l)\n- list: l\n  items: [bash]\n",
+            &mut lf,
+            &mut d,
+        );
+        load_text(
+            "c.yaml",
+            "- rule: c\n  desc: d\n  condition: sf.proc.name in (l)\n",
+            &mut lf,
+            &mut d,
+        );
+        let set = compile(&lf, &actions::registry(), &mut d);
+        assert!(d.errors.is_empty());
+        let mut r = ff();
+        assert!(
+            matching(&set, &r).is_empty(),
+            "early sees b's last [bash], late [zsh], c [bash]"
+        );
+        Arc::make_mut(r.process.as_mut().unwrap()).exe = "/bin/zsh".into();
+        assert_eq!(matching(&set, &r), ["late"]);
+        Arc::make_mut(r.process.as_mut().unwrap()).exe = "/bin/bash".into();
+        assert_eq!(matching(&set, &r), ["early", "c"]);
+    }
+
+    #[test]
+    fn duplicate_rules_both_run_and_are_warned() {
+        let text = "- rule: r\n  desc: d\n  condition: sf.type = FF\n- rule: r\n  desc: e\n  condition: sf.proc.name = python3\n";
+        let set = set_of("d.yaml", text, true).unwrap();
+        assert_eq!(matching(&set, &ff()), ["r", "r"]);
+        assert!(set.warnings.iter().any(|w| w.code == Code::DuplicateRule
+            && w.to_string()
+                .starts_with("d.yaml:4:9: rule `r` is also defined at d.yaml:1:9")));
+    }
+
+    #[test]
+    fn falco_append_override_exceptions_and_disable_only() {
+        let text = "
+- required_plugin_versions:
+    - name: json
+      version: 0.7.0
+- rule: r
+  desc: base
+  condition: sf.type = FF
+  priority: low
+  tags: [a]
+- rule: r
+  append: true
+  condition: and sf.proc.name = python3
+  tags: [b]
+- rule: other
+  desc: d
+  condition: sf.type = FF
+  exceptions:
+    - name: py
+      fields: [sf.proc.name, sf.file.path]
+      comps: [=, startswith]
+      values: [[python3, /etc/]]
+- rule: third
+  desc: d
+  condition: sf.type = PE
+- rule: third
+  override:
+    condition: replace
+    priority: replace
+  condition: sf.type = FF or sf.type = NF
+  priority: high
+- rule: fourth
+  desc: d
+  condition: sf.type = FF
+- rule: fourth
+  enabled: false
+- rule: fifth
+  desc: d
+  condition: sf.type = FF
+  exceptions:
+    - name: names
+      fields: sf.proc.name
+      values: [bash]
+- rule: fifth
+  override:
+    exceptions: append
+  exceptions:
+    - name: names
+      values: [python3]
+";
+        let set = set_of("f.yaml", text, true).unwrap();
+        assert_eq!(set.counts.rules, 5, "change entries are not rules");
+        let r = ff();
+        assert_eq!(matching(&set, &r), ["r", "third"]);
+        let r0 = &set.rules[0];
+        assert_eq!(&*r0.tags, ["a".to_string(), "b".to_string()]);
+        assert_eq!(set.rules[2].priority, 3);
+        assert!(!set.rules[3].enabled, "disable-only entry");
+        let mut other = ff();
+        Arc::make_mut(other.process.as_mut().unwrap()).exe = "/bin/sh".into();
+        assert_eq!(matching(&set, &other), ["other", "third", "fifth"]);
+        // A change entry without a rule before it is a lax warning.
+        let e = set_of("g.yaml", "- rule: ghost\n  enabled: false\n", false).unwrap_err();
+        assert!(e.contains("LOAD_NO_SUCH_ENTRY"), "{e}");
+        let e = set_of("g.yaml", "- rule: r\n  desc: d\n  condition: sf.type = FF\n- rule: r\n  append: true\n  condition: sf.proc.name = x\n", true).unwrap_err();
+        assert!(e.contains("must start with `and` or `or`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_actions_priorities_and_unsupported_fields_warn() {
+        let text = "- rule: a\n  desc: d\n  condition: sf.type = FF\n  priority: loud\n  actions: [podname, now]\n- rule: k\n  desc: d\n  condition: sf.type = FF and k8s.ns.name = default\n";
+        // By default the name is literal text, as upstream: the rule runs.
+        let set = set_of("w.yaml", text, true).unwrap();
+        assert!(set.rules[1].enabled);
+        let w = set
+            .warnings
+            .iter()
+            .find(|w| w.code == Code::UnsupportedField)
+            .unwrap();
+        assert!(w.message.contains("compared as the literal text"), "{w}");
+        let mut lf = LoadedFiles::default();
+        let mut d = Diags::new(false);
+        load_text("w.yaml", text, &mut lf, &mut d);
+        let set = compile_with(&lf, &actions::registry(), &mut d, true);
+        let codes: Vec<Code> = set.warnings.iter().map(|w| w.code).collect();
+        assert!(codes.contains(&Code::UnknownPriority), "{codes:?}");
+        assert!(codes.contains(&Code::UnknownAction), "{codes:?}");
+        assert_eq!(
+            set.rules[0].actions.len(),
+            1,
+            "`now` kept, `podname` ignored"
+        );
+        assert!(set.rules[0].enabled);
+        assert!(
+            !set.rules[1].enabled,
+            "needs a field SysFlow does not carry"
+        );
+        let w = set
+            .warnings
+            .iter()
+            .find(|w| w.code == Code::UnsupportedField)
+            .unwrap();
+        assert!(w.to_string().starts_with("w.yaml:8:"), "{w}");
+        assert!(w.message.contains("`k8s.ns.name`"), "{w}");
+        let e = set_of("w.yaml", text, false).unwrap_err();
+        assert!(e.contains("3 policy errors"), "{e}");
+    }
+
+    #[test]
+    fn expansion_budget_refuses_exponential_macros_and_lists_quickly() {
+        // Each macro uses the previous one twice: 2^40 nodes expanded.
+        let mut text = String::from("- macro: m0\n  condition: sf.proc.name = a\n");
+        for i in 1..=40 {
+            text.push_str(&format!(
+                "- macro: m{i}\n  condition: m{p} or m{p}\n",
+                p = i - 1
+            ));
+        }
+        text.push_str("- rule: r\n  desc: d\n  condition: m40\n");
+        let t0 = std::time::Instant::now();
+        let e = set_of("x.yaml", &text, true).unwrap_err();
+        assert!(e.contains("refused by the expansion budget"), "{e}");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            t0.elapsed()
+        );
+        let mut text = String::from("- list: l0\n  items: [a, b]\n");
+        for i in 1..=40 {
+            text.push_str(&format!("- list: l{i}\n  items: [l{p}, l{p}]\n", p = i - 1));
+        }
+        text.push_str("- rule: r\n  desc: d\n  condition: sf.proc.name in (l40)\n");
+        let e = set_of("y.yaml", &text, true).unwrap_err();
+        assert!(e.contains("more than 100000 items"), "{e}");
+        let e = set_of("z.yaml", "- list: a\n  items: [b]\n- list: b\n  items: [a]\n- rule: r\n  desc: d\n  condition: sf.proc.name in (a)\n", true).unwrap_err();
+        assert!(e.contains("list `a` refers to itself"), "{e}");
+    }
+
+    #[test]
+    fn lints_unused_and_impossible() {
+        let text = "- list: unused_l\n  items: [x]\n- macro: unused_m\n  condition: sf.type = PE\n- rule: r\n  desc: d\n  condition: sf.type = PE and sf.type = FF\n- rule: p\n  desc: d\n  condition: sf.net.dport in (80, 1:1024)\n";
+        let set = set_of("l.yaml", text, false).unwrap();
+        let codes: Vec<Code> = set.warnings.iter().map(|w| w.code).collect();
+        for c in [
+            Code::UnusedList,
+            Code::UnusedMacro,
+            Code::NeverMatches,
+            Code::ImpossibleItem,
+        ] {
+            assert!(codes.contains(&c), "{c:?} in {codes:?}");
+        }
+    }
+}
