@@ -421,10 +421,175 @@ fn the_monitor_swaps_valid_edits_and_keeps_the_rules_on_a_broken_one() {
         std::fs::write(&pol, "- rule: broken\n  desc: d\n  condition: sf.type = = PE\n").unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         assert_eq!(handle.current().counts.rules, 2, "previous rules stay in force");
+        // Hostile edits keep them too: exponential macros (refused by the budget), a set with
+        // no enabled rule (alert mode would drop everything), a FIFO in place of the file.
+        let mut bomb = String::from("- macro: m0\n  condition: sf.proc.name = a\n");
+        for i in 1..=40 {
+            bomb.push_str(&format!("- macro: m{i}\n  condition: m{p} or m{p}\n", p = i - 1));
+        }
+        bomb.push_str("- rule: r\n  desc: d\n  condition: m40\n");
+        let disabled = "- rule: off\n  desc: d\n  condition: sf.type = PE\n  enabled: false\n";
+        for text in [bomb.as_str(), disabled] {
+            std::fs::write(&pol, text).unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            assert_eq!(handle.current().counts.rules, 2, "previous rules stay in force");
+        }
+        let failed = handle.reloads.failed.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(failed >= 3, "{failed} failed reloads counted");
+        std::fs::remove_file(&pol).unwrap();
+        let c = std::ffi::CString::new(pol.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(handle.current().counts.rules, 2, "a FIFO is refused, not read");
+        std::fs::remove_file(&pol).unwrap();
         // Fixing it again is picked up.
         std::fs::write(&pol, "- rule: three\n  desc: d\n  condition: sf.type = FF\n").unwrap();
         assert!(wait_for(1).await);
         assert_eq!(&*handle.current().rules[0].name, "three");
         arb.stop();
     });
+}
+
+#[test]
+fn path_yaml_new_pod_rule_fires_on_k8s_small_with_upstreams_message_cleaning() {
+    // k8s_small.sf has 4 K8s events (3 pod MODIFIED, 1 pod ADDED); the ADDED one's message,
+    // once its trailing newline/NULs are stripped as upstream's converter does, is JSON whose
+    // items.0.namespace is robot-shop (counted independently with fastavro).
+    let set = load_policies(
+        &policies().join("runtimeintegrity/path.yaml"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let engine = Engine::new(Arc::new(set), Mode::Alert);
+    let mut out = Vec::new();
+    let recs = records("sf-processor/resources/traces/k8s_small.sf");
+    let kes: Vec<&Record> = recs
+        .iter()
+        .filter(|r| matches!(r.event, sfprocessor::record::Event::K8sEvent(_)))
+        .collect();
+    assert_eq!(kes.len(), 4);
+    for r in &kes {
+        let sfprocessor::record::Event::K8sEvent(ke) = &r.event else {
+            unreachable!()
+        };
+        assert!(!ke.message.ends_with(['\n', '\0']), "message cleaned");
+        serde_json::from_str::<serde_json::Value>(&ke.message).expect("the message is JSON");
+    }
+    engine.process(recs, &mut out, &mut Memo::default());
+    assert_eq!(out.len(), 1);
+    assert_eq!(&*out[0].policies[0].id, "New pod in namespace robot-shop");
+}
+
+#[test]
+fn test_flag_loads_upstreams_runtime_integrity_set_unchanged_and_strict_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let cfg = policy_pipeline(&policies().join("runtimeintegrity"), &out, "");
+    let p = dir.path().join("pipeline.json");
+    std::fs::write(&p, &cfg).unwrap();
+    // No input path: -test validates the configuration and the policies alone.
+    let o = common::sfprocessor(
+        &["-config", p.to_str().unwrap(), "-log", "error", "-test"],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("79 rule(s)"), "{stdout}");
+    assert!(
+        stdout.contains("[LOAD_UNKNOWN_ACTION]") && stdout.contains("`podname`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[LOAD_UNKNOWN_FIELD]"), "{stdout}");
+    let o = common::sfprocessor(
+        &[
+            "-config",
+            p.to_str().unwrap(),
+            "-log",
+            "error",
+            "-test",
+            "-strict",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("policy errors:") && stderr.contains("(strict mode)"),
+        "{stderr}"
+    );
+    // The `strict` key does the same.
+    let cfg = policy_pipeline(
+        &policies().join("runtimeintegrity"),
+        &out,
+        r#","strict":"true""#,
+    );
+    std::fs::write(&p, &cfg).unwrap();
+    let o = common::sfprocessor(
+        &["-config", p.to_str().unwrap(), "-log", "error", "-test"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn hostile_policy_paths_are_errors_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let p = dir.path().join("pipeline.json");
+    let run = |policies: &std::path::Path, extra: &str| {
+        std::fs::write(&p, policy_pipeline(policies, &out, extra)).unwrap();
+        let o = common::sfprocessor(
+            &["-config", p.to_str().unwrap(), "-log", "error", "-test"],
+            &[],
+        );
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let fifo = dir.path().join("fifo.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (code, err) = run(&fifo, "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is a FIFO"), "{err}");
+    let (code, err) = run(std::path::Path::new("/dev/null"), "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is a device"), "{err}");
+    let big = dir.path().join("big.yaml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let (code, err) = run(&big, "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("more than the 16 MiB limit"), "{err}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        b"- rule: r\n  desc: \xff\n  condition: sf.type = PE\n",
+    )
+    .unwrap();
+    let (code, err) = run(&bad, "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("bad.yaml:2:9: not UTF-8"), "{err}");
+    let off = dir.path().join("off.yaml");
+    std::fs::write(
+        &off,
+        "- rule: r\n  desc: d\n  condition: sf.type = PE\n  enabled: false\n",
+    )
+    .unwrap();
+    let (code, err) = run(&off, "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no enabled rule"), "{err}");
+    // In enrich mode an empty set is fine.
+    let (code, err) = run(&off, r#","mode":"enrich""#);
+    assert_eq!(code, Some(0), "{err}");
 }

@@ -485,7 +485,7 @@ impl JsonEncoder {
         w.str("type", kind.short());
 
         if let Event::K8sEvent(ke) = ev {
-            w.section("ke");
+            w.section("k8s");
             w.str(
                 "action",
                 K8S_ACTIONS.get(ke.action as usize).copied().unwrap_or(""),

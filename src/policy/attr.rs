@@ -200,6 +200,7 @@ pub const ATTRIBUTES: &[(&str, Field)] = &[
     ("evt.is_open_read", FileIsOpenRead),
     ("evt.is_open_write", FileIsOpenWrite),
     ("evt.uid", ProcUid),
+    ("evt.arg.uid", ProcUid),
     ("fd.typechar", FileType),
     ("fd.directory", FileDirectory),
     ("fd.name", FileName),

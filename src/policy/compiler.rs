@@ -47,9 +47,7 @@ impl Cond {
     pub fn pos(&self) -> Pos {
         match self {
             Cond::Text(c) | Cond::Ast(_, c) => c.pos.clone(),
-            Cond::And(v) | Cond::Or(v) => {
-                v.first().map(Cond::pos).unwrap_or_else(Pos::unknown)
-            }
+            Cond::And(v) | Cond::Or(v) => v.first().map(Cond::pos).unwrap_or_else(Pos::unknown),
             Cond::Not(x) => x.pos(),
         }
     }

@@ -1183,6 +1183,10 @@ fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, De
                     _ => s.conv.skip(c)?,
                 }
             }
+            // The collector ends messages with a newline and NULs; upstream's converter
+            // strips any trailing run of them (so JSON paths into the message work).
+            let keep = v.message.trim_end_matches(['\n', '\0']).len();
+            v.message.truncate(keep);
             SysFlow::K8sEvent(v)
         }
     })
