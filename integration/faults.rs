@@ -550,6 +550,8 @@ fn policy_engine_keys_are_checked_even_without_policies() {
             "monitor.interval",
         ),
         (r#""monitor":"remote""#, "monitor"),
+        (r#""strict":"maybe""#, "strict"),
+        (r#""unsupported":"explode""#, "unsupported"),
     ]
     .iter()
     .enumerate()
@@ -643,4 +645,28 @@ fn a_directory_of_symlinks_is_read_and_whatever_is_skipped_is_named() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("would be skipped"), "{}", stderr(&o));
+}
+
+#[test]
+fn rate_limiter_window_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (v, code, text)) in [
+        ("0", 2, "must be at least 1 second"),
+        ("soon", 2, "is not a number of seconds"),
+        ("10m", 0, "read as 10m; upstream reads whole seconds only"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cfg = format!(
+            r#"{{"pipeline":[
+ {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan","filter.enabled":"on","filter.maxage":"{v}"}},
+ {{"processor":"exporter","in":"flat flattenerchan","export":"null"}}]}}"#
+        );
+        let cfg = write_file(dir.path(), &format!("r{i}.json"), &cfg);
+        let o = sfprocessor(&["-test", "-config", cfg.to_str().unwrap()], &[]);
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert_eq!(o.status.code(), Some(*code), "{v}: {all}");
+        assert!(all.contains(text), "{v}: {all}");
+    }
 }

@@ -593,3 +593,33 @@ fn hostile_policy_paths_are_errors_at_start() {
     let (code, err) = run(&off, r#","mode":"enrich""#);
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn rate_limiter_passes_each_semantic_key_once_per_window_as_upstream() {
+    // Expected counts follow upstream's flattener filter (semanticHash: exe, args, uid, gid,
+    // opflags, tty; + sip, dip, dport, proto for network flows; + the path for file records;
+    // Kubernetes events never limited), recomputed independently from the traces with
+    // fastavro: (trace, records without the limiter, records with it).
+    let dir = tempfile::tempdir().unwrap();
+    for (trace, all, limited) in [
+        ("k8s_small.sf", 5247, 1066),
+        ("shellshock.sf", 56, 40),
+        ("1621959914", 5822, 3897),
+    ] {
+        let trace = upstream().join("sf-processor/resources/traces").join(trace);
+        for (filter, want) in [("off", all), ("on", limited)] {
+            let out = dir.path().join(format!("out-{filter}.json"));
+            let _ = std::fs::remove_file(&out);
+            let cfg = format!(
+                r#"{{"pipeline":[
+ {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan","filter.enabled":"{filter}","filter.maxage":"3600"}},
+ {{"processor":"exporter","in":"flat flattenerchan","export":"file","file.path":"{}"}}]}}"#,
+                out.display()
+            );
+            let (code, err) = run_cli(&cfg, &trace, dir.path());
+            assert_eq!(code, 0, "{err}");
+            let n = common::read_json_lines(&out).len();
+            assert_eq!(n, want, "{} filter {filter}", trace.display());
+        }
+    }
+}

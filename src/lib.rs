@@ -14,6 +14,7 @@ pub mod gen;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
+pub mod ratelimit;
 pub mod record;
 pub mod seqpacket;
 pub mod shutdown;

@@ -170,6 +170,8 @@ pub struct TableStats {
     pub reaped: AtomicU64,
     /// Header records (each resets the tables).
     pub resets: AtomicU64,
+    /// Records dropped by the rate limiter (`filter.enabled`).
+    pub rate_limited: AtomicU64,
 }
 
 /// A policy stage's reloads.

@@ -232,6 +232,13 @@ impl Collector for LiveCollector {
         )?;
         counters(
             &mut enc,
+            "rate_limited_records",
+            "Records dropped by the rate limiter (filter.enabled: a key seen within filter.maxage).",
+            None,
+            &[(vec![], t.rate_limited.load(Ordering::Relaxed))],
+        )?;
+        counters(
+            &mut enc,
             "entity_resets",
             "Header records (each resets the tables).",
             None,

@@ -239,7 +239,8 @@ impl Builder<'_> {
             plan.cache_limits,
             self.cache_stats.clone(),
             self.live.tables.clone(),
-        );
+        )
+        .with_rate_limit(plan.rate_limit);
         let flat = self.start(&arb, node, fm.clone(), down, 1);
         let (arb, rm) = self.spawn("reader".to_string(), reader_stage, "");
         let node = reader::ReaderNode::new(

@@ -92,6 +92,8 @@ pub struct PipelinePlan {
     pub cache_limits: CacheLimits,
     /// What a trace block may hold (the reader stage's `block.maxsize`/`block.maxrecords`).
     pub block_limits: BlockLimits,
+    /// `filter.enabled: on` of the reader stage: the rate limiter's window (`filter.maxage`).
+    pub rate_limit: Option<std::time::Duration>,
     /// Index of the reader stage the driver feeds.
     pub entry: usize,
     pub warnings: Vec<String>,
@@ -167,6 +169,73 @@ fn warn_unknown_keys(cfg: &PipelineConfig, st: &StageConfig, known: &[&str], w: 
             ));
         }
     }
+}
+
+/// `filter.enabled` and `filter.maxage` of the reader stage, as upstream reads them: the
+/// limiter is on only for `on`; the window is whole seconds (default 24 h). A duration with a
+/// unit (`10m`) is taken too, with a warning, since upstream would ignore it.
+fn rate_limit_of(
+    cfg: &PipelineConfig,
+    st: &StageConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    let at = |key: &str| {
+        format!(
+            "{}: pipeline[{}] (sysflowreader): key `{key}`",
+            cfg.file.display(),
+            st.index
+        )
+    };
+    let enabled = st.get("filter.enabled").map(str::trim);
+    match enabled {
+        None | Some("off") => return Ok(None),
+        Some("on") => {}
+        Some(other) => {
+            warnings.push(format!(
+                "{}: `{other}` is neither on nor off; the rate limiter stays off (upstream's behaviour)",
+                at("filter.enabled")
+            ));
+            return Ok(None);
+        }
+    }
+    let maxage = match st.get("filter.maxage").map(str::trim) {
+        None | Some("") => crate::ratelimit::DEFAULT_MAXAGE,
+        Some(v) => match v.parse::<u64>() {
+            Ok(0) => {
+                return Err(cfg.error(
+                    st,
+                    Some("filter.maxage"),
+                    "must be at least 1 second".into(),
+                ))
+            }
+            Ok(n) if n <= 365 * 24 * 3600 => std::time::Duration::from_secs(n),
+            Ok(_) => {
+                return Err(cfg.error(
+                    st,
+                    Some("filter.maxage"),
+                    "must be at most a year (in seconds)".into(),
+                ))
+            }
+            Err(_) => match humantime::parse_duration(v) {
+                Ok(d) if d >= std::time::Duration::from_secs(1) => {
+                    warnings.push(format!(
+                        "{}: `{v}` read as {}; upstream reads whole seconds only and would use 24h",
+                        at("filter.maxage"),
+                        humantime::format_duration(d)
+                    ));
+                    d
+                }
+                _ => {
+                    return Err(cfg.error(
+                        st,
+                        Some("filter.maxage"),
+                        format!("`{v}` is not a number of seconds"),
+                    ))
+                }
+            },
+        },
+    };
+    Ok(Some(maxage))
 }
 
 fn parse_flag(cfg: &PipelineConfig, st: &StageConfig, key: &str) -> Result<bool, ConfigError> {
@@ -291,6 +360,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
     let mut stages = Vec::new();
     let mut limits = BlockLimits::default();
     let mut cache = CacheLimits::default();
+    let mut rate_limit = None;
     for st in &cfg.stages {
         let mut policy_stage = None;
         let kind = match st.processor.as_str() {
@@ -321,15 +391,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
                         st.handler.as_deref().unwrap_or_default()
                     ));
                 }
-                for (k, v) in &st.settings {
-                    if k.starts_with("filter.") && k == "filter.enabled" && v.value == "on" {
-                        warnings.push(format!(
-                            "{}: pipeline[{}] (sysflowreader): key `filter.enabled`: the rate limiter is not implemented in this build; records are not filtered",
-                            cfg.file.display(),
-                            st.index
-                        ));
-                    }
-                }
+                rate_limit = rate_limit_of(cfg, st, &mut warnings)?;
                 warn_unknown_keys(cfg, st, READER_KEYS, &mut warnings);
                 limits = block_limits(cfg, st)?;
                 cache = cache_limits(cfg, st)?;
@@ -529,6 +591,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
         stages,
         driver,
         cache_limits: cache,
+        rate_limit,
         block_limits: limits,
         entry,
         warnings,

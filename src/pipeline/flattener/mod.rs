@@ -7,6 +7,7 @@ use sfactors::{Node, NodeError};
 
 use super::batch::{Datums, Records};
 use crate::cache::{CacheLimits, CacheStats, EntityCache};
+use crate::ratelimit::RateLimiter;
 use crate::stats::TableStats;
 
 pub struct FlattenerNode {
@@ -17,6 +18,10 @@ pub struct FlattenerNode {
     live: Arc<TableStats>,
     /// Counters of caches replaced after a panic (added to the current cache's).
     carried: CacheStats,
+    /// `filter.enabled: on`: upstream's rate limiter, after record assembly.
+    limiter: Option<RateLimiter>,
+    /// Dropped by limiters replaced after a panic.
+    carried_limited: u64,
 }
 
 impl FlattenerNode {
@@ -31,7 +36,19 @@ impl FlattenerNode {
             stats_sink,
             live,
             carried: CacheStats::default(),
+            limiter: None,
+            carried_limited: 0,
         }
+    }
+
+    /// With upstream's rate limiter (`filter.maxage` window).
+    pub fn with_rate_limit(mut self, maxage: Option<std::time::Duration>) -> Self {
+        self.limiter = maxage.map(RateLimiter::new);
+        self
+    }
+
+    fn limited(&self) -> u64 {
+        self.carried_limited + self.limiter.as_ref().map(|l| l.dropped).unwrap_or(0)
     }
 
     fn publish_stats(&self) {
@@ -48,6 +65,7 @@ impl FlattenerNode {
             .store(s.reaped + self.carried.reaped, Ordering::Relaxed);
         t.resets
             .store(s.headers + self.carried.headers, Ordering::Relaxed);
+        t.rate_limited.store(self.limited(), Ordering::Relaxed);
         if let Ok(mut sink) = self.stats_sink.lock() {
             *sink = s;
         }
@@ -65,6 +83,9 @@ impl Node for FlattenerNode {
                 recs.push(r);
             }
         }
+        if let Some(l) = &mut self.limiter {
+            l.filter(&mut recs);
+        }
         if !recs.is_empty() {
             out.push(Records(recs));
         }
@@ -74,6 +95,12 @@ impl Node for FlattenerNode {
 
     fn finish(&mut self, _out: &mut Vec<Records>) -> Result<(), NodeError> {
         self.publish_stats();
+        if self.limiter.is_some() {
+            tracing::info!(
+                dropped = self.limited(),
+                "rate limiter: records dropped as repeats within filter.maxage"
+            );
+        }
         let s = self.cache.stats();
         if s.missing_process + s.missing_file + s.missing_container + s.missing_pod > 0 {
             tracing::warn!(
@@ -96,5 +123,9 @@ impl Node for FlattenerNode {
         self.carried.reaped += s.reaped;
         self.carried.headers += s.headers;
         self.cache = EntityCache::new(self.limits);
+        if let Some(l) = &mut self.limiter {
+            self.carried_limited += l.dropped;
+            l.dropped = 0;
+        }
     }
 }
