@@ -353,7 +353,7 @@ fn answer(
         serde_json::from_str::<Value>(&doc).expect("document is JSON");
         s.creates += 1;
         let h = id_hash(&id);
-        let status = if script.reject_mod > 0 && h % script.reject_mod == 0 {
+        let status = if script.reject_mod > 0 && h.is_multiple_of(script.reject_mod) {
             s.rejected.insert(id.clone());
             400
         } else if script.throttle_mod > 0

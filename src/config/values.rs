@@ -16,7 +16,7 @@ fn fmt_duration(d: Duration) -> String {
 /// Formats a byte count the way the settings accept it back (`16MiB`, `512KiB`, `100`).
 pub fn fmt_bytes(n: u64) -> String {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{}{unit}", n >> shift);
         }
     }

@@ -11,7 +11,7 @@ use super::policy;
 use crate::cache::CacheLimits;
 use crate::config::{ConfigError, PipelineConfig, StageConfig};
 use crate::exporter::{ExporterConfig, KNOWN_KEYS as EXPORTER_KEYS};
-use crate::policy::engine::{load_policies, LoadOptions, Mode};
+use crate::policy::engine::{load_policies, Language, LoadOptions, Mode};
 use crate::sysflow::ocf::BlockLimits;
 
 /// Channel types of upstream's plugins.
@@ -266,9 +266,28 @@ fn policy_stage_of(
     let _lenient = parse_flag(cfg, st, "lenient")?;
     let strict = parse_flag(cfg, st, "strict")? || strict_cli;
     let unsupported = cfg.choice(st, "unsupported", "literal", &["literal", "disable"])?;
+    let language = match cfg.choice(st, "language", "falco", &["falco", "sigma"])? {
+        "sigma" => {
+            let config = st
+                .get("config")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(PathBuf::from);
+            if config.is_none() {
+                warnings.push(format!(
+                    "{}: pipeline[{}] (policyengine): `language: sigma` without `config`: Sigma fields are not mapped (only `sf.*` attribute names match)",
+                    cfg.file.display(),
+                    st.index
+                ));
+            }
+            Language::Sigma { config }
+        }
+        _ => Language::Falco,
+    };
     let load = LoadOptions {
         strict,
         disable_unsupported: unsupported == "disable",
+        language,
     };
     let has_policies = st.get("policies").is_some_and(|p| !p.trim().is_empty());
     let mode_text = st

@@ -33,6 +33,8 @@ struct Draft {
     cond: Option<Cond>,
     output: String,
     priority: Option<String>,
+    /// A priority given as a number (Sigma levels).
+    priority_num: Option<i64>,
     tags: Vec<String>,
     prefilter: Vec<String>,
     enabled: bool,
@@ -49,12 +51,30 @@ impl Draft {
             cond: r.condition.clone().map(Cond::Text),
             output: r.output.clone().unwrap_or_default(),
             priority: r.priority.clone(),
+            priority_num: None,
             tags: r.tags.clone().unwrap_or_default(),
             prefilter: r.prefilter.clone().unwrap_or_default(),
             enabled: r.enabled.unwrap_or(true),
             actions: r.actions.clone().unwrap_or_default(),
             exceptions: r.exceptions.clone().unwrap_or_default(),
             pos: r.pos.clone(),
+        }
+    }
+
+    fn sigma(s: &super::sigma::SigmaEntry) -> Draft {
+        Draft {
+            name: s.name.clone(),
+            desc: s.desc.clone(),
+            cond: Some(Cond::Ast(s.condition.clone(), s.at.clone())),
+            output: String::new(),
+            priority: None,
+            priority_num: Some(s.priority),
+            tags: s.tags.clone(),
+            prefilter: Vec::new(),
+            enabled: true,
+            actions: Vec::new(),
+            exceptions: Vec::new(),
+            pos: s.pos.clone(),
         }
     }
 
@@ -338,6 +358,13 @@ pub fn compile_with(
                     drafts.push(d);
                     rules.push(rule);
                 }
+                Entry::Sigma(sg) => {
+                    counts.rules += 1;
+                    let d = Draft::sigma(sg);
+                    let rule = build_rule(&mut c, &d, actions, None);
+                    drafts.push(d);
+                    rules.push(rule);
+                }
                 Entry::Filter(f) => {
                     counts.filters += 1;
                     if !f.enabled {
@@ -488,6 +515,7 @@ fn build_rule(
         enabled = false;
     }
     let prio = match &d.priority {
+        _ if d.priority_num.is_some() => d.priority_num.unwrap_or(1),
         Some(p) => priority(p).unwrap_or_else(|| {
             c.diags.warn(
                 Code::UnknownPriority,

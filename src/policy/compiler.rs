@@ -395,6 +395,12 @@ impl<'a> Compiler<'a> {
             }
             Expr::Not(x) => Pred::Not(Box::new(self.compile_expr(x, cond)?)),
             Expr::Ref(name, span) => self.macro_ref(name, *span, cond)?,
+            Expr::Const(b) => Pred::Const(*b),
+            Expr::Match(l, m, _) => match self.field_of(l, cond) {
+                Some(f) => Pred::Match(f, m.clone()),
+                // Upstream: an unknown attribute is its own text.
+                None => Pred::Const(m.is_match(l.text())),
+            },
             Expr::Exists(a, _) => match self.field_of(a, cond) {
                 Some(f) => Pred::Exists(f),
                 // Upstream: an unknown attribute is its own (non-empty) text.

@@ -44,6 +44,8 @@ pub enum Code {
     Requirement,
     /// A change entry (append/override/disable) for a name not defined before it.
     NoSuchEntry,
+    /// A Sigma field the config's `fieldmappings` does not name.
+    SigmaUnmappedField,
 }
 
 impl Code {
@@ -66,6 +68,7 @@ impl Code {
             Code::ImpossibleItem => "LOAD_IMPOSSIBLE_ITEM",
             Code::Requirement => "LOAD_REQUIREMENT_NOTED",
             Code::NoSuchEntry => "LOAD_NO_SUCH_ENTRY",
+            Code::SigmaUnmappedField => "LOAD_SIGMA_UNMAPPED_FIELD",
         }
     }
 
@@ -84,6 +87,7 @@ impl Code {
                 | Code::UnknownKey
                 | Code::ScalarForList
                 | Code::NoSuchEntry
+                | Code::SigmaUnmappedField
         )
     }
 }

@@ -44,6 +44,17 @@ pub struct LoadOptions {
     /// A rule that needs a field SysFlow records do not carry is disabled (`unsupported:
     /// disable`); by default the name compares as literal text, as upstream.
     pub disable_unsupported: bool,
+    /// `language`: Falco-style files, or Sigma rules with their field-mapping config.
+    pub language: Language,
+}
+
+/// The rule language of a policy stage (`language`, `config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Language {
+    #[default]
+    Falco,
+    /// Sigma rules; `config` is the field-mapping file (none: fields must be attributes).
+    Sigma { config: Option<std::path::PathBuf> },
 }
 
 /// Loads and compiles a policy path (file or directory). Every error of the load is
@@ -78,7 +89,7 @@ impl Engine {
             return false;
         };
         memo.ticks = memo.ticks.wrapping_add(1);
-        let timed = memo.ticks % TIME_SAMPLE == 0;
+        let timed = memo.ticks.is_multiple_of(TIME_SAMPLE);
         let matched = match memo.bucket(&self.set, bit, rec) {
             Some(bucket) => {
                 if bucket.drop || bucket.filters.iter().any(|f| f.eval_memo(rec, memo)) {
@@ -188,8 +199,21 @@ impl Engine {
 pub fn load_policy_paths(paths: &[&Path], opts: &LoadOptions) -> Result<PolicySet, LoadErrors> {
     let mut diags = Diags::new(opts.strict);
     let mut all = LoadedFiles::default();
-    for p in paths {
-        load_path(p, &mut all, &mut diags);
+    match &opts.language {
+        Language::Falco => {
+            for p in paths {
+                load_path(p, &mut all, &mut diags);
+            }
+        }
+        Language::Sigma { config } => {
+            let cfg = match config {
+                Some(c) => super::sigma::SigmaConfig::load(c)?,
+                None => Default::default(),
+            };
+            for p in paths {
+                super::sigma::load_sigma_path(p, &cfg, &mut all, &mut diags);
+            }
+        }
     }
     let set = compile_with(
         &all,

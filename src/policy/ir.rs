@@ -165,6 +165,8 @@ pub enum Pred {
     /// `sf.opflags`/`evt.type` equal to / in names: a bit test on the op flags (mask for
     /// network flows, mask for the other types).
     OpMask(i32, i32),
+    /// A glob or regular expression on any comma part of the field (Falco `glob`, Sigma).
+    Match(FieldRef, Arc<super::matcher::Matcher>),
 }
 
 /// Patterns above this count are matched with Aho-Corasick.
@@ -280,6 +282,7 @@ impl Pred {
                 };
                 r.event.op_flags() & mask != 0
             }
+            Pred::Match(f, m) => attr::any_part(f, r, &mut |s| m.is_match(s)),
             Pred::Pmatch(f, pats, ac) => match ac {
                 Some(ac) => attr::any_part(f, r, &mut |s| ac.is_match(s)),
                 None => attr::any_part(f, r, &mut |s| pats.iter().any(|p| s.contains(p.as_str()))),
@@ -409,7 +412,11 @@ impl Pred {
     /// The fields a leaf reads.
     pub(crate) fn leaf_fields(&self) -> Vec<Field> {
         match self {
-            Pred::Exists(f) | Pred::Cmp(f, _, _) | Pred::In(f, _) | Pred::Pmatch(f, _, _) => {
+            Pred::Exists(f)
+            | Pred::Cmp(f, _, _)
+            | Pred::In(f, _)
+            | Pred::Pmatch(f, _, _)
+            | Pred::Match(f, _) => {
                 vec![f.field]
             }
             Pred::FieldCmp(a, _, b) => vec![a.field, b.field],

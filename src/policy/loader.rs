@@ -24,6 +24,8 @@ pub enum Entry {
     List(RawList),
     /// `filter:` or `drop:` entries remove matching records before rules run.
     Filter(RawFilter),
+    /// A Sigma rule (`language: sigma`), its detection already an AST.
+    Sigma(Box<super::sigma::SigmaEntry>),
 }
 
 /// How an entry changes an earlier one of the same name (Falco `append`/`override`).

@@ -87,6 +87,11 @@ pub enum Expr {
     Exists(Atom, Span),
     Binary(Atom, BinOp, Atom, Span),
     List(Atom, ListOp, Vec<Item>, Span),
+    /// A pattern match: Falco's `glob`, and Sigma's wildcard, case-insensitive and regular
+    /// expression values (built by the Sigma compiler).
+    Match(Atom, std::sync::Arc<super::matcher::Matcher>, Span),
+    /// A constant (Sigma: a search over a field the mapping does not know).
+    Const(bool),
 }
 
 /// A parse error at a byte offset of the condition.
@@ -156,7 +161,8 @@ fn word(i: &str) -> Res<'_, &str> {
     .parse(i)
 }
 
-/// A quoted string; the nested `'"x"'` form yields `x`.
+/// A quoted string; the nested `'"x"'` form yields `x`. A backslash before the quote
+/// character escapes it (Falco's `"a \"b\""`); other backslashes are kept as written.
 fn quoted(i: &str) -> Res<'_, String> {
     let q = match i.chars().next() {
         Some(c @ ('"' | '\'')) => c,
@@ -168,23 +174,33 @@ fn quoted(i: &str) -> Res<'_, String> {
         }
     };
     let body = &i[1..];
-    match body.find(q) {
-        Some(end) => {
-            let mut s = &body[..end];
+    let mut out = String::new();
+    let mut escaped_any = false;
+    let mut chars = body.char_indices();
+    while let Some((idx, c)) = chars.next() {
+        if c == '\\' && body[idx + 1..].starts_with(q) {
+            out.push(q);
+            escaped_any = true;
+            chars.next();
+            continue;
+        }
+        if c == q {
+            let mut s = out.as_str();
             // Nested quotes: '"x"' or "'x'".
-            if s.len() >= 2 {
+            if !escaped_any && s.len() >= 2 {
                 let (f, l) = (s.as_bytes()[0], s.as_bytes()[s.len() - 1]);
                 if f == l && (f == b'"' || f == b'\'') && f != q as u8 {
                     s = &s[1..s.len() - 1];
                 }
             }
-            Ok((&body[end + 1..], s.to_string()))
+            return Ok((&body[idx + 1..], s.to_string()));
         }
-        None => Err(nom::Err::Failure(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Char,
-        ))),
+        out.push(c);
     }
+    Err(nom::Err::Failure(nom::error::Error::new(
+        i,
+        nom::error::ErrorKind::Char,
+    )))
 }
 
 const KEYWORDS: &[&str] = &[
@@ -198,6 +214,10 @@ const KEYWORDS: &[&str] = &[
     "icontains",
     "startswith",
     "endswith",
+    "glob",
+    "intersects",
+    "bcontains",
+    "bstartswith",
 ];
 
 fn atom<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Atom> {
@@ -351,8 +371,53 @@ fn term_inner<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
             ),
         ));
     }
+    // Falco's `glob`: the value is a pattern.
+    if let Ok((r, _)) = keyword("glob")(r2) {
+        let (r, rhs) = cut(atom(c, r))?;
+        let m = super::matcher::Matcher::glob(rhs.text(), false);
+        return Ok((
+            r,
+            Expr::Match(
+                lhs,
+                std::sync::Arc::new(m),
+                Span {
+                    start,
+                    end: c.off(r),
+                },
+            ),
+        ));
+    }
+    // Falco's byte operators: the value is hexadecimal.
+    for (kw, op) in [
+        ("bcontains", BinOp::Contains),
+        ("bstartswith", BinOp::StartsWith),
+    ] {
+        if let Ok((r, _)) = keyword(kw)(r2) {
+            let (r, rhs) = cut(atom(c, r))?;
+            let Some(text) = unhex(rhs.text()) else {
+                return Err(nom::Err::Failure(nom::error::Error::new(
+                    r2,
+                    nom::error::ErrorKind::HexDigit,
+                )));
+            };
+            let span = rhs.span();
+            return Ok((
+                r,
+                Expr::Binary(
+                    lhs,
+                    op,
+                    Atom::Quoted(text, span),
+                    Span {
+                        start,
+                        end: c.off(r),
+                    },
+                ),
+            ));
+        }
+    }
     let list_op = keyword("in")(r2)
         .map(|(r, _)| (r, ListOp::In))
+        .or_else(|_| keyword("intersects")(r2).map(|(r, _)| (r, ListOp::In)))
         .or_else(|_| keyword("pmatch")(r2).map(|(r, _)| (r, ListOp::Pmatch)));
     if let Ok((r, op)) = list_op {
         let (r, _) = ws(r)?;
@@ -416,6 +481,18 @@ fn term_inner<'a>(c: &Ctx<'a>, i: &'a str) -> Res<'a, Expr> {
             nom::error::ErrorKind::Verify,
         ))),
     }
+}
+
+/// Hex text (`68656c6c6f`) as a string of those bytes (lossy for non-UTF-8 bytes).
+fn unhex(h: &str) -> Option<String> {
+    if !h.len().is_multiple_of(2) || h.is_empty() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..h.len())
+        .step_by(2)
+        .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect();
+    Some(String::from_utf8_lossy(&bytes?).into_owned())
 }
 
 /// An error after a keyword is final: the condition cannot be read another way.

@@ -27,6 +27,7 @@ pub(crate) fn cost(p: &Pred) -> u32 {
             base + if f.path.is_some() { 20 } else { 0 }
         }
         Pred::FieldCmp(..) => 10,
+        Pred::Match(..) => 12,
     }
 }
 
