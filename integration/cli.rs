@@ -395,8 +395,19 @@ fn upstream_pipeline_configs_start_unchanged_through_environment_overrides() {
     let syslog_port = syslog.local_addr().unwrap().port().to_string();
     let es = format!("http://127.0.0.1:{}", tiny_http_server());
     let policies = ("POLICYENGINE_POLICIES", filter.to_str().unwrap());
+    // The Sigma bench config names the rules and the field mapping relative to upstream's
+    // scripts/tests directory: point them at the shipped files.
+    let sigma = up.join("resources/policies/sigma");
+    let sigma_rules = sigma.join("rules/linux");
+    let sigma_config = sigma.join("config/sysflow.yml");
     let runnable: &[(&str, Vec<(&str, &str)>)] = &[
-        ("scripts/tests/pipeline.sigma.bench.json", vec![policies]),
+        (
+            "scripts/tests/pipeline.sigma.bench.json",
+            vec![
+                ("POLICYENGINE_POLICIES", sigma_rules.to_str().unwrap()),
+                ("POLICYENGINE_CONFIG", sigma_config.to_str().unwrap()),
+            ],
+        ),
         ("scripts/tests/pipeline.falco.bench.json", vec![policies]),
         (
             "resources/pipelines/pipeline.distribution.json",

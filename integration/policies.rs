@@ -623,3 +623,64 @@ fn rate_limiter_passes_each_semantic_key_once_per_window_as_upstream() {
         }
     }
 }
+
+/// Alerts (records with at least one match) and matches per rule of a policy path over
+/// `traces`, through the whole pipeline (so the flattener applies upstream's op-flag name
+/// cache), one shard so the cache sees the trace order.
+fn alerts(
+    policies: &std::path::Path,
+    traces: &[PathBuf],
+    extra: &str,
+) -> (usize, std::collections::BTreeMap<String, usize>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let cfg = policy_pipeline(policies, &out, &format!(r#","concurrency":"1"{extra}"#));
+    let mut n = 0;
+    let mut per_rule = std::collections::BTreeMap::new();
+    for t in traces {
+        let _ = std::fs::remove_file(&out);
+        let (code, err) = run_cli(&cfg, t, dir.path());
+        assert_eq!(code, 0, "{}: {err}", t.display());
+        if !out.exists() {
+            continue;
+        }
+        for l in common::read_json_lines(&out) {
+            n += 1;
+            for p in l["policies"].as_array().unwrap() {
+                *per_rule
+                    .entry(p["id"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    (n, per_rule)
+}
+
+#[test]
+fn upstream_rule_sets_give_upstreams_alert_counts() {
+    // Figures of the Go sf-processor 0.7.0 built from source (issue 12): the whole
+    // runtimeintegrity/ directory alerts on 1,765 records over the upstream traces it can
+    // read (every trace but the 10 legacy pre-v1 ones it cannot convert), resolving each rule
+    // against the nearest earlier definitions; distribution/filter.yaml on k8s_small.sf
+    // gives 78 "File Modified" alerts fewer than a type-true reading of `sf.opflags = WRITE`
+    // (236), because upstream's op-flag name cache shows those write flows as SEND.
+    let traces: Vec<PathBuf> = common::inventory()
+        .iter()
+        .filter(|t| !t.writer_schema_variant.starts_with("legacy"))
+        .map(|t| upstream().join(&t.path))
+        .collect();
+    assert_eq!(traces.len(), 27);
+    let (n, _) = alerts(&policies().join("runtimeintegrity"), &traces, "");
+    assert_eq!(n, 1765);
+    let k8s = [upstream().join("sf-processor/resources/traces/k8s_small.sf")];
+    let filter = policies().join("distribution/filter.yaml");
+    let (_, upstream_meaning) = alerts(&filter, &k8s, "");
+    assert_eq!(upstream_meaning["File Modified"], 158);
+    let (_, fixed) = alerts(&filter, &k8s, r#","quirks":"fixed""#);
+    assert_eq!(fixed["File Modified"], 236);
+    for (rule, n) in &fixed {
+        if rule != "File Modified" {
+            assert_eq!(upstream_meaning.get(rule), Some(n), "{rule}");
+        }
+    }
+}

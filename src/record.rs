@@ -141,11 +141,17 @@ pub struct Record {
     pub policies: Vec<PolicyMatch>,
     /// Tags added by actions (rule tags are listed with the policies).
     pub tags: Vec<String>,
+    /// How upstream names this record's op flags in conditions: `SEND`/`RECV` (true) or
+    /// `WRITE`/`READ`. Its own type decides (network flows), unless the flattener applies
+    /// upstream's name cache (`quirks: upstream`), where the first record with the same flags
+    /// value decides for every later one.
+    pub op_names_net: bool,
 }
 
 impl Record {
     /// A record of `event` with no entities resolved yet and no policy context.
     pub fn new(event: Event, header: Arc<Header>, no_ancestors: Arc<[Arc<Process>]>) -> Self {
+        let op_names_net = matches!(event, Event::NetworkFlow(_));
         Record {
             event,
             header,
@@ -155,6 +161,7 @@ impl Record {
             pod: None,
             file: None,
             new_file: None,
+            op_names_net,
             policies: Vec::new(),
             tags: Vec::new(),
         }

@@ -1099,6 +1099,7 @@ mod tests {
             new_file: None,
             policies: vec![],
             tags: vec![],
+            op_names_net: false,
         }
     }
 

@@ -769,6 +769,7 @@ mod tests {
             new_file: None,
             policies: vec![],
             tags: vec![],
+            op_names_net: false,
         }
     }
 

@@ -240,7 +240,8 @@ impl Builder<'_> {
             self.cache_stats.clone(),
             self.live.tables.clone(),
         )
-        .with_rate_limit(plan.rate_limit);
+        .with_rate_limit(plan.rate_limit)
+        .with_op_name_cache(plan.op_name_cache);
         let flat = self.start(&arb, node, fm.clone(), down, 1);
         let (arb, rm) = self.spawn("reader".to_string(), reader_stage, "");
         let node = reader::ReaderNode::new(

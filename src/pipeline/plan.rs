@@ -92,6 +92,9 @@ pub struct PipelinePlan {
     pub cache_limits: CacheLimits,
     /// What a trace block may hold (the reader stage's `block.maxsize`/`block.maxrecords`).
     pub block_limits: BlockLimits,
+    /// A policy stage reads op flag names as upstream's name cache gives them (`quirks:
+    /// upstream`): the flattener applies the cache.
+    pub op_name_cache: bool,
     /// `filter.enabled: on` of the reader stage: the rate limiter's window (`filter.maxage`).
     pub rate_limit: Option<std::time::Duration>,
     /// Index of the reader stage the driver feeds.
@@ -142,6 +145,7 @@ const POLICY_KEYS: &[&str] = &[
     "lenient",
     "strict",
     "unsupported",
+    "quirks",
     "mode",
     "monitor",
     "monitor.interval",
@@ -284,10 +288,12 @@ fn policy_stage_of(
         }
         _ => Language::Falco,
     };
+    let quirks = cfg.choice(st, "quirks", "upstream", &["upstream", "fixed"])?;
     let load = LoadOptions {
         strict,
         disable_unsupported: unsupported == "disable",
         language,
+        fixed_quirks: quirks == "fixed",
     };
     let has_policies = st.get("policies").is_some_and(|p| !p.trim().is_empty());
     let mode_text = st
@@ -606,11 +612,15 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
     }
     let reader_in = stages[entry].config.input.as_ref().map(|c| c.name.as_str());
     let driver = driver::plan_driver(cfg, reader_in, &mut warnings)?.unwrap_or_default();
+    let op_name_cache = stages
+        .iter()
+        .any(|s: &StagePlan| s.policy.as_ref().is_some_and(|p| !p.load.fixed_quirks));
     Ok(PipelinePlan {
         stages,
         driver,
         cache_limits: cache,
         rate_limit,
+        op_name_cache,
         block_limits: limits,
         entry,
         warnings,

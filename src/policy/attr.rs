@@ -98,6 +98,25 @@ pub enum Field {
     NodeIp,
     MetaSchema,
     MetaTraceName,
+    /// Upstream's quirks, read by conditions in `quirks: upstream` mode (the default): the
+    /// op flag names of upstream's name cache (see [`Record::op_names_net`]), ...
+    QOpFlags,
+    QEvtType,
+    /// ... flow counters read through a shared slot (doubled; on file events the new file's
+    /// timestamp and resource type) ...
+    QFlowRBytes,
+    QFlowROps,
+    QFlowWBytes,
+    QFlowWOps,
+    /// ... and slot aliases: the file descriptor is the new file's state on file events, open
+    /// flags read the source address on network flows, the source address reads the open
+    /// flags on file flows.
+    QFileFd,
+    QFileOpenFlags,
+    QFileIsOpenRead,
+    QFileIsOpenWrite,
+    QNetSip,
+    QNetIp,
     /// Falco `evt.dir`: always both directions ("<,>").
     EvtDir,
 }
@@ -276,8 +295,29 @@ pub enum Kind2 {
 }
 
 impl Field {
+    /// The field upstream's engine actually reads for `self` (its quirks, see [`Field::QOpFlags`]).
+    pub fn upstream_quirk(self) -> Field {
+        match self {
+            OpFlags => QOpFlags,
+            EvtType => QEvtType,
+            FlowRBytes => QFlowRBytes,
+            FlowROps => QFlowROps,
+            FlowWBytes => QFlowWBytes,
+            FlowWOps => QFlowWOps,
+            FileFd => QFileFd,
+            FileOpenFlags => QFileOpenFlags,
+            FileIsOpenRead => QFileIsOpenRead,
+            FileIsOpenWrite => QFileIsOpenWrite,
+            NetSip => QNetSip,
+            NetIp => QNetIp,
+            other => other,
+        }
+    }
+
     pub fn kind(self) -> Kind2 {
         match self {
+            QFlowRBytes | QFlowROps | QFlowWBytes | QFlowWOps | QFileFd => Kind2::Int,
+            QOpFlags | QEvtType | QFileOpenFlags | QNetIp => Kind2::Multi,
             Ret | Ts | EndTs | ProcPid | ProcUid | ProcTid | ProcGid | ProcCreateTs | PProcPid
             | PProcCreateTs | FileFd | NetProto | NetSport | NetDport | FlowRBytes | FlowROps
             | FlowWBytes | FlowWOps | ContainerPrivileged | PodTs | PodRestartCount
@@ -441,6 +481,72 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
                     .map(|(_, f, n)| Cow::Borrowed(if net { *n } else { *f })),
             );
             Value::Multi(v)
+        }
+        QOpFlags | QEvtType => {
+            // Upstream's name cache: the record's naming class, not its type.
+            let as_kind = if rec.op_names_net {
+                Kind::NetworkFlow
+            } else {
+                Kind::FileFlow
+            };
+            let flags = ev.op_flags();
+            let mut v: Vec<Cow<str>> = if rec.kind() == Kind::K8sEvent {
+                Vec::new()
+            } else {
+                op_flag_names(flags, as_kind).map(Cow::Borrowed).collect()
+            };
+            if field == QEvtType {
+                let net = rec.kind() == Kind::NetworkFlow;
+                v.extend(
+                    EVT_TYPES
+                        .iter()
+                        .filter(|(bit, _, _)| flags & bit == *bit)
+                        .map(|(_, f, n)| Cow::Borrowed(if net { *n } else { *f })),
+                );
+            }
+            Value::Multi(v)
+        }
+        QFlowRBytes | QFlowROps | QFlowWBytes | QFlowWOps => {
+            let (rb, ro, wb, wo) = counters();
+            let fe = |f: fn(&crate::sysflow::model::File) -> i64| match ev {
+                Event::FileEvent(_) => nfile.map(f).unwrap_or(0),
+                _ => 0,
+            };
+            Value::Int(match field {
+                QFlowRBytes => 2 * rb,
+                QFlowWBytes => 2 * wb,
+                QFlowROps => 2 * ro + 2 * fe(|f| f.ts),
+                _ => 2 * wo + 2 * fe(|f| i64::from(f.restype)),
+            })
+        }
+        QFileFd => Value::Int(match ev {
+            Event::FileEvent(_) => nfile.map(|f| f.state as i64).unwrap_or(0),
+            _ => i64::from(fd_flags().0),
+        }),
+        QFileOpenFlags | QFileIsOpenRead | QFileIsOpenWrite => {
+            let flags = match ev {
+                Event::NetworkFlow(n) => n.sip,
+                _ => fd_flags().1,
+            };
+            match field {
+                QFileIsOpenRead => bool_str(is_open_read(flags)),
+                QFileIsOpenWrite => bool_str(is_open_write(flags)),
+                _ => Value::Multi(open_flag_names(flags).map(Cow::Borrowed).collect()),
+            }
+        }
+        QNetSip | QNetIp => {
+            let (sip, dip) = match ev {
+                Event::FileFlow(f) => (f.open_flags, 0),
+                _ => net().map(|n| (n.0, n.2)).unwrap_or((0, 0)),
+            };
+            if field == QNetSip {
+                Value::Str(Cow::Owned(ip_string(i64::from(sip))))
+            } else {
+                Value::Multi(vec![
+                    Cow::Owned(ip_string(i64::from(sip))),
+                    Cow::Owned(ip_string(i64::from(dip))),
+                ])
+            }
         }
         EvtDir => Value::Multi(vec![Cow::Borrowed(">"), Cow::Borrowed("<")]),
         Ret => Value::Int(i64::from(ev.ret())),
@@ -707,6 +813,12 @@ pub fn populated(field: Field, kind: Kind) -> bool {
             matches!(k, NetworkFlow | NetworkEvent)
         }
         FlowRBytes | FlowROps | FlowWBytes | FlowWOps => matches!(k, FileFlow | NetworkFlow),
+        QOpFlags | QEvtType => k != K8sEvent,
+        QFlowRBytes | QFlowWBytes | QFileIsOpenRead | QFileIsOpenWrite | QFileOpenFlags => {
+            matches!(k, FileFlow | NetworkFlow)
+        }
+        QFlowROps | QFlowWOps | QFileFd => matches!(k, FileFlow | NetworkFlow | FileEvent),
+        QNetSip | QNetIp => matches!(k, NetworkFlow | NetworkEvent | FileFlow),
         KeAction | KeKind | KeMessage => k == K8sEvent,
         NodeId | NodeIp | MetaSchema | MetaTraceName => true,
     }

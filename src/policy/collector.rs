@@ -242,20 +242,31 @@ fn exceptions_ast(excs: &[RawException]) -> Result<Option<Expr>, PolicyError> {
 /// Compiles what the loader read into a policy set. Problems go to `diags`; the set holds
 /// every rule that compiled.
 pub fn compile(loaded: &LoadedFiles, actions: &ActionRegistry, diags: &mut Diags) -> PolicySet {
-    compile_with(loaded, actions, diags, false)
+    compile_with(loaded, actions, diags, CompileOptions::default())
 }
 
-/// As [`compile`]; `disable_unsupported`: a rule or filter that needs a field SysFlow records
-/// do not carry is disabled (with a warning) instead of comparing the name as text.
+/// How conditions compile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// A rule or filter that needs a field SysFlow records do not carry is disabled (with a
+    /// warning) instead of comparing the name as text.
+    pub disable_unsupported: bool,
+    /// Fields read as upstream's engine reads them (doubled flow counters, slot aliases, the
+    /// op-flag name cache): `quirks: upstream`.
+    pub quirks: bool,
+}
+
+/// As [`compile`], with `opts`.
 pub fn compile_with(
     loaded: &LoadedFiles,
     actions: &ActionRegistry,
     diags: &mut Diags,
-    disable_unsupported: bool,
+    opts: CompileOptions,
 ) -> PolicySet {
     let mut counts = Counts::default();
     let mut c = Compiler::new(diags);
-    c.disable_unsupported = disable_unsupported;
+    c.disable_unsupported = opts.disable_unsupported;
+    c.quirks = opts.quirks;
     let mut drafts: Vec<Draft> = Vec::new();
     let mut rules: Vec<Option<Rule>> = Vec::new();
     let mut filters = Vec::new();
@@ -707,6 +718,7 @@ mod tests {
             new_file: None,
             policies: vec![],
             tags: vec![],
+            op_names_net: false,
         }
     }
 
@@ -1192,7 +1204,11 @@ mod tests {
         let mut lf = LoadedFiles::default();
         let mut d = Diags::new(false);
         load_text("w.yaml", text, &mut lf, &mut d);
-        let set = compile_with(&lf, &actions::registry(), &mut d, true);
+        let opts = CompileOptions {
+            disable_unsupported: true,
+            ..Default::default()
+        };
+        let set = compile_with(&lf, &actions::registry(), &mut d, opts);
         let codes: Vec<Code> = set.warnings.iter().map(|w| w.code).collect();
         assert!(codes.contains(&Code::UnknownPriority), "{codes:?}");
         assert!(codes.contains(&Code::UnknownAction), "{codes:?}");
@@ -1261,4 +1277,76 @@ mod tests {
             assert!(codes.contains(&c), "{c:?} in {codes:?}");
         }
     }
+
+    #[test]
+    fn falco_operators_glob_intersects_bytes_and_escaped_quotes() {
+        let r = ff();
+        assert!(t("sf.file.path glob '/etc/*'", &r));
+        assert!(t("sf.file.path glob '/etc/pass??'", &r));
+        assert!(!t("sf.file.path glob '/usr/*'", &r));
+        assert!(
+            !t("sf.file.path glob '/ETC/*'", &r),
+            "glob is case-sensitive"
+        );
+        assert!(t("sf.proc.aname intersects (init, zsh)", &r));
+        assert!(!t("sf.proc.aname intersects (zsh, fish)", &r));
+        // 2f657463 is "/etc".
+        assert!(t("sf.file.path bstartswith 2f657463", &r));
+        assert!(t("sf.file.path bcontains 706173", &r));
+        assert!(!t("sf.file.path bcontains 7a7a", &r));
+        assert!(
+            eval_with("sf.file.path bcontains 7g", &r, true).is_err(),
+            "not hex"
+        );
+        let mut q = ff();
+        Arc::make_mut(q.process.as_mut().unwrap()).exe_args = r#"say "hi""#.into();
+        assert!(t(r#"sf.proc.args = "say \"hi\"""#, &q));
+        assert!(t(
+            r#"sf.proc.args contains '\'' or sf.proc.args endswith "\"""#,
+            &q
+        ));
+    }
+
+    #[test]
+    fn upstream_quirks_in_conditions_and_the_fixed_meaning() {
+        let eval_q = |cond: &str, r: &Record, quirks: bool| {
+            let text = format!("- rule: t\n  desc: d\n  condition: '{cond}'\n");
+            let mut lf = LoadedFiles::default();
+            let mut d = Diags::new(false);
+            load_text("q.yaml", &text, &mut lf, &mut d);
+            let opts = CompileOptions {
+                quirks,
+                ..Default::default()
+            };
+            let set = compile_with(&lf, &actions::registry(), &mut d, opts);
+            assert!(d.errors.is_empty(), "{:?}", d.errors);
+            set.rules[0].pred.eval(r)
+        };
+        let mut f = ff();
+        if let Event::FileFlow(x) = &mut f.event {
+            x.num_rrecv_bytes = 100;
+        }
+        // Doubled flow counters.
+        assert!(eval_q("sf.flow.rbytes = 200", &f, true));
+        assert!(eval_q("sf.flow.rbytes = 100", &f, false));
+        // Open flags read the source address on network flows (0x0100007f: bit 0 set).
+        let n = nf();
+        assert!(eval_q("sf.file.is_open_read = true", &n, true));
+        assert!(!eval_q("sf.file.is_open_read = true", &n, false));
+        // The source address reads the open flags on file flows (O_RDONLY = 1).
+        assert!(eval_q("sf.net.sip = 1.0.0.0", &f, true));
+        assert!(!eval_q("sf.net.sip = 1.0.0.0", &f, false));
+        // The op-flag name cache: a file flow whose flags value was first named for a
+        // network flow reads SEND, not WRITE.
+        let mut w = ff();
+        if let Event::FileFlow(x) = &mut w.event {
+            x.op_flags = crate::sysflow::names::OP_WRITE_SEND;
+        }
+        assert!(eval_q("sf.opflags = WRITE", &w, true));
+        w.op_names_net = true;
+        assert!(eval_q("sf.opflags = SEND", &w, true));
+        assert!(!eval_q("sf.opflags = WRITE", &w, true));
+        assert!(eval_q("sf.opflags = WRITE", &w, false), "fixed: the record's own type");
+    }
 }
+

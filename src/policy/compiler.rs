@@ -122,6 +122,9 @@ pub struct Compiler<'a> {
     unsupported: Option<(String, Pos)>,
     /// Rules needing such a field are disabled (else the name is literal text, as upstream).
     pub disable_unsupported: bool,
+    /// Conditions read fields as upstream's engine does (`quirks: upstream`, the default;
+    /// see [`super::attr::Field::upstream_quirk`]).
+    pub quirks: bool,
 }
 
 fn trim_bounding_quotes(s: &str) -> &str {
@@ -167,7 +170,18 @@ impl<'a> Compiler<'a> {
             used_lists: HashSet::new(),
             unsupported: None,
             disable_unsupported: false,
+            quirks: false,
         }
+    }
+
+    /// `name` resolved to a field, with upstream's quirks when they are on.
+    fn lookup(&self, name: &str) -> Option<FieldRef> {
+        attr::lookup_ref(name).map(|mut f| {
+            if self.quirks {
+                f.field = f.field.upstream_quirk();
+            }
+            f
+        })
     }
 
     /// Sets list `name`; compiled macros are dropped when its value changes.
@@ -340,7 +354,7 @@ impl<'a> Compiler<'a> {
         let Atom::Word(w, span) = a else {
             return None;
         };
-        if let Some(f) = attr::lookup_ref(w) {
+        if let Some(f) = self.lookup(w) {
             return Some(f);
         }
         if w.starts_with("sf.") {
@@ -409,14 +423,21 @@ impl<'a> Compiler<'a> {
             Expr::Binary(l, op, r, span) => {
                 let lf = self.field_of(l, cond);
                 let rf = match r {
-                    Atom::Word(w, _) => attr::lookup_ref(w),
+                    Atom::Word(w, _) => self.lookup(w),
                     Atom::Quoted(..) => None,
                 };
                 match (lf, rf) {
                     (Some(lf), Some(rf)) => Pred::FieldCmp(lf, *op, rf),
                     (Some(lf), None) => {
                         let quoted = matches!(r, Atom::Quoted(..));
-                        let lit = Lit::new(trim_bounding_quotes(r.text()), quoted);
+                        // Quoted strings are already unquoted by the parser (nested quotes,
+                        // escapes); a bare word loses bounding quotes as upstream.
+                        let text = if quoted {
+                            r.text()
+                        } else {
+                            trim_bounding_quotes(r.text())
+                        };
+                        let lit = Lit::new(text, quoted);
                         if matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
                             && (lf.field.kind() != Kind2::Int
                                 || quoted

@@ -46,6 +46,9 @@ pub struct LoadOptions {
     pub disable_unsupported: bool,
     /// `language`: Falco-style files, or Sigma rules with their field-mapping config.
     pub language: Language,
+    /// `quirks: fixed`: conditions read the record as recorded instead of as upstream's
+    /// engine does (doubled flow counters, slot aliases, the op-flag name cache).
+    pub fixed_quirks: bool,
 }
 
 /// The rule language of a policy stage (`language`, `config`).
@@ -215,12 +218,11 @@ pub fn load_policy_paths(paths: &[&Path], opts: &LoadOptions) -> Result<PolicySe
             }
         }
     }
-    let set = compile_with(
-        &all,
-        &actions::registry(),
-        &mut diags,
-        opts.disable_unsupported,
-    );
+    let copts = super::collector::CompileOptions {
+        disable_unsupported: opts.disable_unsupported,
+        quirks: !opts.fixed_quirks,
+    };
+    let set = compile_with(&all, &actions::registry(), &mut diags, copts);
     diags.into_result()?;
     Ok(set)
 }

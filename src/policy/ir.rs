@@ -165,6 +165,9 @@ pub enum Pred {
     /// `sf.opflags`/`evt.type` equal to / in names: a bit test on the op flags (mask for
     /// network flows, mask for the other types).
     OpMask(i32, i32),
+    /// As `OpMask`, choosing the mask by the record's naming class (upstream's name cache,
+    /// [`Record::op_names_net`]) instead of its type.
+    OpMaskNames(i32, i32),
     /// A glob or regular expression on any comma part of the field (Falco `glob`, Sigma).
     Match(FieldRef, Arc<super::matcher::Matcher>),
 }
@@ -283,6 +286,10 @@ impl Pred {
                 r.event.op_flags() & mask != 0
             }
             Pred::Match(f, m) => attr::any_part(f, r, &mut |s| m.is_match(s)),
+            Pred::OpMaskNames(net, other) => {
+                let mask = if r.op_names_net { *net } else { *other };
+                r.event.op_flags() & mask != 0
+            }
             Pred::Pmatch(f, pats, ac) => match ac {
                 Some(ac) => attr::any_part(f, r, &mut |s| ac.is_match(s)),
                 None => attr::any_part(f, r, &mut |s| pats.iter().any(|p| s.contains(p.as_str()))),
@@ -423,6 +430,7 @@ impl Pred {
             Pred::Type(_) => vec![Field::Type],
             Pred::StrCmp(f, ..) | Pred::StrIn(f, ..) | Pred::StrPmatch(f, ..) => vec![*f],
             Pred::OpMask(..) => vec![Field::OpFlags],
+            Pred::OpMaskNames(..) => vec![Field::QOpFlags],
             _ => Vec::new(),
         }
     }

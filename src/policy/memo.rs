@@ -56,23 +56,30 @@ pub struct Bucket {
 }
 
 /// Fields whose value is fixed by a record's dispatch key.
-pub(crate) const KEY_FIELDS: [Field; 7] = [
+pub(crate) const KEY_FIELDS: [Field; 9] = [
     Field::Type,
     Field::OpFlags,
     Field::EvtType,
+    Field::QOpFlags,
+    Field::QEvtType,
     Field::EvtDir,
     Field::FileIsOpenWrite,
     Field::FileIsOpenRead,
     Field::FileOpenFlags,
 ];
 
-/// The dispatch key of a record: type bit, op flags, open flags (file flows).
+/// The dispatch key of a record: type bit (with its op-flag naming class in the top bit),
+/// op flags, open flags (file flows).
 pub fn dispatch_key(bit: u8, rec: &Record) -> (u8, i32, i32) {
     let open = match &rec.event {
         crate::record::Event::FileFlow(f) => f.open_flags,
         _ => 0,
     };
-    (bit, rec.event.op_flags(), open)
+    (
+        bit | (u8::from(rec.op_names_net) << 7),
+        rec.event.op_flags(),
+        open,
+    )
 }
 
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use crate::sysflow::model::Kind;
 /// these side-effect-free predicates, so the result is the same).
 pub(crate) fn cost(p: &Pred) -> u32 {
     match p {
-        Pred::Const(_) | Pred::Type(_) | Pred::OpMask(..) => 1,
+        Pred::Const(_) | Pred::Type(_) | Pred::OpMask(..) | Pred::OpMaskNames(..) => 1,
         Pred::StrCmp(..) | Pred::StrIn(..) => 3,
         Pred::StrPmatch(..) => 5,
         Pred::Not(x) => cost(x),
@@ -65,10 +65,13 @@ pub(crate) fn entity_only(p: &Pred) -> bool {
         Pred::And(v) | Pred::Or(v) => v.iter().all(entity_only),
         Pred::Not(x) => entity_only(x),
         Pred::Macro(_, x) => entity_only(x),
-        leaf => leaf
-            .leaf_fields()
-            .iter()
-            .all(|f| attr::entity_field(*f) && !matches!(leaf, Pred::Type(_) | Pred::OpMask(..))),
+        leaf => leaf.leaf_fields().iter().all(|f| {
+            attr::entity_field(*f)
+                && !matches!(
+                    leaf,
+                    Pred::Type(_) | Pred::OpMask(..) | Pred::OpMaskNames(..)
+                )
+        }),
     }
 }
 
@@ -199,6 +202,15 @@ pub(crate) fn specialise_bits(p: Pred) -> Pred {
                     .fold(0, |m, b| m | b)
             };
             Pred::OpMask(mask(Kind::NetworkFlow), mask(Kind::FileFlow))
+        }
+        Field::QOpFlags => {
+            let mask = |kind: Kind| {
+                (0..31)
+                    .map(|b| 1i32 << b)
+                    .filter(|bit| op_flag_names(*bit, kind).any(|n| names.iter().any(|x| x == n)))
+                    .fold(0, |m, b| m | b)
+            };
+            Pred::OpMaskNames(mask(Kind::NetworkFlow), mask(Kind::FileFlow))
         }
         _ => return p,
     };

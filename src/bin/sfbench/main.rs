@@ -12,7 +12,8 @@
 //!
 //! `engine`: policy evaluation only, over records already assembled in memory (the first
 //! 1,000,000 of the trace, evaluated in a loop up to the trace's size), with the upstream
-//! policies given by `-policies` (lenient mode) or `-rules N` synthetic rules. `alert`: the
+//! policies given by `-policies` (upstream's default mode; Sigma rules when `SFBENCH_SIGMA`
+//! names a field-mapping config) or `-rules N` synthetic rules. `alert`: the
 //! full pipeline in alert mode with those policies (JSON, null exporter).
 //!
 //! Stages: decode only; + entity cache and record assembly; + JSON encoding (all on one
@@ -180,7 +181,17 @@ fn policy_set(policies: &str, rules: usize) -> Result<sfprocessor::policy::set::
         .map(PathBuf::from)
         .collect();
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-    load_policy_paths(&refs, &LoadOptions::default()).map_err(|e| e.to_string())
+    // SFBENCH_SIGMA=CONFIG: the policies are Sigma rules with that field-mapping file.
+    let opts = match std::env::var_os("SFBENCH_SIGMA") {
+        Some(c) => LoadOptions {
+            language: sfprocessor::policy::engine::Language::Sigma {
+                config: Some(PathBuf::from(c)),
+            },
+            ..Default::default()
+        },
+        None => LoadOptions::default(),
+    };
+    load_policy_paths(&refs, &opts).map_err(|e| e.to_string())
 }
 
 /// Engine only: assemble up to 1M records in memory, then time evaluation alone.
@@ -286,7 +297,7 @@ fn alert_stage(trace: &Path, policies: &str) -> Result<u64, String> {
     let cfg_text = format!(
         r#"{{"pipeline":[
  {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
- {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","lenient":"true","policies":"{}"}},
+ {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","policies":"{}"}},
  {{"processor":"exporter","in":"evt eventchan","export":"null","format":"json"}}]}}"#,
         dir.display()
     );

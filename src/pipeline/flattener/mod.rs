@@ -22,6 +22,30 @@ pub struct FlattenerNode {
     limiter: Option<RateLimiter>,
     /// Dropped by limiters replaced after a panic.
     carried_limited: u64,
+    /// Upstream's op-flag name cache (`quirks: upstream`): per flags value, whether its
+    /// names were first rendered for a network flow (SEND/RECV) or not (WRITE/READ).
+    op_names: Option<OpNameCache>,
+}
+
+/// Upstream renders op flag names once per flags value (its cache key is the value as a
+/// Unicode scalar; values that are not scalars share one key) and reuses the first
+/// rendering for every record type. Here the first record in trace order decides, which is
+/// what upstream's engine sees when one worker reads the trace in order.
+#[derive(Default)]
+pub struct OpNameCache {
+    first: rustc_hash::FxHashMap<u32, bool>,
+}
+
+impl OpNameCache {
+    pub fn apply(&mut self, rec: &mut crate::record::Record) {
+        let flags = rec.event.op_flags() as u32;
+        let key = if char::from_u32(flags).is_some() {
+            flags
+        } else {
+            u32::MAX
+        };
+        rec.op_names_net = *self.first.entry(key).or_insert(rec.op_names_net);
+    }
 }
 
 impl FlattenerNode {
@@ -38,7 +62,14 @@ impl FlattenerNode {
             carried: CacheStats::default(),
             limiter: None,
             carried_limited: 0,
+            op_names: None,
         }
+    }
+
+    /// With upstream's op-flag name cache.
+    pub fn with_op_name_cache(mut self, on: bool) -> Self {
+        self.op_names = on.then(OpNameCache::default);
+        self
     }
 
     /// With upstream's rate limiter (`filter.maxage` window).
@@ -79,7 +110,10 @@ impl Node for FlattenerNode {
     fn process(&mut self, input: Datums, out: &mut Vec<Records>) -> Result<(), NodeError> {
         let mut recs = Vec::with_capacity(input.0.len());
         for sf in input.0 {
-            if let Some(r) = self.cache.apply(sf) {
+            if let Some(mut r) = self.cache.apply(sf) {
+                if let Some(c) = &mut self.op_names {
+                    c.apply(&mut r);
+                }
                 recs.push(r);
             }
         }
