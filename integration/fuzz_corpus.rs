@@ -48,3 +48,8 @@ fn trace_file_corpus() {
 fn pipeline_config_corpus() {
     replay("pipeline_config", sfprocessor::fuzzing::pipeline_config);
 }
+
+#[test]
+fn policy_text_corpus() {
+    replay("policy_text", sfprocessor::fuzzing::policy_text);
+}

@@ -121,6 +121,42 @@ pub fn pipeline_config(data: &[u8]) {
     let _ = crate::observe::configured_listen(&cfg);
 }
 
+/// The policy loader and compiler: the first byte picks the language (even: Falco-style
+/// YAML, odd: a Sigma rule), the rest is the file text. Loaded and compiled in the default
+/// mode (every warning path runs) and, for Falco text, in strict mode too.
+pub fn policy_text(data: &[u8]) {
+    use crate::policy::{actions, collector, diag::Diags, loader, sigma};
+    let Some((&lang, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    for strict in [false, true] {
+        let mut diags = Diags::new(strict);
+        let mut files = loader::LoadedFiles::default();
+        if lang % 2 == 0 {
+            loader::load_text("fuzz.yaml", &text, &mut files, &mut diags);
+        } else {
+            let mut cfg = sigma::SigmaConfig::default();
+            cfg.fields.insert("Image".into(), "sf.proc.exe".into());
+            cfg.fields
+                .insert("CommandLine".into(), "sf.proc.cmdline".into());
+            sigma::load_sigma_text("fuzz.yml", &text, &cfg, &mut files, &mut diags);
+        }
+        let opts = collector::CompileOptions {
+            quirks: !strict,
+            disable_unsupported: strict,
+        };
+        let set = collector::compile_with(&files, &actions::registry(), &mut diags, opts);
+        // Evaluate what compiled on one record of each type.
+        for k in crate::policy::ir::TYPES {
+            let r = crate::policy::attr::blank_record(k);
+            for rule in &set.rules {
+                let _ = rule.pred.eval(&r);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +173,7 @@ mod tests {
         socket_datum(&[0, 255, 255, 0, 0, 0]);
         trace_file(b"Obj\x01garbage");
         pipeline_config(br#"{"pipeline":[{"processor":"exporter","queue":"1e99"}]}"#);
+        policy_text(b"\x00- rule: r\n  desc: d\n  condition: (((\n");
+        policy_text(b"\x01title: t\ndetection:\n  s:\n    Image|cidr: x\n  condition: s\n");
     }
 }

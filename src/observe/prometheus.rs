@@ -338,7 +338,7 @@ impl Collector for LiveCollector {
         counters(
             &mut enc,
             "rule_evaluation_nanoseconds",
-            "Time spent evaluating each rule's condition (sampled: one record in 64, scaled).",
+            "Time spent evaluating each rule's condition (sampled: one record in 1024 per shard, scaled).",
             None,
             &eval,
         )?;

@@ -1346,7 +1346,9 @@ mod tests {
         w.op_names_net = true;
         assert!(eval_q("sf.opflags = SEND", &w, true));
         assert!(!eval_q("sf.opflags = WRITE", &w, true));
-        assert!(eval_q("sf.opflags = WRITE", &w, false), "fixed: the record's own type");
+        assert!(
+            eval_q("sf.opflags = WRITE", &w, false),
+            "fixed: the record's own type"
+        );
     }
 }
-

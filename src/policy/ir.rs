@@ -8,7 +8,7 @@ use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashSet;
 
 use super::attr::{self, ref_value, Field, FieldRef, Kind2, Value};
-use super::memo::{Memo, KEY_FIELDS};
+use super::memo::{key_field, Memo};
 use super::parser::BinOp;
 use crate::record::Record;
 use crate::sysflow::model::Kind;
@@ -359,7 +359,8 @@ impl Pred {
     pub fn specialise_for_key(&self, probe: &Record) -> Pred {
         self.fold(&|leaf: &Pred| {
             let fields = leaf.leaf_fields();
-            if !fields.is_empty() && fields.iter().all(|f| KEY_FIELDS.contains(f)) {
+            let kind = probe.kind();
+            if !fields.is_empty() && fields.iter().all(|f| key_field(*f, kind)) {
                 Some(leaf.eval(probe))
             } else {
                 None

@@ -40,7 +40,7 @@ pub(crate) const MAX_BUCKETS: usize = 4096;
 
 /// One record in this many has each rule evaluation timed (the time, scaled by this factor,
 /// goes to the rule's `eval_nanos`): timing every evaluation would cost more than most rules.
-pub const TIME_SAMPLE: u64 = 64;
+pub const TIME_SAMPLE: u64 = 1024;
 
 /// The filters and rules of a policy set specialised for one dispatch key: what is left to
 /// evaluate for a record with that key (rules that cannot match are gone).
@@ -67,6 +67,18 @@ pub(crate) const KEY_FIELDS: [Field; 9] = [
     Field::FileIsOpenRead,
     Field::FileOpenFlags,
 ];
+
+/// Whether records of type `kind` with the same dispatch key have the same `field` value:
+/// the key fields, and upstream's quirk reads of the open flags on file flows (on network
+/// flows they read the source address, which the key does not hold).
+pub(crate) fn key_field(field: Field, kind: crate::sysflow::model::Kind) -> bool {
+    KEY_FIELDS.contains(&field)
+        || (kind == crate::sysflow::model::Kind::FileFlow
+            && matches!(
+                field,
+                Field::QFileIsOpenRead | Field::QFileIsOpenWrite | Field::QFileOpenFlags
+            ))
+}
 
 /// The dispatch key of a record: type bit (with its op-flag naming class in the top bit),
 /// op flags, open flags (file flows).

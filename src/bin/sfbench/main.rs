@@ -191,6 +191,11 @@ fn policy_set(policies: &str, rules: usize) -> Result<sfprocessor::policy::set::
         },
         None => LoadOptions::default(),
     };
+    // SFBENCH_QUIRKS=fixed: conditions read the record as recorded.
+    let opts = LoadOptions {
+        fixed_quirks: std::env::var("SFBENCH_QUIRKS").is_ok_and(|v| v == "fixed"),
+        ..opts
+    };
     load_policy_paths(&refs, &opts).map_err(|e| e.to_string())
 }
 
@@ -199,8 +204,8 @@ fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64)
     use sfprocessor::policy::engine::{Engine, Mode};
     let set = policy_set(policies, rules)?;
     eprintln!(
-        "engine: {} rules, {} filters",
-        set.counts.rules, set.counts.filters
+        "engine: {} rules, {} filters, {} memo slots",
+        set.counts.rules, set.counts.filters, set.macro_slots
     );
     let engine = Engine::new(std::sync::Arc::new(set), Mode::Enrich);
     let (mut recs, total) = records_in_memory(trace, 1_000_000)?;
