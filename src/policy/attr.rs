@@ -469,17 +469,10 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
                 .collect(),
         ),
         EvtType => {
-            let net = rec.kind() == Kind::NetworkFlow;
-            let flags = ev.op_flags();
-            let mut v: Vec<Cow<str>> = op_flag_names(flags, rec.kind())
+            let mut v: Vec<Cow<str>> = op_flag_names(ev.op_flags(), rec.kind())
                 .map(Cow::Borrowed)
                 .collect();
-            v.extend(
-                EVT_TYPES
-                    .iter()
-                    .filter(|(bit, _, _)| flags & bit == *bit)
-                    .map(|(_, f, n)| Cow::Borrowed(if net { *n } else { *f })),
-            );
+            falco_evt_types(rec, &mut v);
             Value::Multi(v)
         }
         QOpFlags | QEvtType => {
@@ -496,13 +489,7 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
                 op_flag_names(flags, as_kind).map(Cow::Borrowed).collect()
             };
             if field == QEvtType {
-                let net = rec.kind() == Kind::NetworkFlow;
-                v.extend(
-                    EVT_TYPES
-                        .iter()
-                        .filter(|(bit, _, _)| flags & bit == *bit)
-                        .map(|(_, f, n)| Cow::Borrowed(if net { *n } else { *f })),
-                );
+                falco_evt_types(rec, &mut v);
             }
             Value::Multi(v)
         }
@@ -696,6 +683,18 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
         MetaSchema => Value::Int(rec.header.version),
         MetaTraceName => s(path_base(&rec.header.filename)),
     }
+}
+
+/// Falco's lowercase event names for the record's op flags (`execve`, `write`/`send`, ...).
+fn falco_evt_types<'a>(rec: &Record, v: &mut Vec<Cow<'a, str>>) {
+    let net = rec.kind() == Kind::NetworkFlow;
+    let flags = rec.event.op_flags();
+    v.extend(
+        EVT_TYPES
+            .iter()
+            .filter(|(bit, _, _)| flags & bit == *bit)
+            .map(|(_, f, n)| Cow::Borrowed(if net { *n } else { *f })),
+    );
 }
 
 fn hex(b: &[u8]) -> String {

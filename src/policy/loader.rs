@@ -621,12 +621,21 @@ fn parse_line_col(msg: &str) -> Option<(u64, u64)> {
 
 /// Loads every policy file under `path` into `out` (a path problem is an error in `diags`).
 pub fn load_path(path: &Path, out: &mut LoadedFiles, diags: &mut Diags) {
+    for_each_file(path, "policy files (.yaml or .yml)", out, diags, load_text);
+}
+
+/// Lists the files under `path` (an error when there are none), reads each and hands its
+/// text to `load` (Falco-style and Sigma files share this walk).
+pub fn for_each_file(
+    path: &Path,
+    what: &str,
+    out: &mut LoadedFiles,
+    diags: &mut Diags,
+    mut load: impl FnMut(&str, &str, &mut LoadedFiles, &mut Diags),
+) {
     let files = match policy_files(path) {
         Ok(f) => f,
-        Err(e) => {
-            diags.error(e);
-            return;
-        }
+        Err(e) => return diags.error(e),
     };
     if files.is_empty() {
         diags.error(PolicyError {
@@ -635,13 +644,13 @@ pub fn load_path(path: &Path, out: &mut LoadedFiles, diags: &mut Diags) {
                 line: 0,
                 col: 0,
             },
-            message: "no policy files (.yaml or .yml) found".into(),
+            message: format!("no {what} found"),
             snippet: String::new(),
         });
     }
     for f in &files {
         match read_policy_file(f) {
-            Ok(text) => load_text(&f.display().to_string(), &text, out, diags),
+            Ok(text) => load(&f.display().to_string(), &text, out, diags),
             Err(e) => diags.error(e),
         }
     }

@@ -80,25 +80,28 @@ impl Matcher {
         match self {
             Matcher::Regex(r) => r.is_match(s),
             Matcher::Glob { toks, fold_case } => {
-                if *fold_case && !s.is_ascii() {
-                    let lower: Vec<char> = s.chars().flat_map(char::to_lowercase).collect();
-                    glob_match(toks, &lower, false)
-                } else {
-                    let chars: Vec<char> = if s.is_ascii() {
-                        // Cheap path: iterate bytes as chars.
-                        return glob_match_ascii(toks, s.as_bytes(), *fold_case);
-                    } else {
-                        s.chars().collect()
-                    };
-                    glob_match(toks, &chars, false)
+                if s.is_ascii() {
+                    // No allocation: bytes compared as characters (folded when asked).
+                    let fold = *fold_case;
+                    return glob_match(toks, s.as_bytes(), |c, b| {
+                        let b = if fold { b.to_ascii_lowercase() } else { b };
+                        c.is_ascii() && c as u32 == u32::from(b)
+                    });
                 }
+                let chars: Vec<char> = if *fold_case {
+                    s.chars().flat_map(char::to_lowercase).collect()
+                } else {
+                    s.chars().collect()
+                };
+                glob_match(toks, &chars, |c, x| c == x)
             }
         }
     }
 }
 
-/// Wildcard matching with backtracking to the last `*` (linear in practice, O(n·m) worst).
-fn glob_match(p: &[GlobTok], s: &[char], _fold: bool) -> bool {
+/// Wildcard matching with backtracking to the last `*` (linear in practice, O(n·m) worst);
+/// `eq` compares a pattern character with an element of `s`.
+fn glob_match<T: Copy>(p: &[GlobTok], s: &[T], eq: impl Fn(char, T) -> bool) -> bool {
     let (mut pi, mut si) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
@@ -113,53 +116,12 @@ fn glob_match(p: &[GlobTok], s: &[char], _fold: bool) -> bool {
                 si += 1;
                 continue;
             }
-            Some(GlobTok::Char(c)) if *c == s[si] => {
+            Some(GlobTok::Char(c)) if eq(*c, s[si]) => {
                 pi += 1;
                 si += 1;
                 continue;
             }
             _ => {}
-        }
-        match star {
-            Some((sp, ss)) => {
-                pi = sp + 1;
-                si = ss + 1;
-                star = Some((sp, ss + 1));
-            }
-            None => return false,
-        }
-    }
-    p[pi..].iter().all(|t| *t == GlobTok::Star)
-}
-
-fn glob_match_ascii(p: &[GlobTok], s: &[u8], fold: bool) -> bool {
-    let (mut pi, mut si) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        match p.get(pi) {
-            Some(GlobTok::Star) => {
-                star = Some((pi, si));
-                pi += 1;
-                continue;
-            }
-            Some(GlobTok::Any) => {
-                pi += 1;
-                si += 1;
-                continue;
-            }
-            Some(GlobTok::Char(c)) => {
-                let b = if fold {
-                    s[si].to_ascii_lowercase()
-                } else {
-                    s[si]
-                };
-                if c.is_ascii() && *c as u32 == u32::from(b) {
-                    pi += 1;
-                    si += 1;
-                    continue;
-                }
-            }
-            None => {}
         }
         match star {
             Some((sp, ss)) => {

@@ -176,7 +176,6 @@ pub(crate) fn specialise(p: Pred) -> Pred {
 }
 
 pub(crate) fn specialise_bits(p: Pred) -> Pred {
-    use crate::sysflow::names::op_flag_names;
     let names: Vec<String> = match &p {
         Pred::Cmp(FieldRef { path: None, .. }, BinOp::Eq | BinOp::Ne, lit) => lit.parts.clone(),
         Pred::In(FieldRef { path: None, .. }, set) => set.iter().cloned().collect(),
@@ -194,24 +193,14 @@ pub(crate) fn specialise_bits(p: Pred) -> Pred {
                 .map(|n| TypeSet::from_short_exact(n))
                 .fold(TypeSet::NONE, TypeSet::or),
         ),
-        Field::OpFlags => {
-            let mask = |kind: Kind| {
-                (0..31)
-                    .map(|b| 1i32 << b)
-                    .filter(|bit| op_flag_names(*bit, kind).any(|n| names.iter().any(|x| x == n)))
-                    .fold(0, |m, b| m | b)
-            };
-            Pred::OpMask(mask(Kind::NetworkFlow), mask(Kind::FileFlow))
-        }
-        Field::QOpFlags => {
-            let mask = |kind: Kind| {
-                (0..31)
-                    .map(|b| 1i32 << b)
-                    .filter(|bit| op_flag_names(*bit, kind).any(|n| names.iter().any(|x| x == n)))
-                    .fold(0, |m, b| m | b)
-            };
-            Pred::OpMaskNames(mask(Kind::NetworkFlow), mask(Kind::FileFlow))
-        }
+        Field::OpFlags => Pred::OpMask(
+            op_mask(&names, Kind::NetworkFlow),
+            op_mask(&names, Kind::FileFlow),
+        ),
+        Field::QOpFlags => Pred::OpMaskNames(
+            op_mask(&names, Kind::NetworkFlow),
+            op_mask(&names, Kind::FileFlow),
+        ),
         _ => return p,
     };
     if negate {
@@ -219,6 +208,15 @@ pub(crate) fn specialise_bits(p: Pred) -> Pred {
     } else {
         leaf
     }
+}
+
+/// The op flag bits whose names (as `kind` names them) are among `names`.
+fn op_mask(names: &[String], kind: Kind) -> i32 {
+    use crate::sysflow::names::op_flag_names;
+    (0..31)
+        .map(|b| 1i32 << b)
+        .filter(|bit| op_flag_names(*bit, kind).any(|n| names.iter().any(|x| x == n)))
+        .fold(0, |m, b| m | b)
 }
 
 /// `pred` specialised for each record type, in type-bit order.

@@ -19,7 +19,7 @@ use rsigma_parser::{
 };
 
 use super::diag::{Code, Diags};
-use super::files::{policy_files, read_policy_file};
+use super::files::read_policy_file;
 use super::loader::{Entry, LoadedFile, LoadedFiles};
 use super::matcher::{GlobTok, Matcher};
 use super::parser::{Atom, BinOp, Expr, Span};
@@ -97,28 +97,13 @@ fn priority(level: Option<Level>) -> i64 {
 
 /// Loads every Sigma rule file under `path` into `out`.
 pub fn load_sigma_path(path: &Path, cfg: &SigmaConfig, out: &mut LoadedFiles, diags: &mut Diags) {
-    let files = match policy_files(path) {
-        Ok(f) => f,
-        Err(e) => return diags.error(e),
-    };
-    if files.is_empty() {
-        diags.error(PolicyError {
-            pos: Pos {
-                file: Arc::from(path.display().to_string()),
-                line: 0,
-                col: 0,
-            },
-            message: "no Sigma rule files (.yml or .yaml) found".into(),
-            snippet: String::new(),
-        });
-    }
-    for f in &files {
-        match read_policy_file(f) {
-            Ok(text) => load_sigma_text(&f.display().to_string(), &text, cfg, out, diags),
-            Err(e) => diags.error(e),
-        }
-    }
-    out.paths.extend(files);
+    super::loader::for_each_file(
+        path,
+        "Sigma rule files (.yml or .yaml)",
+        out,
+        diags,
+        |name, text, out, diags| load_sigma_text(name, text, cfg, out, diags),
+    );
 }
 
 /// Loads one Sigma file's rules.

@@ -55,26 +55,8 @@ pub fn semantic_key(rec: &Record) -> Option<u64> {
     }
     match &rec.event {
         Event::K8sEvent(_) => return None,
-        Event::NetworkFlow(f) => {
-            for v in [
-                i64::from(f.sip),
-                i64::from(f.dip),
-                i64::from(f.dport),
-                i64::from(f.proto),
-            ] {
-                h.update(&v.to_le_bytes());
-            }
-        }
-        Event::NetworkEvent(f) => {
-            for v in [
-                i64::from(f.sip),
-                i64::from(f.dip),
-                i64::from(f.dport),
-                i64::from(f.proto),
-            ] {
-                h.update(&v.to_le_bytes());
-            }
-        }
+        Event::NetworkFlow(f) => net_key(&mut h, f.sip, f.dip, f.dport, f.proto),
+        Event::NetworkEvent(f) => net_key(&mut h, f.sip, f.dip, f.dport, f.proto),
         Event::FileFlow(_) | Event::FileEvent(_) => {
             if let Some(f) = &rec.file {
                 h.update(f.path.as_bytes());
@@ -83,6 +65,13 @@ pub fn semantic_key(rec: &Record) -> Option<u64> {
         Event::ProcessEvent(_) | Event::ProcessFlow(_) => {}
     }
     Some(h.digest())
+}
+
+/// Network records add their addresses, destination port and protocol (not the source port).
+fn net_key(h: &mut Xxh64, sip: i32, dip: i32, dport: i32, proto: i32) {
+    for v in [sip, dip, dport, proto] {
+        h.update(&i64::from(v).to_le_bytes());
+    }
 }
 
 impl RateLimiter {
