@@ -117,6 +117,8 @@ pub enum Field {
     QFileIsOpenWrite,
     QNetSip,
     QNetIp,
+    /// A name upstream maps whose value its conditions cannot read (always "").
+    Unreadable,
     /// Falco `evt.dir`: always both directions ("<,>").
     EvtDir,
 }
@@ -202,6 +204,10 @@ pub const ATTRIBUTES: &[(&str, Field)] = &[
     ("sf.pod.hostip", PodHostIp),
     ("sf.pod.internalip", PodInternalIp),
     ("sf.pod.services", PodServices),
+    // Upstream maps these raw-array forms too; its string reader gives "" for them.
+    ("sf.pod.hostip+", Unreadable),
+    ("sf.pod.internalip+", Unreadable),
+    ("sf.pod.services+", Unreadable),
     ("sf.ke.action", KeAction),
     ("sf.ke.kind", KeKind),
     ("sf.ke.message", KeMessage),
@@ -666,6 +672,7 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
             .unwrap_or_default(),
         ),
         PodServices => Value::Str(Cow::Owned(pod.map(services_json).unwrap_or_default())),
+        Unreadable => s(""),
         KeAction => s(match ev {
             Event::K8sEvent(k) => K8S_ACTIONS.get(k.action as usize).copied().unwrap_or(""),
             _ => "",
@@ -786,7 +793,7 @@ pub fn populated(field: Field, kind: Kind) -> bool {
     use Kind::*;
     let k = kind;
     match field {
-        Type | EvtDir => false,
+        Type | EvtDir | Unreadable => false,
         OpFlags | EvtType => k != K8sEvent,
         Ts => true,
         Ret => matches!(k, ProcessEvent | FileEvent | NetworkEvent),

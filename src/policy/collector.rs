@@ -1351,4 +1351,15 @@ mod tests {
             "fixed: the record's own type"
         );
     }
+
+    #[test]
+    fn every_attribute_upstream_maps_resolves() {
+        let r = ff();
+        // The raw-array pod forms read as "" upstream; evt.arg.uid is the process uid.
+        assert!(t(
+            "sf.pod.hostip+ = \"\" and not sf.pod.services+ exists",
+            &r
+        ));
+        assert!(t("evt.arg.uid = 1000", &r));
+    }
 }
