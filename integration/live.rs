@@ -619,7 +619,7 @@ fn a_broken_policy_edit_under_live_load_keeps_the_old_rules() {
     let rules = pol.join("rules.yaml");
     std::fs::write(
         &rules,
-        "- rule: exec\n  desc: every exec\n  condition: sf.type = PE and sf.opflags = EXEC\n  priority: low\n",
+        "- rule: exec\n  desc: every exec\n  condition: sf.type = PE and sf.opflags = EXEC\n  priority: low\n  actions: [podname]\n",
     )
     .unwrap();
     let out = dir.path().join("alerts.json");
@@ -653,6 +653,18 @@ fn a_broken_policy_edit_under_live_load_keeps_the_old_rules() {
         a.metric("sfprocessor_rule_matches_total{node=\"policyengine[1]\",rule=\"exec\"}")
     };
     agent.wait_for("alerts", Duration::from_secs(60), || matches(&agent) > 0.0);
+    // The unknown action is upstream's warning, counted by code; evaluation time is sampled.
+    assert_eq!(
+        agent.metric(
+            "sfprocessor_policy_warnings{node=\"policyengine[1]\",code=\"LOAD_UNKNOWN_ACTION\"}"
+        ),
+        1.0
+    );
+    agent.wait_for("sampled evaluation time", Duration::from_secs(60), || {
+        agent.metric(
+            "sfprocessor_rule_evaluation_nanoseconds_total{node=\"policyengine[1]\",rule=\"exec\"}",
+        ) > 0.0
+    });
     // A broken edit: the old rule must stay in force.
     std::fs::write(&rules, "- rule: exec\n  condition: sf.type = = PE\n").unwrap();
     agent.wait_for("the reload to fail", Duration::from_secs(30), || {
