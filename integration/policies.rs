@@ -684,3 +684,96 @@ fn upstream_rule_sets_give_upstreams_alert_counts() {
         }
     }
 }
+
+#[test]
+fn conditions_see_upstreams_process_tree_cache_unless_quirks_are_fixed() {
+    use sfprocessor::sysflow::model::*;
+    use sfprocessor::sysflow::names::{OP_EXEC, OP_OPEN, OP_READ_RECV};
+    use sfprocessor::sysflow::writer::{avro_codec, schema, SchemaVersion, TraceWriter};
+    use sfprocessor::sysflow::SysFlow;
+    // The child's first event comes before its parent's record; later the child execs
+    // another program (a MODIFIED record). Upstream's process-tree cache keeps the lineage of
+    // the first event: no parent, and the child's first program.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("tree.sf");
+    let schema = schema(SchemaVersion::V5).unwrap();
+    let f = std::fs::File::create(&trace).unwrap();
+    let mut w = TraceWriter::new(&schema, SchemaVersion::V5, avro_codec("null").unwrap(), f);
+    let child = Oid {
+        create_ts: 20,
+        hpid: 2,
+    };
+    let parent = Oid {
+        create_ts: 10,
+        hpid: 1,
+    };
+    let proc_rec = |oid: Oid, poid: Option<Oid>, exe: &str, state: ObjectState| {
+        SysFlow::Process(Process {
+            state,
+            oid,
+            poid,
+            exe: exe.into(),
+            ..Default::default()
+        })
+    };
+    let read = |ts: i64| {
+        SysFlow::FileFlow(FileFlow {
+            proc_oid: child,
+            ts,
+            op_flags: OP_OPEN | OP_READ_RECV,
+            file_oid: [3; 20],
+            ..Default::default()
+        })
+    };
+    for r in [
+        SysFlow::Header(Header {
+            version: 5,
+            ..Default::default()
+        }),
+        proc_rec(
+            child,
+            Some(parent),
+            "/usr/bin/python3",
+            ObjectState::Created,
+        ),
+        SysFlow::ProcessEvent(ProcessEvent {
+            proc_oid: child,
+            ts: 30,
+            op_flags: OP_EXEC,
+            ..Default::default()
+        }),
+        proc_rec(parent, None, "/bin/bash", ObjectState::Created),
+        SysFlow::File(File {
+            oid: [3; 20],
+            path: "/etc/passwd".into(),
+            restype: b'f' as i32,
+            ..Default::default()
+        }),
+        read(40),
+        proc_rec(child, Some(parent), "/usr/bin/perl", ObjectState::Modified),
+        read(50),
+    ] {
+        w.append(&r).unwrap();
+    }
+    w.finish().unwrap();
+    let pol = dir.path().join("p.yaml");
+    std::fs::write(
+        &pol,
+        "- rule: under bash\n  desc: d\n  condition: sf.type = FF and sf.pproc.name = bash\n- rule: python lineage\n  desc: d\n  condition: sf.type = FF and sf.proc.aname = python3\n",
+    )
+    .unwrap();
+    let (_, upstream_meaning) = alerts(&pol, std::slice::from_ref(&trace), "");
+    assert_eq!(
+        upstream_meaning.get("under bash"),
+        None,
+        "the parent came after the first event"
+    );
+    assert_eq!(
+        upstream_meaning.get("python lineage"),
+        Some(&2),
+        "the first program stays"
+    );
+    let (_, fixed) = alerts(&pol, &[trace], r#","quirks":"fixed""#);
+    assert_eq!(fixed.get("under bash"), Some(&2));
+    assert_eq!(fixed.get("python lineage"), Some(&1));
+}

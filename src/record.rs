@@ -146,6 +146,10 @@ pub struct Record {
     /// upstream's name cache (`quirks: upstream`), where the first record with the same flags
     /// value decides for every later one.
     pub op_names_net: bool,
+    /// With `quirks: upstream`: the lineage (the process, then its parents) the process had
+    /// at its first event since the last header, which is what upstream's conditions read
+    /// for `sf.proc.a*` and `sf.pproc.*` (its process-tree cache). `None`: the current one.
+    pub frozen_lineage: Option<Arc<[Arc<Process>]>>,
 }
 
 impl Record {
@@ -162,6 +166,7 @@ impl Record {
             file: None,
             new_file: None,
             op_names_net,
+            frozen_lineage: None,
             policies: Vec::new(),
             tags: Vec::new(),
         }

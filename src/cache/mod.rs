@@ -70,6 +70,9 @@ struct ProcSlot {
     last_ts: i64,
     /// Cached ancestry (parents) and the generation it was computed at.
     chain: Option<(u64, Arc<[Arc<Process>]>)>,
+    /// Upstream's process-tree cache (`quirks: upstream`): the lineage (the process, then its
+    /// parents) as it was at the process's first event, kept until the slot goes.
+    frozen: Option<Arc<[Arc<Process>]>>,
     /// The parent this slot was counted under (its first `poid` found in the cache).
     counted_parent: Option<Oid>,
     /// Slots that name this process as their counted parent.
@@ -112,6 +115,9 @@ pub struct EntityCache {
     limits: CacheLimits,
     stats: CacheStats,
     empty_chain: Arc<[Arc<Process>]>,
+    /// Records carry the lineage of each process's first event (upstream's process-tree
+    /// cache) for conditions.
+    freeze_lineage: bool,
 }
 
 impl Default for EntityCache {
@@ -167,7 +173,15 @@ impl EntityCache {
             limits,
             stats: CacheStats::default(),
             empty_chain: Arc::from(Vec::new()),
+            freeze_lineage: false,
         }
+    }
+
+    /// Records carry the lineage each process had at its first event since the last header
+    /// (`Record::frozen_lineage`), as upstream's process-tree cache gives it to conditions.
+    pub fn with_frozen_lineage(mut self, on: bool) -> Self {
+        self.freeze_lineage = on;
+        self
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -289,6 +303,7 @@ impl EntityCache {
                         states,
                         last_ts: ts,
                         chain: None,
+                        frozen: None,
                         counted_parent,
                         children: 0,
                         exited: false,
@@ -360,6 +375,25 @@ impl EntityCache {
         chain
     }
 
+    /// The lineage `oid` had at its first event (recorded now if this is it).
+    fn frozen(
+        &mut self,
+        oid: &Oid,
+        p: &Arc<Process>,
+        ancestors: &Arc<[Arc<Process>]>,
+    ) -> Arc<[Arc<Process>]> {
+        let Some(slot) = self.procs.get_mut(oid) else {
+            return Arc::from(vec![p.clone()]);
+        };
+        slot.frozen
+            .get_or_insert_with(|| {
+                std::iter::once(p.clone())
+                    .chain(ancestors.iter().cloned())
+                    .collect()
+            })
+            .clone()
+    }
+
     fn file(&mut self, foid: &Foid) -> Option<Arc<File>> {
         match self.files.get(foid) {
             Some(f) => Some(f.value.clone()),
@@ -386,6 +420,9 @@ impl EntityCache {
             match self.process(&oid) {
                 Some(p) => {
                     rec.ancestors = self.ancestry(&oid);
+                    if self.freeze_lineage {
+                        rec.frozen_lineage = Some(self.frozen(&oid, &p, &rec.ancestors));
+                    }
                     if let Some(cid) = &p.container_id {
                         match self.containers.get(cid) {
                             Some(c) => {

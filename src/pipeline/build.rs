@@ -241,7 +241,7 @@ impl Builder<'_> {
             self.live.tables.clone(),
         )
         .with_rate_limit(plan.rate_limit)
-        .with_op_name_cache(plan.op_name_cache);
+        .with_upstream_quirks(plan.upstream_quirks);
         let flat = self.start(&arb, node, fm.clone(), down, 1);
         let (arb, rm) = self.spawn("reader".to_string(), reader_stage, "");
         let node = reader::ReaderNode::new(

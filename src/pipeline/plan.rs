@@ -92,9 +92,9 @@ pub struct PipelinePlan {
     pub cache_limits: CacheLimits,
     /// What a trace block may hold (the reader stage's `block.maxsize`/`block.maxrecords`).
     pub block_limits: BlockLimits,
-    /// A policy stage reads op flag names as upstream's name cache gives them (`quirks:
-    /// upstream`): the flattener applies the cache.
-    pub op_name_cache: bool,
+    /// A policy stage reads fields as upstream's engine does (`quirks: upstream`): the
+    /// flattener applies upstream's op-flag name cache and process-tree cache.
+    pub upstream_quirks: bool,
     /// `filter.enabled: on` of the reader stage: the rate limiter's window (`filter.maxage`).
     pub rate_limit: Option<std::time::Duration>,
     /// Index of the reader stage the driver feeds.
@@ -612,7 +612,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
     }
     let reader_in = stages[entry].config.input.as_ref().map(|c| c.name.as_str());
     let driver = driver::plan_driver(cfg, reader_in, &mut warnings)?.unwrap_or_default();
-    let op_name_cache = stages
+    let upstream_quirks = stages
         .iter()
         .any(|s: &StagePlan| s.policy.as_ref().is_some_and(|p| !p.load.fixed_quirks));
     Ok(PipelinePlan {
@@ -620,7 +620,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
         driver,
         cache_limits: cache,
         rate_limit,
-        op_name_cache,
+        upstream_quirks,
         block_limits: limits,
         entry,
         warnings,

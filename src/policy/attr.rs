@@ -3,6 +3,7 @@
 //! decisions are written in `docs/policy-language.md`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::encode::json::{cmdline, oid_hash, split_sym_path};
 use crate::record::{Event, Record};
@@ -432,7 +433,7 @@ const EVT_TYPES: [(i32, &str, &str); 20] = [
 pub fn value(field: Field, rec: &Record) -> Value<'_> {
     let ev = &rec.event;
     let p = rec.process.as_deref();
-    let parent = rec.ancestors.first().map(|a| a.as_ref());
+    let parent = parent_of(rec);
     let poid = p.and_then(|p| p.poid).unwrap_or_default();
     let file = rec.file.as_deref();
     let nfile = rec.new_file.as_deref();
@@ -446,10 +447,7 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
         Event::NetworkFlow(n) => (n.fd, 0),
         _ => (0, 0),
     };
-    let lineage = || {
-        p.into_iter()
-            .chain(rec.ancestors.iter().map(|a| a.as_ref()))
-    };
+    let lineage = || lineage_of(rec);
     let counters = || match ev {
         Event::FileFlow(f) => (
             f.num_rrecv_bytes,
@@ -872,11 +870,7 @@ fn dir_of(path: &str) -> Cow<'_, str> {
 /// collecting multi-valued fields (ancestry, op flags) into a vector first.
 pub fn any_part(r: &FieldRef, rec: &Record, f: &mut dyn FnMut(&str) -> bool) -> bool {
     if r.path.is_none() {
-        let p = rec.process.as_deref();
-        let lineage = || {
-            p.into_iter()
-                .chain(rec.ancestors.iter().map(|a| a.as_ref()))
-        };
+        let lineage = || lineage_of(rec);
         match r.field {
             ProcAName => return lineage().any(|a| path_base(&a.exe).split(',').any(&mut *f)),
             ProcAExe => return lineage().any(|a| a.exe.split(',').any(&mut *f)),
@@ -952,8 +946,21 @@ pub type StrGetter = for<'a> fn(&'a Record) -> &'a str;
 fn proc_of(r: &Record) -> Option<&Process> {
     r.process.as_deref()
 }
+/// The process then its parents, as conditions see them: upstream's frozen lineage when the
+/// record carries one (`quirks: upstream`), else the current one.
+fn lineage_of(r: &Record) -> impl Iterator<Item = &Process> + '_ {
+    let (head, tail): (Option<&Process>, &[Arc<Process>]) = match r.frozen_lineage.as_deref() {
+        Some(f) => (None, f),
+        None => (r.process.as_deref(), &r.ancestors),
+    };
+    head.into_iter().chain(tail.iter().map(|a| a.as_ref()))
+}
+
 fn parent_of(r: &Record) -> Option<&Process> {
-    r.ancestors.first().map(|a| a.as_ref())
+    match &r.frozen_lineage {
+        Some(f) => f.get(1).map(|a| a.as_ref()),
+        None => r.ancestors.first().map(|a| a.as_ref()),
+    }
 }
 
 /// The path parts of a file entity, computed on first use and kept with the entity (every

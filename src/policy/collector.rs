@@ -719,6 +719,7 @@ mod tests {
             policies: vec![],
             tags: vec![],
             op_names_net: false,
+            frozen_lineage: None,
         }
     }
 

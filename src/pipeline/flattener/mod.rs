@@ -25,6 +25,8 @@ pub struct FlattenerNode {
     /// Upstream's op-flag name cache (`quirks: upstream`): per flags value, whether its
     /// names were first rendered for a network flow (SEND/RECV) or not (WRITE/READ).
     op_names: Option<OpNameCache>,
+    /// Upstream's quirks are on (the cache is rebuilt with them after a panic).
+    quirks: bool,
 }
 
 /// Upstream renders op flag names once per flags value (its cache key is the value as a
@@ -63,12 +65,16 @@ impl FlattenerNode {
             limiter: None,
             carried_limited: 0,
             op_names: None,
+            quirks: false,
         }
     }
 
-    /// With upstream's op-flag name cache.
-    pub fn with_op_name_cache(mut self, on: bool) -> Self {
+    /// With upstream's op-flag name cache and process-tree cache for conditions (`quirks:
+    /// upstream` on a policy stage).
+    pub fn with_upstream_quirks(mut self, on: bool) -> Self {
         self.op_names = on.then(OpNameCache::default);
+        self.quirks = on;
+        self.cache = EntityCache::new(self.limits).with_frozen_lineage(on);
         self
     }
 
@@ -156,7 +162,7 @@ impl Node for FlattenerNode {
         self.carried.evicted += s.evicted;
         self.carried.reaped += s.reaped;
         self.carried.headers += s.headers;
-        self.cache = EntityCache::new(self.limits);
+        self.cache = EntityCache::new(self.limits).with_frozen_lineage(self.quirks);
         if let Some(l) = &mut self.limiter {
             self.carried_limited += l.dropped;
             l.dropped = 0;
