@@ -96,8 +96,18 @@ pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, PolicyError> {
 /// Reads one policy file as UTF-8, at most [`MAX_POLICY_FILE`] bytes (checked again while
 /// reading: the file may grow after it was listed).
 pub fn read_policy_file(path: &Path) -> Result<String, PolicyError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let name = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| path_error(path, format!("cannot read: {e}")))?;
+    // Checked before opening (a FIFO blocks `open` until a writer comes), and opened
+    // non-blocking in case the path was swapped for one since; the open file is checked again.
+    let meta =
+        std::fs::metadata(path).map_err(|e| path_error(path, format!("cannot read: {e}")))?;
+    check_regular(path, &meta)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| path_error(path, format!("cannot read: {e}")))?;
     let meta = f
         .metadata()
         .map_err(|e| path_error(path, format!("cannot read: {e}")))?;
