@@ -209,3 +209,62 @@ fn named_sigma_rules_fire_on_their_executions_and_not_on_near_misses() {
         .unwrap();
     assert_eq!(p["priority"], 3, "level: high");
 }
+
+#[test]
+fn a_changed_sigma_field_mapping_is_reloaded() {
+    use sfprocessor::pipeline::{policy::PolicyHandle, PolicyStage};
+    use sfprocessor::policy::engine::{load_policies, Language, LoadOptions, Mode};
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("r.yml"),
+        "title: t\nid: r1\nlogsource:\n  category: process_creation\ndetection:\n  sel:\n    Image|endswith: /bash\n  condition: sel\n",
+    )
+    .unwrap();
+    let config = dir.path().join("sysflow.yml");
+    std::fs::write(&config, "fieldmappings:\n  Image: sf.proc.exe\n").unwrap();
+    let load = LoadOptions {
+        language: Language::Sigma {
+            config: Some(config.clone()),
+        },
+        ..Default::default()
+    };
+    let set = load_policies(&rules, &load).unwrap();
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+    let handle = PolicyHandle::new(set, Mode::Alert);
+    let stage = PolicyStage {
+        handle: handle.clone(),
+        path: rules.clone(),
+        load,
+        shards: 1,
+        monitor: Some(std::time::Duration::from_millis(50)),
+    };
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let arb = actix::Arbiter::new();
+        sfprocessor::pipeline::monitor::PolicyMonitor::start(
+            &arb.handle(),
+            stage,
+            std::time::Duration::from_millis(50),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        // The mapping no longer names Image: the reloaded set warns about it.
+        std::fs::write(&config, "fieldmappings:\n  CommandLine: sf.proc.cmdline\n").unwrap();
+        let mut reloaded = false;
+        for _ in 0..200 {
+            if handle
+                .current()
+                .warnings
+                .iter()
+                .any(|w| w.code == sfprocessor::policy::diag::Code::SigmaUnmappedField)
+            {
+                reloaded = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(reloaded, "the config edit was applied");
+        arb.stop();
+    });
+}

@@ -3,20 +3,23 @@
 //! path and swaps it in between batches. A broken edit keeps the old rules running and
 //! reports the error with its position.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
 use super::PolicyStage;
-use crate::policy::engine::{load_policies, Mode};
+use crate::policy::engine::{load_policies, Language, Mode};
 use crate::policy::files::policy_files;
 
 /// What the files looked like: (path, modification time, length) of every policy file.
 type Signature = Vec<(std::path::PathBuf, Option<SystemTime>, u64)>;
 
-fn signature(path: &Path) -> Signature {
-    let files = policy_files(path).unwrap_or_default();
+fn signature(stage: &PolicyStage) -> Signature {
+    let mut files = policy_files(&stage.path).unwrap_or_default();
+    // A Sigma stage also depends on its field-mapping file.
+    if let Language::Sigma { config: Some(c) } = &stage.load.language {
+        files.push(c.clone());
+    }
     files
         .into_iter()
         .map(|f| {
@@ -38,7 +41,7 @@ pub struct PolicyMonitor {
 
 impl PolicyMonitor {
     pub fn start(arbiter: &ArbiterHandle, stage: PolicyStage, interval: Duration) -> Addr<Self> {
-        let applied = signature(&stage.path);
+        let applied = signature(&stage);
         Supervisor::start_in_arbiter(arbiter, move |_| PolicyMonitor {
             stage,
             interval,
@@ -48,7 +51,7 @@ impl PolicyMonitor {
     }
 
     fn check(&mut self) {
-        let now = signature(&self.stage.path);
+        let now = signature(&self.stage);
         if now == self.applied {
             self.pending = None;
             return;
@@ -111,7 +114,7 @@ impl Actor for PolicyMonitor {
 
 impl Supervised for PolicyMonitor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.applied = signature(&self.stage.path);
+        self.applied = signature(&self.stage);
         self.pending = None;
     }
 }
