@@ -14,6 +14,8 @@ pub mod gen;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
+pub mod print;
+pub mod progress;
 pub mod ratelimit;
 pub mod record;
 pub mod seqpacket;

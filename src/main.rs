@@ -118,6 +118,28 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Under a `Type=notify` unit: READY=1 once running, watchdog pings.
+    let notifier = sfprocessor::observe::sdnotify::spawn(live.clone());
+    // A progress bar on a terminal for file runs (never for the live agent's socket).
+    let bar = match &input {
+        pipeline::Input::Files(listing)
+            if sfprocessor::progress::wanted(cli.log == sfprocessor::cli::LogLevel::Quiet) =>
+        {
+            let l = live.clone();
+            Some(sfprocessor::progress::Progress::start(
+                sfprocessor::progress::total_bytes(&listing.files),
+                move || {
+                    let (records, alerts) = l.progress();
+                    sfprocessor::progress::Sample {
+                        bytes: l.bytes_read.load(Ordering::Relaxed),
+                        records,
+                        alerts,
+                    }
+                },
+            ))
+        }
+        _ => None,
+    };
     let outcome = pipeline::run_live(
         &plan,
         input,
@@ -125,6 +147,12 @@ fn main() -> ExitCode {
         RunOptions::default(),
         live.clone(),
     );
+    if let Some(b) = bar {
+        b.finish();
+    }
+    if notifier.is_some() {
+        sfprocessor::observe::sdnotify::stopping();
+    }
     summarize(&outcome, &live)
 }
 

@@ -2,6 +2,7 @@
 //! readiness (`/readyz`) over HTTP, bound to loopback unless told otherwise.
 
 pub mod prometheus;
+pub mod sdnotify;
 pub mod server;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

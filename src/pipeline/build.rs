@@ -275,6 +275,7 @@ impl Builder<'_> {
                     self.opts.batch_records,
                     self.shutdown.clone(),
                     plan.block_limits,
+                    self.live.bytes_read.clone(),
                 );
                 SourceActor::start(
                     &arb,

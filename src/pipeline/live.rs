@@ -49,6 +49,10 @@ pub struct Live {
     driver: Mutex<&'static str>,
     /// Set while the pipeline runs (cleared when it has drained).
     pub running: AtomicBool,
+    /// Set when a signal has started the drain (systemd is told `STOPPING=1`).
+    pub draining: AtomicBool,
+    /// Bytes of trace files read so far (the file driver; for the progress bar).
+    pub bytes_read: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -92,6 +96,21 @@ impl Live {
 
     pub fn driver(&self) -> &'static str {
         *lock(&self.driver)
+    }
+
+    /// Records the driver has read and records the policy stages have passed on (in alert
+    /// mode, the alerts), for the progress bar.
+    pub fn progress(&self) -> (u64, u64) {
+        let (mut read, mut passed) = (0, 0);
+        for n in lock(&self.nodes).iter() {
+            let m = n.metrics.snapshot();
+            match n.stage.as_str() {
+                "driver" => read += m.sent_records,
+                "policyengine" => passed += m.sent_records,
+                _ => {}
+            }
+        }
+        (read, passed)
     }
 
     pub fn nodes(&self) -> Vec<NodeEntry> {

@@ -141,9 +141,11 @@ pub fn run_live(
             // A signal stops the driver and starts the drain clock; the pipeline then drains.
             // Should a stage still be blocked once the drain time and a grace period are
             // spent (a second signal ends the drain at once), the run is abandoned.
+            let live_sig = live.clone();
             let watchdog = async move {
                 let mut signals = Signals::new();
                 signals.recv().await;
+                live_sig.draining.store(true, Ordering::Relaxed);
                 tracing::warn!(
                     "signal received: stopping input and draining the pipeline (at most {})",
                     humantime::format_duration(drain)

@@ -227,6 +227,33 @@ pub fn load_policy_paths(paths: &[&Path], opts: &LoadOptions) -> Result<PolicySe
     Ok(set)
 }
 
+/// Name of the one rule [`load_condition`] compiles.
+pub const CONDITION_RULE: &str = "condition";
+
+/// Compiles one condition (sfprint's `-f`) as a set of one rule named [`CONDITION_RULE`].
+/// Errors name the file `label`.
+pub fn load_condition(
+    label: &str,
+    condition: &str,
+    opts: &LoadOptions,
+) -> Result<PolicySet, LoadErrors> {
+    let mut diags = Diags::new(opts.strict);
+    let mut all = LoadedFiles::default();
+    // A JSON string is a YAML double-quoted scalar: any text survives as the condition.
+    let quoted = serde_json::Value::String(condition.to_string()).to_string();
+    let text = format!(
+        "- rule: {CONDITION_RULE}\n  desc: {label}\n  condition: {quoted}\n  output: {label}\n  priority: low\n"
+    );
+    super::loader::load_text(label, &text, &mut all, &mut diags);
+    let copts = super::collector::CompileOptions {
+        disable_unsupported: opts.disable_unsupported,
+        quirks: !opts.fixed_quirks,
+    };
+    let set = compile_with(&all, &actions::registry(), &mut diags, copts);
+    diags.into_result()?;
+    Ok(set)
+}
+
 /// A synthetic rule set of `n` rules for benchmarks: each rule constrains the record type and
 /// tests process, file or network values that real rules test; about one rule in twenty
 /// names values the generator produces (so some rules match), the others do not.

@@ -102,6 +102,8 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
 struct OpenTrace {
     source: Arc<TraceSource>,
     reader: OcfReader<BufReader<File>>,
+    /// File size at open (progress).
+    len: u64,
 }
 
 /// Reads trace files block by block.
@@ -114,6 +116,9 @@ pub struct FileDriver {
     /// Told when the last file has been read: the drain clock starts then.
     shutdown: Arc<Shutdown>,
     limits: BlockLimits,
+    /// Bytes read so far: the files done, plus the position in the current one.
+    bytes_read: Arc<std::sync::atomic::AtomicU64>,
+    bytes_done: u64,
 }
 
 impl FileDriver {
@@ -124,6 +129,7 @@ impl FileDriver {
         batch_records: u64,
         shutdown: Arc<Shutdown>,
         limits: BlockLimits,
+        bytes_read: Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
         for s in listing.skipped {
             diag.report(s);
@@ -135,11 +141,14 @@ impl FileDriver {
             batch_records: batch_records.max(1),
             shutdown,
             limits,
+            bytes_read,
+            bytes_done: 0,
         }
     }
 
     fn open(&self, path: &Path) -> Result<OpenTrace, String> {
         let f = File::open(path).map_err(|e| e.to_string())?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         let mut reader =
             OcfReader::open(BufReader::with_capacity(256 << 10, f)).map_err(|e| e.to_string())?;
         reader.set_limits(self.limits);
@@ -153,6 +162,7 @@ impl FileDriver {
                 codec: reader.codec(),
             }),
             reader,
+            len,
         })
     }
 }
@@ -188,6 +198,10 @@ impl Source for FileDriver {
             match cur.reader.next_frame() {
                 Frame::Block(block) => {
                     records += block.count;
+                    self.bytes_read.store(
+                        self.bytes_done + block.offset + block.data.len() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     batch.0.push(BlockJob {
                         source: cur.source.clone(),
                         block,
@@ -216,6 +230,9 @@ impl Source for FileDriver {
                     });
                 }
                 Frame::End => {
+                    self.bytes_done += cur.len;
+                    self.bytes_read
+                        .store(self.bytes_done, std::sync::atomic::Ordering::Relaxed);
                     self.current = None;
                     // Keep batches within one file boundary small enough; carry on to the next.
                 }

@@ -1,0 +1,56 @@
+//! `sfprint`: prints and converts SysFlow traces; sysprint's successor (see `sfprint -h`).
+//!
+//! Exit codes: 0 success; 1 part of the input could not be read (each problem is named on
+//! stderr; what could be read was printed); 2 usage error or a bad filter, policy or
+//! output path.
+
+use std::process::ExitCode;
+
+use sfprocessor::print::cli::{Options, USAGE};
+
+fn main() -> ExitCode {
+    let o = match Options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{USAGE}\nsfprint: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if o.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if o.version {
+        println!("sfprint {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if o.list {
+        let _ = sfprocessor::print::list(&mut std::io::stdout().lock());
+        return ExitCode::SUCCESS;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SFPRINT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&o.log));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    match sfprocessor::print::run(&o) {
+        Ok(outcome) if outcome.damage.is_empty() => ExitCode::SUCCESS,
+        Ok(outcome) => {
+            for d in &outcome.damage {
+                eprintln!("sfprint: {d}");
+            }
+            eprintln!(
+                "sfprint: {} problem(s) in the input; {} records printed",
+                outcome.damage.len(),
+                outcome.records
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("sfprint: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

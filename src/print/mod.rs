@@ -1,0 +1,320 @@
+//! sfprint: sysprint's successor. Prints and converts traces (`str`, `json`, `flatjson`,
+//! `csv`), filters them with a policy-language condition (the engine's compiler, so every
+//! attribute and operator works), and draws the process forest (`-o tree`). It reuses the
+//! processor's decoder, entity cache and policy engine; only the formats are its own.
+
+pub mod cli;
+pub mod columns;
+pub mod input;
+pub mod output;
+pub mod s3;
+pub mod tree;
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cli::{InputKind, Options};
+use columns::{Column, DEFAULT_STR, FLAT_ORDER, K8S_EVENT_STR, KEYS};
+use input::{Damage, ReadOptions};
+use output::{ColumnsJson, Csv, ExporterJson, Format, Sink, Table};
+
+use crate::policy::attr::ATTRIBUTES;
+use crate::policy::engine::{
+    load_condition, load_policy_paths, Engine, LoadOptions, Mode, CONDITION_RULE,
+};
+use crate::progress::{self, Counters, Progress};
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Records printed (after the filter).
+    pub records: u64,
+    /// What could not be read (each is named on stderr; the exit code is then 1).
+    pub damage: Vec<Damage>,
+}
+
+/// `-l`: every column with its type and description, then every policy attribute.
+pub fn list(out: &mut impl Write) -> io::Result<()> {
+    let rule = "-".repeat(30);
+    writeln!(out, "{rule}\nList of attributes:\n{rule}")?;
+    for k in KEYS {
+        writeln!(out, "{:<40} {:<6} {}", k.name, k.ty, k.desc)?;
+    }
+    writeln!(
+        out,
+        "{rule}\nPolicy attributes (for -f, -c and -p rules):\n{rule}"
+    )?;
+    for (name, field) in ATTRIBUTES {
+        let ty = match field.kind() {
+            crate::policy::attr::Kind2::Int => "int",
+            crate::policy::attr::Kind2::Str => "str",
+            _ => "list",
+        };
+        let desc = attribute_desc(name, *field);
+        writeln!(out, "{name:<40} {ty:<6} {desc}")?;
+    }
+    writeln!(out, "{rule}")
+}
+
+/// A policy attribute's description: the sysprint key it matches, or what it is an alias of.
+fn attribute_desc(name: &str, field: crate::policy::attr::Field) -> String {
+    let plain = name.strip_prefix("sf.").unwrap_or(name);
+    if name.starts_with("sf.") {
+        if let Some(k) = KEYS.iter().find(|k| k.name == plain) {
+            return k.desc.to_string();
+        }
+        return match plain {
+            "proc.oid" | "pproc.oid" => "Process object id (hash of PID and creation time)",
+            "proc.aexe" => "Process ancestors executables",
+            "proc.acmdline" => "Process ancestors command lines",
+            "file.symlink" | "file.newsymlink" => "Symbolic link target of the (new) file",
+            "file.oid" | "file.newoid" => "File object id",
+            "file.newname" => "New file name",
+            "file.newdirectory" => "New file directory",
+            "pod.ts" => "Pod timestamp",
+            "pod.nodename" => "Pod Node Name",
+            "pod.namespace" => "Pod Namespace",
+            "pod.restartcnt" => "Pod Restart Count",
+            "ke.action" => "K8s Event Action",
+            "ke.kind" => "K8s Event Component Type",
+            "ke.message" => "K8s Event Message",
+            "meta.schema" => "SysFlow schema version",
+            "meta.tracename" => "SysFlow trace file name",
+            "opflags" => "Operation flag names",
+            "endts" => "Record end timestamp",
+            "ts" => "Record start timestamp",
+            _ => "Raw form upstream maps (reads as empty)",
+        }
+        .to_string();
+    }
+    match ATTRIBUTES
+        .iter()
+        .find(|(n, f)| n.starts_with("sf.") && *f == field)
+    {
+        Some((sf, _)) => format!("Falco alias of {sf}"),
+        None => "Falco field".to_string(),
+    }
+}
+
+/// The columns a format prints.
+fn columns(o: &Options) -> Result<Option<Vec<Column>>, String> {
+    let names: Vec<String> = match (&o.fields, o.all, o.format) {
+        (_, _, Format::Tree) => return Ok(None),
+        (_, true, _) => FLAT_ORDER.iter().map(|s| s.to_string()).collect(),
+        (Some(f), false, _) => f.clone(),
+        (None, false, Format::Json) => return Ok(None),
+        (None, false, Format::Str) => {
+            let mut v: Vec<String> = if o.k8s_events {
+                K8S_EVENT_STR
+            } else {
+                DEFAULT_STR
+            }
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if o.k8s {
+                v.push("pod.name".to_string());
+            }
+            v
+        }
+        (None, false, _) => FLAT_ORDER.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut cols = Vec::new();
+    for n in names {
+        cols.push(
+            Column::resolve(&n)
+                .ok_or_else(|| format!("-c: unknown column `{n}` (sfprint -l lists them)"))?,
+        );
+    }
+    Ok(Some(cols))
+}
+
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct passed; fds 0-2 may be anything.
+    for fd in [1, 2, 0] {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+            return usize::from(ws.ws_col);
+        }
+    }
+    80
+}
+
+fn load_opts(o: &Options) -> LoadOptions {
+    LoadOptions {
+        fixed_quirks: !o.upstream_quirks,
+        ..Default::default()
+    }
+}
+
+/// Runs sfprint with parsed options (not `-l`, `-h`, `-v`).
+pub fn run(o: &Options) -> Result<Outcome, String> {
+    let cols = columns(o)?;
+    let filter = match &o.filter {
+        Some(f) => Some(Engine::new(
+            Arc::new(load_condition("-f", f, &load_opts(o)).map_err(|e| format!("-f: {e}"))?),
+            Mode::Alert,
+        )),
+        None => None,
+    };
+    let rules = if o.policies.is_empty() {
+        None
+    } else {
+        let paths: Vec<&Path> = o.policies.iter().map(PathBuf::as_path).collect();
+        let set = load_policy_paths(&paths, &load_opts(o)).map_err(|e| format!("-p: {e}"))?;
+        // The rule files' lint is sfprocessor -test's job; here it is a count.
+        for w in &set.warnings {
+            tracing::debug!("{w}");
+        }
+        if !set.warnings.is_empty() {
+            tracing::info!(
+                "-p: {} warnings while loading the policies (--log debug lists them)",
+                set.warnings.len()
+            );
+        }
+        Some(Engine::new(Arc::new(set), Mode::Enrich))
+    };
+
+    let mut outcome = Outcome::default();
+    let mut downloads: Option<s3::Downloads> = None;
+    let files = match o.input {
+        InputKind::Local => {
+            let paths: Vec<PathBuf> = o.paths.iter().map(PathBuf::from).collect();
+            input::list_local(&paths, &mut outcome.damage)
+        }
+        InputKind::S3 => {
+            let d = s3::download(&o.s3, &o.paths, &mut outcome.damage)?;
+            let files = d.files.clone();
+            downloads = Some(d);
+            files
+        }
+    };
+
+    let out: Box<dyn Write> = match &o.file {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).map_err(|e| format!("-w {}: {e}", p.display()))?)
+        }
+        None => Box::new(io::stdout().lock()),
+    };
+    let out = BufWriter::with_capacity(1 << 16, out);
+    let array = o.file.is_some();
+    let tree_view = o.format == Format::Tree;
+    let mut forest = tree_view.then(tree::Forest::default);
+    let (mut sink, mut tree_out): (Box<dyn Sink>, _) = match (o.format, cols) {
+        (Format::Tree, _) => (Box::new(NoSink), Some(out)),
+        (Format::Json, None) => (Box::new(ExporterJson::new(out_box(out), array)), None),
+        (Format::Json, Some(c)) => (
+            Box::new(ColumnsJson::new(out_box(out), c, true, array)),
+            None,
+        ),
+        (Format::FlatJson, Some(c)) => (
+            Box::new(ColumnsJson::new(out_box(out), c, false, array)),
+            None,
+        ),
+        (Format::Csv, Some(c)) => (Box::new(Csv::new(out_box(out), c)), None),
+        (_, Some(c)) => (
+            Box::new(Table::new(out_box(out), c, terminal_width())),
+            None,
+        ),
+        (_, None) => return Err("no columns selected".into()),
+    };
+
+    let counters = Counters::default();
+    let bar = progress::wanted(o.quiet)
+        .then(|| Progress::start(progress::total_bytes(&files), counters.sampler()));
+    let mut write_err: Option<io::Error> = None;
+    let mut memo = crate::policy::memo::Memo::default();
+    let mut rule_memo = crate::policy::memo::Memo::default();
+    let ropts = ReadOptions {
+        upstream_quirks: o.upstream_quirks,
+    };
+    let mut idx = 0u64;
+    let damage = input::read_records(&files, ropts, &counters.bytes, |mut rec, facts| {
+        counters.records.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = &filter {
+            f.apply_memo(&mut rec, &mut memo);
+            let keep = rec.policies.iter().any(|p| &*p.id == CONDITION_RULE);
+            rec.policies.clear();
+            rec.tags.clear();
+            if !keep {
+                return true;
+            }
+        }
+        if let Some(r) = &rules {
+            r.apply_memo(&mut rec, &mut rule_memo);
+            if !rec.policies.is_empty() {
+                counters
+                    .alerts
+                    .fetch_add(rec.policies.len() as u64, Ordering::Relaxed);
+            }
+        }
+        if let Some(t) = forest.as_mut() {
+            t.add(&rec);
+        } else if let Err(e) = sink.record(&rec, &columns::Row { idx, facts: *facts }) {
+            write_err = Some(e);
+            return false;
+        }
+        idx += 1;
+        true
+    });
+    if let Some(b) = bar {
+        b.finish();
+    }
+    outcome.records = idx;
+    outcome.damage.extend(damage.into_iter().map(|mut d| {
+        // Downloaded objects are named by their bucket and key, not the temporary file.
+        if let Some(dl) = &downloads {
+            if let Some(i) = dl
+                .files
+                .iter()
+                .position(|f| f.display().to_string() == d.file)
+            {
+                if let Some(n) = dl.names.get(i) {
+                    d.file = n.clone();
+                }
+            }
+        }
+        d
+    }));
+    let mut finish = || -> io::Result<()> {
+        if let Some(e) = write_err.take() {
+            return Err(e);
+        }
+        match (&forest, tree_out.as_mut()) {
+            (Some(t), Some(w)) => {
+                let width = if o.file.is_none() && std::io::IsTerminal::is_terminal(&io::stdout()) {
+                    terminal_width()
+                } else {
+                    80
+                };
+                t.print(w, width)?;
+                w.flush()
+            }
+            _ => sink.finish(),
+        }
+    };
+    match finish() {
+        Ok(()) => Ok(outcome),
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(outcome),
+        Err(e) => Err(format!("writing the output: {e}")),
+    }
+}
+
+fn out_box(w: BufWriter<Box<dyn Write>>) -> Box<dyn Write> {
+    Box::new(w)
+}
+
+/// The tree view prints at the end; records go nowhere meanwhile.
+struct NoSink;
+
+impl Sink for NoSink {
+    fn record(&mut self, _: &crate::record::Record, _: &columns::Row) -> io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
