@@ -971,9 +971,14 @@ impl Column {
 
     /// This column's value in `rec` (`row`: its number in the output and its file's facts).
     pub fn cell<'a>(&self, rec: &'a Record, row: &Row) -> Cell<'a> {
+        self.cell_in(&Ctx::new(rec), row)
+    }
+
+    /// [`Column::cell`] with the record's context computed once for all its columns.
+    pub fn cell_in<'a>(&self, x: &Ctx<'a>, row: &Row) -> Cell<'a> {
         match self.source {
-            Source::Key(c) => key_cell(c, rec, row),
-            Source::Attr(f) => attr_cell(f, rec),
+            Source::Key(c) => key_cell(c, x, row),
+            Source::Attr(f) => attr_cell(f, x.rec),
         }
     }
 }
@@ -996,16 +1001,85 @@ pub enum Cell<'a> {
     List(Vec<Cow<'a, str>>),
     /// Structured values (pod services), already as JSON.
     Json(serde_json::Value),
+    /// Text rendered straight into the output (no allocation per record).
+    Text(Text<'a>),
+}
+
+/// Text columns computed from numbers or joined strings, written where they are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text<'a> {
+    /// [`iso_time`].
+    Time(i64),
+    /// [`op_flags_str`].
+    OpFlags(i32),
+    /// A dotted IPv4 address (host byte order integer).
+    Ip(i64),
+    /// `sip:sport-dip:dport`.
+    Endpoints(i32, i32, i32, i32),
+    /// A path, and `, newpath` when there is one.
+    Paths(&'a str, Option<&'a str>),
+    /// Environment variables joined with `;` (empty ones and `=` left out).
+    Env(&'a [String]),
+    /// The resource type character.
+    Char(i32),
+}
+
+impl Text<'_> {
+    /// Whether the text is plain ASCII with no character that JSON escapes or CSV quotes.
+    pub fn plain(&self) -> bool {
+        matches!(
+            self,
+            Text::Time(_) | Text::OpFlags(_) | Text::Ip(_) | Text::Endpoints(..)
+        )
+    }
+
+    /// Appends the text to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match *self {
+            Text::Time(ns) => write_iso_time(ns, out),
+            Text::OpFlags(f) => write_op_flags(f, out),
+            Text::Ip(ip) => write_ip(ip, out),
+            Text::Endpoints(sip, sport, dip, dport) => {
+                let mut b = itoa::Buffer::new();
+                write_ip(i64::from(sip), out);
+                out.push(b':');
+                out.extend_from_slice(b.format(sport).as_bytes());
+                out.push(b'-');
+                write_ip(i64::from(dip), out);
+                out.push(b':');
+                out.extend_from_slice(b.format(dport).as_bytes());
+            }
+            Text::Paths(p, np) => {
+                out.extend_from_slice(p.as_bytes());
+                if let Some(np) = np {
+                    out.extend_from_slice(b", ");
+                    out.extend_from_slice(np.as_bytes());
+                }
+            }
+            Text::Env(env) => {
+                let mut first = true;
+                for e in env.iter().filter(|e| !e.is_empty() && e.as_str() != "=") {
+                    if !first {
+                        out.push(b';');
+                    }
+                    first = false;
+                    out.extend_from_slice(e.as_bytes());
+                }
+            }
+            Text::Char(c) => {
+                if let Some(c) = char::from_u32(c as u32) {
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                }
+            }
+        }
+    }
 }
 
 const EMPTY: Cell<'static> = Cell::Str(Cow::Borrowed(""));
 
 fn st(s: &str) -> Cell<'_> {
     Cell::Str(Cow::Borrowed(s))
-}
-
-fn owned<'a>(s: String) -> Cell<'a> {
-    Cell::Str(Cow::Owned(s))
 }
 
 fn attr_cell(f: Field, rec: &Record) -> Cell<'_> {
@@ -1020,8 +1094,15 @@ fn attr_cell(f: Field, rec: &Record) -> Cell<'_> {
 /// sysprint's op flags string: the entity operation names, or a positional mask
 /// (`O A C W R N M S C T D`, a blank for an unset flag).
 pub fn op_flags_str(flags: i32) -> String {
-    const NAMED: [[(i32, &str); 6]; 2] = [
-        [
+    let mut v = Vec::with_capacity(16);
+    write_op_flags(flags, &mut v);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// Appends [`op_flags_str`] to `out`.
+pub fn write_op_flags(flags: i32, out: &mut Vec<u8>) {
+    const NAMED: [&[(i32, &str)]; 2] = [
+        &[
             (OP_MKDIR, "MKDIR"),
             (OP_RMDIR, "RMDIR"),
             (OP_LINK, "LINK"),
@@ -1029,47 +1110,60 @@ pub fn op_flags_str(flags: i32) -> String {
             (OP_UNLINK, "UNLINK"),
             (OP_RENAME, "RENAME"),
         ],
-        [
+        &[
             (OP_CLONE, "CLONE"),
             (OP_EXEC, "EXEC"),
             (OP_EXIT, "EXIT"),
             (OP_SETUID, "SETUID"),
-            (0, ""),
-            (0, ""),
         ],
     ];
     for group in NAMED {
-        let s: String = group
-            .iter()
-            .filter(|(bit, _)| *bit != 0 && flags & bit != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        if !s.is_empty() {
-            return s;
+        let start = out.len();
+        for (bit, name) in group {
+            if flags & bit != 0 {
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        if out.len() > start {
+            return;
         }
     }
-    const MASK: [(i32, char); 11] = [
-        (OP_OPEN, 'O'),
-        (OP_ACCEPT, 'A'),
-        (OP_CONNECT, 'C'),
-        (OP_WRITE_SEND, 'W'),
-        (OP_READ_RECV, 'R'),
-        (OP_SETNS, 'N'),
-        (OP_MMAP, 'M'),
-        (OP_SHUTDOWN, 'S'),
-        (OP_CLOSE, 'C'),
-        (OP_TRUNCATE, 'T'),
-        (OP_DIGEST, 'D'),
+    const MASK: [(i32, u8); 11] = [
+        (OP_OPEN, b'O'),
+        (OP_ACCEPT, b'A'),
+        (OP_CONNECT, b'C'),
+        (OP_WRITE_SEND, b'W'),
+        (OP_READ_RECV, b'R'),
+        (OP_SETNS, b'N'),
+        (OP_MMAP, b'M'),
+        (OP_SHUTDOWN, b'S'),
+        (OP_CLOSE, b'C'),
+        (OP_TRUNCATE, b'T'),
+        (OP_DIGEST, b'D'),
     ];
-    MASK.iter()
-        .map(|(bit, c)| if flags & bit != 0 { *c } else { ' ' })
-        .collect()
+    out.extend(
+        MASK.iter()
+            .map(|(bit, c)| if flags & bit != 0 { *c } else { b' ' }),
+    );
 }
 
 /// sysprint's time string: Python's `datetime.utcfromtimestamp(ns / 1e9).isoformat()`,
 /// including its float rounding (half to even on the microseconds) and its omission of a
 /// zero fraction.
 pub fn iso_time(ns: i64) -> String {
+    let mut v = Vec::with_capacity(26);
+    write_iso_time(ns, &mut v);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+thread_local! {
+    /// The last second rendered and its `YYYY-MM-DDTHH:MM:SS` text: records come in time
+    /// order, so most share it with the one before.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
+/// Appends [`iso_time`] to `out`.
+pub fn write_iso_time(ns: i64, out: &mut Vec<u8>) {
     let t = ns as f64 / 1e9;
     let mut secs = t.trunc();
     let mut us = ((t - secs) * 1e6).round_ties_even();
@@ -1081,18 +1175,38 @@ pub fn iso_time(ns: i64) -> String {
         secs -= 1.0;
     }
     let secs = secs as i64;
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let base = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
-    if us == 0.0 {
-        base
+    let pad = |out: &mut Vec<u8>, v: i64, width: usize| {
+        let mut b = itoa::Buffer::new();
+        let s = b.format(v);
+        out.extend(std::iter::repeat_n(b'0', width.saturating_sub(s.len())));
+        out.extend_from_slice(s.as_bytes());
+    };
+    let (last, text) = LAST_SECOND.get();
+    if last == secs {
+        out.extend_from_slice(&text);
     } else {
-        format!("{base}.{:06}", us as i64)
+        let start = out.len();
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        pad(out, y, 4);
+        out.push(b'-');
+        pad(out, i64::from(m), 2);
+        out.push(b'-');
+        pad(out, i64::from(d), 2);
+        out.push(b'T');
+        pad(out, sod / 3600, 2);
+        out.push(b':');
+        pad(out, sod / 60 % 60, 2);
+        out.push(b':');
+        pad(out, sod % 60, 2);
+        // Years past 9999 (or before 0) are longer: not cached.
+        if let Ok(t) = <[u8; 19]>::try_from(&out[start..]) {
+            LAST_SECOND.set((secs, t));
+        }
+    }
+    if us != 0.0 {
+        out.push(b'.');
+        pad(out, us as i64, 6);
     }
 }
 
@@ -1108,14 +1222,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
-}
-
-fn env_str(env: &[String]) -> String {
-    env.iter()
-        .filter(|e| !e.is_empty() && e.as_str() != "=")
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(";")
 }
 
 fn ips(v: &[i64]) -> Cell<'static> {
@@ -1141,22 +1247,65 @@ fn services(pod: &Pod) -> serde_json::Value {
         .collect()
 }
 
-fn key_cell<'a>(c: Col, rec: &'a Record, row: &Row) -> Cell<'a> {
-    let ev = &rec.event;
-    let kind = rec.kind();
-    let proc = rec.process.as_deref();
-    let pproc = rec.ancestors.first().map(|p| &**p);
-    let cont = rec.container.as_deref();
-    let pod = rec.pod.as_deref();
-    let is_ke = matches!(ev, Event::K8sEvent(_));
-    let is_flow = matches!(
+/// What every column of a record reads, computed once per record.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    rec: &'a Record,
+    ev: &'a Event,
+    kind: Kind,
+    proc: Option<&'a Process>,
+    pproc: Option<&'a Process>,
+    cont: Option<&'a Container>,
+    pod: Option<&'a Pod>,
+    is_ke: bool,
+    is_flow: bool,
+    is_evt: bool,
+    net: Option<(i32, i32, i32, i32, i32)>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(rec: &'a Record) -> Ctx<'a> {
+        let ev = &rec.event;
+        Ctx {
+            rec,
+            ev,
+            kind: rec.kind(),
+            proc: rec.process.as_deref(),
+            pproc: rec.ancestors.first().map(|p| &**p),
+            cont: rec.container.as_deref(),
+            pod: rec.pod.as_deref(),
+            is_ke: matches!(ev, Event::K8sEvent(_)),
+            is_flow: matches!(
+                ev,
+                Event::NetworkFlow(_) | Event::FileFlow(_) | Event::ProcessFlow(_)
+            ),
+            is_evt: matches!(
+                ev,
+                Event::ProcessEvent(_) | Event::FileEvent(_) | Event::NetworkEvent(_)
+            ),
+            net: match ev {
+                Event::NetworkFlow(n) => Some((n.proto, n.sip, n.sport, n.dip, n.dport)),
+                Event::NetworkEvent(n) => Some((n.proto, n.sip, n.sport, n.dip, n.dport)),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn key_cell<'a>(c: Col, x: &Ctx<'a>, row: &Row) -> Cell<'a> {
+    let Ctx {
+        rec,
         ev,
-        Event::NetworkFlow(_) | Event::FileFlow(_) | Event::ProcessFlow(_)
-    );
-    let is_evt = matches!(
-        ev,
-        Event::ProcessEvent(_) | Event::FileEvent(_) | Event::NetworkEvent(_)
-    );
+        kind,
+        proc,
+        pproc,
+        cont,
+        pod,
+        is_ke,
+        is_flow,
+        is_evt,
+        net,
+    } = *x;
     let int_or_null = |cond: bool, v: i64| if cond { Cell::Int(v) } else { Cell::Null };
     let p_int = |f: fn(&Process) -> i64| proc.map_or(Cell::Null, |p| Cell::Int(f(p)));
     let pp_int = |f: fn(&Process) -> i64| pproc.map_or(Cell::Null, |p| Cell::Int(f(p)));
@@ -1175,11 +1324,6 @@ fn key_cell<'a>(c: Col, rec: &'a Record, row: &Row) -> Cell<'a> {
         )),
         _ => Cell::Null,
     };
-    let net = match ev {
-        Event::NetworkFlow(n) => Some((n.proto, n.sip, n.sport, n.dip, n.dport)),
-        Event::NetworkEvent(n) => Some((n.proto, n.sip, n.sport, n.dip, n.dport)),
-        _ => None,
-    };
     let pf = |f: fn(&ProcessFlow) -> i64| match ev {
         Event::ProcessFlow(p) => Cell::Int(f(p)),
         _ => Cell::Null,
@@ -1193,13 +1337,13 @@ fn key_cell<'a>(c: Col, rec: &'a Record, row: &Row) -> Cell<'a> {
             (None, Some(f)) => st(f.state.symbol()),
             _ => EMPTY,
         },
-        OpFlags if !is_ke => owned(op_flags_str(ev.op_flags())),
+        OpFlags if !is_ke => Cell::Text(Text::OpFlags(ev.op_flags())),
         OpFlagsBitmap if !is_ke => Cell::Int(i64::from(ev.op_flags())),
         OpFlags | OpFlagsBitmap => EMPTY,
         Ret => int_or_null(is_evt, i64::from(ev.ret())),
-        Ts => owned(iso_time(ev.ts())),
+        Ts => Cell::Text(Text::Time(ev.ts())),
         TsUts => Cell::Int(ev.ts()),
-        EndTs if is_flow => owned(iso_time(ev.end_ts())),
+        EndTs if is_flow => Cell::Text(Text::Time(ev.end_ts())),
         EndTs => EMPTY,
         EndTsUts => int_or_null(is_flow, ev.end_ts()),
         ProcPid => p_int(|p| p.oid.hpid),
@@ -1218,7 +1362,7 @@ fn key_cell<'a>(c: Col, rec: &'a Record, row: &Row) -> Cell<'a> {
         ProcTty => proc.map_or(EMPTY, |p| Cell::Bool(p.tty)),
         ProcEntry if !row.facts.proc_entry => EMPTY,
         ProcEntry => proc.map_or(EMPTY, |p| Cell::Bool(p.entry)),
-        ProcEnv => proc.map_or(EMPTY, |p| owned(env_str(&p.env))),
+        ProcEnv => proc.map_or(EMPTY, |p| Cell::Text(Text::Env(&p.env))),
         PProcPid => pp_int(|p| p.oid.hpid),
         PProcGid => pp_int(|p| i64::from(p.gid)),
         PProcUid => pp_int(|p| i64::from(p.uid)),
@@ -1232,7 +1376,7 @@ fn key_cell<'a>(c: Col, rec: &'a Record, row: &Row) -> Cell<'a> {
         PProcTty => pproc.map_or(EMPTY, |p| Cell::Bool(p.tty)),
         PProcEntry if !row.facts.proc_entry => EMPTY,
         PProcEntry => pproc.map_or(EMPTY, |p| Cell::Bool(p.entry)),
-        PProcEnv => pproc.map_or(EMPTY, |p| owned(env_str(&p.env))),
+        PProcEnv => pproc.map_or(EMPTY, |p| Cell::Text(Text::Env(&p.env))),
         FileFd => match ev {
             Event::NetworkFlow(n) => Cell::Int(i64::from(n.fd)),
             Event::FileFlow(f) => Cell::Int(i64::from(f.fd)),
@@ -1240,13 +1384,10 @@ fn key_cell<'a>(c: Col, rec: &'a Record, row: &Row) -> Cell<'a> {
         },
         FilePath => st(rec.file.as_deref().map_or("", |f| &f.path)),
         FileNewPath => st(rec.new_file.as_deref().map_or("", |f| &f.path)),
-        FileType => rec.file.as_deref().map_or(EMPTY, |f| {
-            owned(
-                char::from_u32(f.restype as u32)
-                    .map(String::from)
-                    .unwrap_or_default(),
-            )
-        }),
+        FileType => rec
+            .file
+            .as_deref()
+            .map_or(EMPTY, |f| Cell::Text(Text::Char(f.restype))),
         FileOpenFlags => match ev {
             Event::FileFlow(f) => Cell::Int(i64::from(f.open_flags)),
             _ => EMPTY,
@@ -1254,29 +1395,16 @@ fn key_cell<'a>(c: Col, rec: &'a Record, row: &Row) -> Cell<'a> {
         NetProto => net.map_or(EMPTY, |n| Cell::Int(i64::from(n.0))),
         NetSport => net.map_or(Cell::Null, |n| Cell::Int(i64::from(n.2))),
         NetDport => net.map_or(Cell::Null, |n| Cell::Int(i64::from(n.4))),
-        NetSip => net.map_or(EMPTY, |n| owned(ip_string(i64::from(n.1)))),
-        NetDip => net.map_or(EMPTY, |n| owned(ip_string(i64::from(n.3)))),
+        NetSip => net.map_or(EMPTY, |n| Cell::Text(Text::Ip(i64::from(n.1)))),
+        NetDip => net.map_or(EMPTY, |n| Cell::Text(Text::Ip(i64::from(n.3)))),
         Res => match kind {
-            Kind::FileFlow | Kind::FileEvent => {
-                let mut s = rec
-                    .file
-                    .as_deref()
-                    .map_or(String::new(), |f| f.path.clone());
-                if let Some(nf) = rec.new_file.as_deref() {
-                    s.push_str(", ");
-                    s.push_str(&nf.path);
-                }
-                owned(s)
+            Kind::FileFlow | Kind::FileEvent => Cell::Text(Text::Paths(
+                rec.file.as_deref().map_or("", |f| &f.path),
+                rec.new_file.as_deref().map(|f| f.path.as_str()),
+            )),
+            Kind::NetworkFlow | Kind::NetworkEvent => {
+                net.map_or(EMPTY, |n| Cell::Text(Text::Endpoints(n.1, n.2, n.3, n.4)))
             }
-            Kind::NetworkFlow | Kind::NetworkEvent => net.map_or(EMPTY, |n| {
-                owned(format!(
-                    "{}:{}-{}:{}",
-                    ip_string(i64::from(n.1)),
-                    n.2,
-                    ip_string(i64::from(n.3)),
-                    n.4
-                ))
-            }),
             _ => EMPTY,
         },
         FlowRBytes => counters(|rb, _, _, _| rb),

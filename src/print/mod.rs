@@ -7,6 +7,7 @@ pub mod cli;
 pub mod columns;
 pub mod input;
 pub mod output;
+pub mod parallel;
 pub mod s3;
 pub mod tree;
 
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use cli::{InputKind, Options};
 use columns::{Column, DEFAULT_STR, FLAT_ORDER, K8S_EVENT_STR, KEYS};
 use input::{Damage, ReadOptions};
-use output::{ColumnsJson, Csv, ExporterJson, Format, Sink, Table};
+use output::{ColumnsJson, Csv, ExporterJson, Format, RecordFormat, Table};
 
 use crate::policy::attr::ATTRIBUTES;
 use crate::policy::engine::{
@@ -192,39 +193,35 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         }
     };
 
-    let out: Box<dyn Write> = match &o.file {
-        Some(p) => {
-            Box::new(std::fs::File::create(p).map_err(|e| format!("-w {}: {e}", p.display()))?)
-        }
-        None => Box::new(io::stdout().lock()),
+    let out: Box<dyn Write + Send> = match &o.file {
+        Some(p) => Box::new(BufWriter::with_capacity(
+            1 << 16,
+            std::fs::File::create(p).map_err(|e| format!("-w {}: {e}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
     };
-    let out = BufWriter::with_capacity(1 << 16, out);
     let array = o.file.is_some();
-    let tree_view = o.format == Format::Tree;
-    let mut forest = tree_view.then(tree::Forest::default);
-    let (mut sink, mut tree_out): (Box<dyn Sink>, _) = match (o.format, cols) {
-        (Format::Tree, _) => (Box::new(NoSink), Some(out)),
-        (Format::Json, None) => (Box::new(ExporterJson::new(out_box(out), array)), None),
-        (Format::Json, Some(c)) => (
-            Box::new(ColumnsJson::new(out_box(out), c, true, array)),
-            None,
-        ),
-        (Format::FlatJson, Some(c)) => (
-            Box::new(ColumnsJson::new(out_box(out), c, false, array)),
-            None,
-        ),
-        (Format::Csv, Some(c)) => (Box::new(Csv::new(out_box(out), c)), None),
-        (_, Some(c)) => (
-            Box::new(Table::new(out_box(out), c, terminal_width())),
-            None,
-        ),
+    let format: Option<Box<dyn RecordFormat>> = match (o.format, cols) {
+        (Format::Tree, _) => None,
+        (Format::Json, None) => Some(Box::new(ExporterJson::new(array))),
+        (Format::Json, Some(c)) => Some(Box::new(ColumnsJson::new(c, true, array))),
+        (Format::FlatJson, Some(c)) => Some(Box::new(ColumnsJson::new(c, false, array))),
+        (Format::Csv, Some(c)) => Some(Box::new(Csv::new(c))),
+        (_, Some(c)) => Some(Box::new(Table::new(c, terminal_width()))),
         (_, None) => return Err("no columns selected".into()),
+    };
+    let mut forest = format.is_none().then(tree::Forest::default);
+    let (mut printer, mut tree_out) = match &format {
+        Some(f) => {
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+            (Some(parallel::Printer::start(&**f, out, workers)), None)
+        }
+        None => (None, Some(out)),
     };
 
     let counters = Counters::default();
     let bar = progress::wanted(o.quiet)
         .then(|| Progress::start(progress::total_bytes(&files), counters.sampler()));
-    let mut write_err: Option<io::Error> = None;
     let mut memo = crate::policy::memo::Memo::default();
     let mut rule_memo = crate::policy::memo::Memo::default();
     let ropts = ReadOptions {
@@ -250,18 +247,17 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
                     .fetch_add(rec.policies.len() as u64, Ordering::Relaxed);
             }
         }
-        if let Some(t) = forest.as_mut() {
-            t.add(&rec);
-        } else if let Err(e) = sink.record(&rec, &columns::Row { idx, facts: *facts }) {
-            write_err = Some(e);
-            return false;
-        }
+        let row = columns::Row { idx, facts: *facts };
         idx += 1;
-        true
+        match (printer.as_mut(), forest.as_mut()) {
+            (Some(p), _) => p.push(rec, row),
+            (None, Some(t)) => {
+                t.add(&rec);
+                true
+            }
+            (None, None) => false,
+        }
     });
-    if let Some(b) = bar {
-        b.finish();
-    }
     outcome.records = idx;
     outcome.damage.extend(damage.into_iter().map(|mut d| {
         // Downloaded objects are named by their bucket and key, not the temporary file.
@@ -278,43 +274,25 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         }
         d
     }));
-    let mut finish = || -> io::Result<()> {
-        if let Some(e) = write_err.take() {
-            return Err(e);
+    let written = match (printer.take(), forest.as_ref(), tree_out.as_mut()) {
+        (Some(p), _, _) => p.finish(),
+        (None, Some(t), Some(w)) => {
+            let width = if o.file.is_none() && std::io::IsTerminal::is_terminal(&io::stdout()) {
+                terminal_width()
+            } else {
+                80
+            };
+            t.print(w, width).and_then(|()| w.flush())
         }
-        match (&forest, tree_out.as_mut()) {
-            (Some(t), Some(w)) => {
-                let width = if o.file.is_none() && std::io::IsTerminal::is_terminal(&io::stdout()) {
-                    terminal_width()
-                } else {
-                    80
-                };
-                t.print(w, width)?;
-                w.flush()
-            }
-            _ => sink.finish(),
-        }
+        _ => Ok(()),
     };
-    match finish() {
+    if let Some(b) = bar {
+        b.finish();
+    }
+    match written {
         Ok(()) => Ok(outcome),
         // A closed pipe (`| head`) is the reader's choice, not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(outcome),
         Err(e) => Err(format!("writing the output: {e}")),
-    }
-}
-
-fn out_box(w: BufWriter<Box<dyn Write>>) -> Box<dyn Write> {
-    Box::new(w)
-}
-
-/// The tree view prints at the end; records go nowhere meanwhile.
-struct NoSink;
-
-impl Sink for NoSink {
-    fn record(&mut self, _: &crate::record::Record, _: &columns::Row) -> io::Result<()> {
-        Ok(())
-    }
-    fn finish(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

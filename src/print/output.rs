@@ -3,9 +3,7 @@
 //! keys) and `csv` (RFC 4180). Each is a [`Sink`] fed one record at a time, so output starts
 //! at once and memory does not grow with the trace.
 
-use std::io::{self, Write};
-
-use super::columns::{Cell, Column, Row};
+use super::columns::{Cell, Column, Ctx, Row};
 use crate::encode::json::write_str;
 use crate::encode::JsonEncoder;
 use crate::record::Record;
@@ -33,11 +31,18 @@ impl Format {
     }
 }
 
-/// Receives the records to print, in order.
-pub trait Sink {
-    fn record(&mut self, rec: &Record, row: &Row) -> io::Result<()>;
-    /// Called once after the last record.
-    fn finish(&mut self) -> io::Result<()>;
+/// Formats records into bytes. Formatting is per record, so batches can be formatted on
+/// several threads and written in order ([`super::parallel`]); each thread gets its own
+/// formatter from [`RecordFormat::fresh`].
+pub trait RecordFormat: Send {
+    /// Appends `rec` (the `row.idx`-th record printed) to `out`.
+    fn record(&mut self, rec: &Record, row: &Row, out: &mut Vec<u8>);
+    /// A formatter with the same settings (and empty caches) for another thread.
+    fn fresh(&self) -> Box<dyn RecordFormat>;
+    /// Bytes before the first record (a CSV header, a table header, `[`).
+    fn start(&self, out: &mut Vec<u8>);
+    /// Bytes after the last record; `any`: whether there was one.
+    fn end(&self, any: bool, out: &mut Vec<u8>);
 }
 
 /// Appends a cell as JSON.
@@ -61,6 +66,16 @@ pub fn write_cell_json(out: &mut Vec<u8>, cell: &Cell<'_>) {
             // A Value always serialises.
             let _ = serde_json::to_writer(&mut *out, v);
         }
+        Cell::Text(t) if t.plain() => {
+            out.push(b'"');
+            t.write(out);
+            out.push(b'"');
+        }
+        Cell::Text(t) => {
+            let mut v = Vec::new();
+            t.write(&mut v);
+            write_str(out, &String::from_utf8_lossy(&v));
+        }
     }
 }
 
@@ -73,6 +88,11 @@ fn cell_value(cell: &Cell<'_>) -> serde_json::Value {
         Cell::Bool(b) => V::Bool(*b),
         Cell::List(v) => V::Array(v.iter().map(|s| V::String(s.to_string())).collect()),
         Cell::Json(v) => v.clone(),
+        Cell::Text(t) => {
+            let mut v = Vec::new();
+            t.write(&mut v);
+            V::String(String::from_utf8_lossy(&v).into_owned())
+        }
     }
 }
 
@@ -89,129 +109,188 @@ fn cell_text(cell: &Cell<'_>, out: &mut String) {
             write_cell_json(&mut v, cell);
             out.push_str(&String::from_utf8_lossy(&v));
         }
+        Cell::Text(t) => {
+            let mut v = Vec::new();
+            t.write(&mut v);
+            out.push_str(&String::from_utf8_lossy(&v));
+        }
+    }
+}
+
+/// Whether a field holds `,`, `"`, CR or LF. No early exit, so the compiler turns the
+/// loop into vector compares (fields are short and almost never need quotes).
+fn needs_quotes(s: &[u8]) -> bool {
+    s.iter().fold(false, |a, &b| {
+        a | (b == b',') | (b == b'"') | (b == b'\r') | (b == b'\n')
+    })
+}
+
+/// Appends `s`; short slices byte by byte (cheaper than a `memcpy` call, and most CSV
+/// fields are short or empty).
+#[inline]
+fn put(out: &mut Vec<u8>, s: &[u8]) {
+    if s.len() < 16 {
+        for &b in s {
+            out.push(b);
+        }
+    } else {
+        out.extend_from_slice(s);
+    }
+}
+
+/// Appends `s` as one CSV field (quoted when RFC 4180 needs it).
+fn csv_str(out: &mut Vec<u8>, s: &[u8]) {
+    if s.is_empty() {
+        return;
+    }
+    if needs_quotes(s) {
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        put(out, s);
+    }
+}
+
+/// Appends a cell as one CSV field: as in the table (see [`cell_text`]), written in place.
+fn csv_cell(out: &mut Vec<u8>, cell: &Cell<'_>, scratch: &mut Vec<u8>) {
+    match cell {
+        Cell::Null => {}
+        Cell::Str(s) => csv_str(out, s.as_bytes()),
+        Cell::Int(i) => put(out, itoa::Buffer::new().format(*i).as_bytes()),
+        Cell::Bool(b) => put(out, if *b { b"True" } else { b"False" }),
+        Cell::Text(t) if t.plain() => t.write(out),
+        Cell::Text(t) => {
+            scratch.clear();
+            t.write(scratch);
+            csv_str(out, scratch);
+        }
+        Cell::List(_) | Cell::Json(_) => {
+            scratch.clear();
+            write_cell_json(scratch, cell);
+            csv_str(out, scratch);
+        }
     }
 }
 
 /// JSON lines to a stream, or one JSON array when writing a file (`-w`), as sysprint does.
+#[derive(Debug, Clone, Copy)]
 struct JsonFraming {
     array: bool,
-    first: bool,
 }
 
 impl JsonFraming {
-    fn before(&mut self, out: &mut Vec<u8>) {
-        if self.array {
-            out.push(if self.first { b'[' } else { b',' });
+    fn before(&self, row: &Row, out: &mut Vec<u8>) {
+        if self.array && row.idx > 0 {
+            out.push(b',');
         }
-        self.first = false;
     }
     fn after(&self, out: &mut Vec<u8>) {
         if !self.array {
             out.push(b'\n');
         }
     }
-    fn finish(&self, out: &mut impl Write) -> io::Result<()> {
+    fn start(&self, out: &mut Vec<u8>) {
         if self.array {
-            out.write_all(if self.first { b"[]\n" } else { b"]\n" })?;
+            out.push(b'[');
         }
-        Ok(())
+    }
+    fn end(&self, out: &mut Vec<u8>) {
+        if self.array {
+            out.extend_from_slice(b"]\n");
+        }
     }
 }
 
 /// Records in the exporter's JSON layout (`-o json` without `-c`).
-pub struct ExporterJson<W: Write> {
-    out: W,
+pub struct ExporterJson {
     enc: JsonEncoder,
-    buf: Vec<u8>,
     framing: JsonFraming,
 }
 
-impl<W: Write> ExporterJson<W> {
-    pub fn new(out: W, array: bool) -> Self {
+impl ExporterJson {
+    pub fn new(array: bool) -> Self {
         ExporterJson {
-            out,
             enc: JsonEncoder::new(),
-            buf: Vec::with_capacity(1 << 16),
-            framing: JsonFraming { array, first: true },
+            framing: JsonFraming { array },
         }
     }
 }
 
-impl<W: Write> Sink for ExporterJson<W> {
-    fn record(&mut self, rec: &Record, _row: &Row) -> io::Result<()> {
-        self.framing.before(&mut self.buf);
-        self.enc.encode(rec, &mut self.buf);
-        self.framing.after(&mut self.buf);
-        if self.buf.len() >= 1 << 16 {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+impl RecordFormat for ExporterJson {
+    fn record(&mut self, rec: &Record, row: &Row, out: &mut Vec<u8>) {
+        self.framing.before(row, out);
+        self.enc.encode(rec, out);
+        self.framing.after(out);
     }
-    fn finish(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.framing.finish(&mut self.out)?;
-        self.out.flush()
+    fn fresh(&self) -> Box<dyn RecordFormat> {
+        Box::new(ExporterJson::new(self.framing.array))
+    }
+    fn start(&self, out: &mut Vec<u8>) {
+        self.framing.start(out);
+    }
+    fn end(&self, _any: bool, out: &mut Vec<u8>) {
+        self.framing.end(out);
     }
 }
 
 /// The selected columns as one JSON object per record: flat keys (`flatjson`), or nested by
 /// the dots in their names (`json -c`: `proc.exe` becomes `{"proc": {"exe": ...}}`).
-pub struct ColumnsJson<W: Write> {
-    out: W,
+#[derive(Clone)]
+pub struct ColumnsJson {
     cols: Vec<Column>,
     nested: bool,
-    buf: Vec<u8>,
     framing: JsonFraming,
 }
 
-impl<W: Write> ColumnsJson<W> {
-    pub fn new(out: W, cols: Vec<Column>, nested: bool, array: bool) -> Self {
+impl ColumnsJson {
+    pub fn new(cols: Vec<Column>, nested: bool, array: bool) -> Self {
         ColumnsJson {
-            out,
             cols,
             nested,
-            buf: Vec::with_capacity(1 << 16),
-            framing: JsonFraming { array, first: true },
+            framing: JsonFraming { array },
         }
     }
 }
 
-impl<W: Write> Sink for ColumnsJson<W> {
-    fn record(&mut self, rec: &Record, row: &Row) -> io::Result<()> {
-        self.framing.before(&mut self.buf);
+impl RecordFormat for ColumnsJson {
+    fn record(&mut self, rec: &Record, row: &Row, out: &mut Vec<u8>) {
+        self.framing.before(row, out);
+        let x = Ctx::new(rec);
         if self.nested {
             let mut root = serde_json::Map::new();
             for c in &self.cols {
-                insert_dotted(&mut root, &c.name, cell_value(&c.cell(rec, row)));
+                insert_dotted(&mut root, &c.name, cell_value(&c.cell_in(&x, row)));
             }
             // A Map always serialises.
-            let _ = serde_json::to_writer(&mut self.buf, &root);
+            let _ = serde_json::to_writer(&mut *out, &root);
         } else {
-            self.buf.push(b'{');
+            out.push(b'{');
             for (i, c) in self.cols.iter().enumerate() {
                 if i > 0 {
-                    self.buf.push(b',');
+                    out.push(b',');
                 }
-                write_str(&mut self.buf, &c.name);
-                self.buf.push(b':');
-                write_cell_json(&mut self.buf, &c.cell(rec, row));
+                write_str(out, &c.name);
+                out.push(b':');
+                write_cell_json(out, &c.cell_in(&x, row));
             }
-            self.buf.push(b'}');
+            out.push(b'}');
         }
-        self.framing.after(&mut self.buf);
-        if self.buf.len() >= 1 << 16 {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+        self.framing.after(out);
     }
-    fn finish(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.framing.finish(&mut self.out)?;
-        self.out.flush()
+    fn fresh(&self) -> Box<dyn RecordFormat> {
+        Box::new(self.clone())
+    }
+    fn start(&self, out: &mut Vec<u8>) {
+        self.framing.start(out);
+    }
+    fn end(&self, _any: bool, out: &mut Vec<u8>) {
+        self.framing.end(out);
     }
 }
 
@@ -240,95 +319,59 @@ fn insert_dotted(
 
 /// RFC 4180 CSV: a header line of the column names, CRLF line ends, fields quoted when they
 /// hold a comma, a quote, CR or LF (quotes doubled).
-pub struct Csv<W: Write> {
-    out: W,
+#[derive(Clone)]
+pub struct Csv {
     cols: Vec<Column>,
-    line: String,
-    field: String,
-    buf: Vec<u8>,
-    header_done: bool,
+    scratch: Vec<u8>,
 }
 
-impl<W: Write> Csv<W> {
-    pub fn new(out: W, cols: Vec<Column>) -> Self {
+impl Csv {
+    pub fn new(cols: Vec<Column>) -> Self {
         Csv {
-            out,
             cols,
-            line: String::new(),
-            field: String::new(),
-            buf: Vec::with_capacity(1 << 16),
-            header_done: false,
+            scratch: Vec::new(),
         }
-    }
-
-    fn push_field(line: &mut String, f: &str) {
-        if f.contains([',', '"', '\r', '\n']) {
-            line.push('"');
-            line.push_str(&f.replace('"', "\"\""));
-            line.push('"');
-        } else {
-            line.push_str(f);
-        }
-    }
-
-    fn header(&mut self) {
-        if self.header_done {
-            return;
-        }
-        self.header_done = true;
-        self.line.clear();
-        for (i, c) in self.cols.iter().enumerate() {
-            if i > 0 {
-                self.line.push(',');
-            }
-            Self::push_field(&mut self.line, &c.name);
-        }
-        self.line.push_str("\r\n");
-        self.buf.extend_from_slice(self.line.as_bytes());
     }
 }
 
-impl<W: Write> Sink for Csv<W> {
-    fn record(&mut self, rec: &Record, row: &Row) -> io::Result<()> {
-        self.header();
-        self.line.clear();
+impl RecordFormat for Csv {
+    fn record(&mut self, rec: &Record, row: &Row, out: &mut Vec<u8>) {
+        let x = Ctx::new(rec);
+        out.reserve(4096);
         for (i, c) in self.cols.iter().enumerate() {
             if i > 0 {
-                self.line.push(',');
+                out.push(b',');
             }
-            self.field.clear();
-            cell_text(&c.cell(rec, row), &mut self.field);
-            Self::push_field(&mut self.line, &self.field);
+            csv_cell(out, &c.cell_in(&x, row), &mut self.scratch);
         }
-        self.line.push_str("\r\n");
-        self.buf.extend_from_slice(self.line.as_bytes());
-        if self.buf.len() >= 1 << 16 {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+        out.extend_from_slice(b"\r\n");
+    }
+    fn fresh(&self) -> Box<dyn RecordFormat> {
+        Box::new(self.clone())
+    }
+    fn start(&self, out: &mut Vec<u8>) {
+        for (i, c) in self.cols.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            csv_str(out, c.name.as_bytes());
         }
-        Ok(())
+        out.extend_from_slice(b"\r\n");
     }
-    fn finish(&mut self) -> io::Result<()> {
-        self.header();
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.out.flush()
-    }
+    fn end(&self, _any: bool, _out: &mut Vec<u8>) {}
 }
 
 /// sysprint's `str` table: a `Rec #` column, then each column at its width scaled to the
 /// terminal (sysprint's factor, at most 1.25); a longer value keeps its end, after `..`.
-pub struct Table<W: Write> {
-    out: W,
+#[derive(Clone)]
+pub struct Table {
     cols: Vec<Column>,
     widths: Vec<usize>,
-    buf: String,
     field: String,
-    header_done: bool,
 }
 
-impl<W: Write> Table<W> {
-    pub fn new(out: W, cols: Vec<Column>, term_width: usize) -> Self {
+impl Table {
+    pub fn new(cols: Vec<Column>, term_width: usize) -> Self {
         let total: usize = cols.iter().map(|c| c.width).sum::<usize>().max(1);
         let pad = cols.len() * 6 + 10;
         let factor = ((term_width.saturating_sub(pad)) as f64 / total as f64).min(1.25);
@@ -338,75 +381,60 @@ impl<W: Write> Table<W> {
             widths.push(if scaled > 8 { scaled } else { c.width }.max(2));
         }
         Table {
-            out,
             cols,
             widths,
-            buf: String::new(),
             field: String::new(),
-            header_done: false,
         }
     }
 
-    fn push_cell(buf: &mut String, text: &str, w: usize) {
+    fn push_cell(buf: &mut Vec<u8>, text: &str, w: usize) {
         let chars = text.chars().count();
-        buf.push_str("| ");
+        buf.extend_from_slice(b"| ");
         if chars > w {
             let keep = w.saturating_sub(2);
-            buf.push_str("..");
-            buf.extend(text.chars().skip(chars - keep));
+            buf.extend_from_slice(b"..");
+            let from = text
+                .char_indices()
+                .nth(chars - keep)
+                .map_or(text.len(), |(i, _)| i);
+            buf.extend_from_slice(&text.as_bytes()[from..]);
         } else {
-            buf.push_str(text);
-            buf.extend(std::iter::repeat_n(' ', w - chars));
+            buf.extend_from_slice(text.as_bytes());
+            buf.extend(std::iter::repeat_n(b' ', w - chars));
         }
-        buf.push(' ');
-    }
-
-    fn header(&mut self) {
-        if self.header_done {
-            return;
-        }
-        self.header_done = true;
-        Self::push_cell(&mut self.buf, "Rec #", self.widths[0]);
-        for (c, w) in self.cols.iter().zip(&self.widths[1..]) {
-            Self::push_cell(&mut self.buf, &c.header, *w);
-        }
-        self.buf.push_str("|\n");
-        for w in &self.widths {
-            self.buf.push('|');
-            self.buf.extend(std::iter::repeat_n('-', w + 2));
-        }
-        self.buf.push_str("|\n");
+        buf.push(b' ');
     }
 }
 
-impl<W: Write> Sink for Table<W> {
-    fn record(&mut self, rec: &Record, row: &Row) -> io::Result<()> {
-        self.header();
-        Self::push_cell(
-            &mut self.buf,
-            itoa::Buffer::new().format(row.idx),
-            self.widths[0],
-        );
+impl RecordFormat for Table {
+    fn record(&mut self, rec: &Record, row: &Row, out: &mut Vec<u8>) {
+        Self::push_cell(out, itoa::Buffer::new().format(row.idx), self.widths[0]);
+        let x = Ctx::new(rec);
         for (c, w) in self.cols.iter().zip(&self.widths[1..]) {
             self.field.clear();
-            cell_text(&c.cell(rec, row), &mut self.field);
+            cell_text(&c.cell_in(&x, row), &mut self.field);
             // One line per record: line breaks inside a value are shown escaped.
             let text = self.field.replace('\n', "\\n");
-            Self::push_cell(&mut self.buf, &text, *w);
+            Self::push_cell(out, &text, *w);
         }
-        self.buf.push_str("|\n");
-        if self.buf.len() >= 1 << 16 {
-            self.out.write_all(self.buf.as_bytes())?;
-            self.buf.clear();
+        out.extend_from_slice(b"|\n");
+    }
+    fn fresh(&self) -> Box<dyn RecordFormat> {
+        Box::new(self.clone())
+    }
+    fn start(&self, out: &mut Vec<u8>) {
+        Self::push_cell(out, "Rec #", self.widths[0]);
+        for (c, w) in self.cols.iter().zip(&self.widths[1..]) {
+            Self::push_cell(out, &c.header, *w);
         }
-        Ok(())
+        out.extend_from_slice(b"|\n");
+        for w in &self.widths {
+            out.push(b'|');
+            out.extend(std::iter::repeat_n(b'-', w + 2));
+        }
+        out.extend_from_slice(b"|\n");
     }
-    fn finish(&mut self) -> io::Result<()> {
-        self.header();
-        self.out.write_all(self.buf.as_bytes())?;
-        self.buf.clear();
-        self.out.flush()
-    }
+    fn end(&self, _any: bool, _out: &mut Vec<u8>) {}
 }
 
 #[cfg(test)]
@@ -415,12 +443,23 @@ mod tests {
 
     #[test]
     fn csv_quotes_as_rfc_4180() {
-        let mut line = String::new();
-        Csv::<Vec<u8>>::push_field(&mut line, "a,\"b\"\nc");
-        assert_eq!(line, "\"a,\"\"b\"\"\nc\"");
+        let mut line = Vec::new();
+        csv_str(&mut line, b"a,\"b\"\nc");
+        assert_eq!(line, b"\"a,\"\"b\"\"\nc\"");
         line.clear();
-        Csv::<Vec<u8>>::push_field(&mut line, "plain");
-        assert_eq!(line, "plain");
+        csv_str(&mut line, b"plain");
+        assert_eq!(line, b"plain");
+        for s in [
+            "0123456789abcdef,x",
+            "0123456789\"",
+            "abcdefgh\r",
+            "abc\ndefghijkl",
+        ] {
+            assert!(needs_quotes(s.as_bytes()), "{s:?}");
+        }
+        assert!(!needs_quotes(
+            b"/usr/local/lib/python2.7/dist-packages/x.py"
+        ));
     }
 
     #[test]
@@ -437,11 +476,11 @@ mod tests {
 
     #[test]
     fn table_cells_keep_the_end_of_long_values() {
-        let mut b = String::new();
-        Table::<Vec<u8>>::push_cell(&mut b, "/usr/local/bin/python", 10);
-        assert_eq!(b, "| ..n/python ");
+        let mut b = Vec::new();
+        Table::push_cell(&mut b, "/usr/local/bin/python", 10);
+        assert_eq!(b, b"| ..n/python ");
         b.clear();
-        Table::<Vec<u8>>::push_cell(&mut b, "ab", 4);
-        assert_eq!(b, "| ab   ");
+        Table::push_cell(&mut b, "ab", 4);
+        assert_eq!(b, b"| ab   ");
     }
 }
