@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(lines[0], "3 processes (1 roots), 2 records");
         assert_eq!(lines[1], "1 /bin/sh");
         assert_eq!(lines[2], "├─ 2 /bin/a");
-        assert_eq!(lines[3], "│    exited");
+        assert_eq!(lines[3], "│     exited");
         assert_eq!(lines[4], "└─ 3 /bin/b");
     }
 
