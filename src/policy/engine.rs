@@ -218,11 +218,21 @@ pub fn load_policy_paths(paths: &[&Path], opts: &LoadOptions) -> Result<PolicySe
             }
         }
     }
+    compile_loaded(&all, diags, opts)
+}
+
+/// Compiles loaded files with the built-in actions; every error of the load and the compile
+/// is reported.
+fn compile_loaded(
+    all: &LoadedFiles,
+    mut diags: Diags,
+    opts: &LoadOptions,
+) -> Result<PolicySet, LoadErrors> {
     let copts = super::collector::CompileOptions {
         disable_unsupported: opts.disable_unsupported,
         quirks: !opts.fixed_quirks,
     };
-    let set = compile_with(&all, &actions::registry(), &mut diags, copts);
+    let set = compile_with(all, &actions::registry(), &mut diags, copts);
     diags.into_result()?;
     Ok(set)
 }
@@ -245,13 +255,7 @@ pub fn load_condition(
         "- rule: {CONDITION_RULE}\n  desc: {label}\n  condition: {quoted}\n  output: {label}\n  priority: low\n"
     );
     super::loader::load_text(label, &text, &mut all, &mut diags);
-    let copts = super::collector::CompileOptions {
-        disable_unsupported: opts.disable_unsupported,
-        quirks: !opts.fixed_quirks,
-    };
-    let set = compile_with(&all, &actions::registry(), &mut diags, copts);
-    diags.into_result()?;
-    Ok(set)
+    compile_loaded(&all, diags, opts)
 }
 
 /// A synthetic rule set of `n` rules for benchmarks: each rule constrains the record type and

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::cache::EntityCache;
 use crate::pipeline::flattener::OpNameCache;
 use crate::record::Record;
-use crate::sysflow::ocf::{Frame, OcfReader};
+use crate::sysflow::ocf::{resume_note, Frame, OcfReader};
 use crate::sysflow::trace::decode_block;
 use crate::sysflow::DatumPlan;
 
@@ -229,16 +229,10 @@ fn read_file(
                 offset,
                 reason,
                 resumed_at,
-            } => {
-                fail(match resumed_at {
-                    Some(at) => {
-                        format!("block {index} at byte {offset}: {reason}; reading resumed at byte {at}")
-                    }
-                    None => format!(
-                        "block {index} at byte {offset}: {reason}; nothing readable after it"
-                    ),
-                })
-            }
+            } => fail(format!(
+                "block {index} at byte {offset}: {reason}; {}",
+                resume_note(resumed_at)
+            )),
             Frame::End => return true,
         }
     }

@@ -157,6 +157,15 @@ pub enum Frame {
     End,
 }
 
+/// Where reading went on after damage, for messages: the byte it resumed at, or that no
+/// sync marker followed.
+pub fn resume_note(resumed_at: Option<u64>) -> String {
+    match resumed_at {
+        Some(at) => format!("resumed at byte {at}"),
+        None => "no further sync marker, rest of file skipped".to_string(),
+    }
+}
+
 /// Streaming reader of an Avro object container file.
 pub struct OcfReader<R: Read> {
     src: R,

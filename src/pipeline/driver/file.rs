@@ -13,7 +13,7 @@ use sfactors::{Source, SourceStep};
 use crate::diagnostics::{Diagnostics, Skipped};
 use crate::pipeline::batch::{BlockJob, Blocks, TraceSource};
 use crate::shutdown::Shutdown;
-use crate::sysflow::ocf::{BlockLimits, Frame, OcfReader};
+use crate::sysflow::ocf::{resume_note, BlockLimits, Frame, OcfReader};
 use crate::sysflow::DatumPlan;
 
 /// What a file input holds: the traces to read, and what was left out (named in the run's
@@ -217,10 +217,7 @@ impl Source for FileDriver {
                     reason,
                     resumed_at,
                 } => {
-                    let reason = match resumed_at {
-                        Some(at) => format!("{reason}; resumed at byte {at}"),
-                        None => format!("{reason}; no further sync marker, rest of file skipped"),
-                    };
+                    let reason = format!("{reason}; {}", resume_note(resumed_at));
                     self.diag.report(Skipped {
                         file: cur.source.path.clone(),
                         block: Some(index),
