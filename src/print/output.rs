@@ -117,12 +117,14 @@ fn cell_text(cell: &Cell<'_>, out: &mut String) {
     }
 }
 
-/// Whether a field holds `,`, `"`, CR or LF. No early exit, so the compiler turns the
-/// loop into vector compares (fields are short and almost never need quotes).
+/// Whether a field holds `,`, `"`, CR or LF. Short fields (most of them) are scanned in
+/// place; longer ones (command lines, environments) with `memchr`'s vector search, which
+/// the plain loop does not compile to.
 fn needs_quotes(s: &[u8]) -> bool {
-    s.iter().fold(false, |a, &b| {
-        a | (b == b',') | (b == b'"') | (b == b'\r') | (b == b'\n')
-    })
+    if s.len() < 16 {
+        return s.iter().any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
+    }
+    memchr::memchr3(b',', b'"', b'\n', s).is_some() || memchr::memchr(b'\r', s).is_some()
 }
 
 /// Appends `s`; short slices byte by byte (cheaper than a `memcpy` call, and most CSV
@@ -145,12 +147,13 @@ fn csv_str(out: &mut Vec<u8>, s: &[u8]) {
     }
     if needs_quotes(s) {
         out.push(b'"');
-        for &b in s {
-            if b == b'"' {
-                out.push(b'"');
-            }
-            out.push(b);
+        let mut rest = s;
+        while let Some(i) = memchr::memchr(b'"', rest) {
+            out.extend_from_slice(&rest[..=i]);
+            out.push(b'"');
+            rest = &rest[i + 1..];
         }
+        out.extend_from_slice(rest);
         out.push(b'"');
     } else {
         put(out, s);
@@ -158,21 +161,24 @@ fn csv_str(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends a cell as one CSV field: as in the table (see [`cell_text`]), written in place.
-fn csv_cell(out: &mut Vec<u8>, cell: &Cell<'_>, scratch: &mut Vec<u8>) {
+/// Takes the cell by value so each arm drops only what its variant owns (an out-of-line
+/// drop of every cell cost several per cent of a CSV run).
+#[inline]
+fn csv_cell(out: &mut Vec<u8>, cell: Cell<'_>, scratch: &mut Vec<u8>) {
     match cell {
         Cell::Null => {}
         Cell::Str(s) => csv_str(out, s.as_bytes()),
-        Cell::Int(i) => put(out, itoa::Buffer::new().format(*i).as_bytes()),
-        Cell::Bool(b) => put(out, if *b { b"True" } else { b"False" }),
+        Cell::Int(i) => put(out, itoa::Buffer::new().format(i).as_bytes()),
+        Cell::Bool(b) => put(out, if b { b"True" } else { b"False" }),
         Cell::Text(t) if t.plain() => t.write(out),
         Cell::Text(t) => {
             scratch.clear();
             t.write(scratch);
             csv_str(out, scratch);
         }
-        Cell::List(_) | Cell::Json(_) => {
+        cell @ (Cell::List(_) | Cell::Json(_)) => {
             scratch.clear();
-            write_cell_json(scratch, cell);
+            write_cell_json(scratch, &cell);
             csv_str(out, scratch);
         }
     }
@@ -342,7 +348,7 @@ impl RecordFormat for Csv {
             if i > 0 {
                 out.push(b',');
             }
-            csv_cell(out, &c.cell_in(&x, row), &mut self.scratch);
+            csv_cell(out, c.cell_in(&x, row), &mut self.scratch);
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -460,6 +466,11 @@ mod tests {
         assert!(!needs_quotes(
             b"/usr/local/lib/python2.7/dist-packages/x.py"
         ));
+        // Long fields (the vector search) with a CR only, and quotes at both ends.
+        assert!(needs_quotes(b"/usr/local/lib/python2.7/dist\r"));
+        line.clear();
+        csv_str(&mut line, b"\"python -c 'print(1)' --long-argument\"");
+        assert_eq!(line, b"\"\"\"python -c 'print(1)' --long-argument\"\"\"");
     }
 
     #[test]
