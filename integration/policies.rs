@@ -215,6 +215,34 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
         std::fs::write(&p, sfprocessor::policy::engine::synthetic_rules(n)).unwrap();
         load_policies(&p, &LoadOptions::default()).unwrap()
     };
+    // Rules that require an entity-only macro are grouped behind it (a gate): true for
+    // some processes of the stream, false for the others (a group needs at least 4 rules
+    // that apply to a record type).
+    let gated = || {
+        let p = dir.path().join("gated.yaml");
+        let mut text =
+            String::from("- macro: shell_proc\n  condition: sf.proc.name in (bash, sh, python3)\n");
+        for (i, cond) in [
+            "sf.type = FF and shell_proc and sf.file.path startswith /etc",
+            "sf.type in (FF, FE) and sf.file.path contains tmp and shell_proc",
+            "shell_proc and sf.net.dport in (443, 80)",
+            "shell_proc and (sf.file.path endswith .conf or sf.opflags = EXEC)",
+            "sf.proc.args contains \"-c\" and shell_proc",
+            "not shell_proc and sf.opflags = EXEC",
+            "shell_proc and sf.file.path startswith /usr",
+            "shell_proc and sf.proc.uid = 0",
+            "shell_proc and not sf.file.path contains lib",
+        ]
+        .iter()
+        .enumerate()
+        {
+            text.push_str(&format!(
+                "- rule: gated {i}\n  desc: d\n  condition: {cond}\n  priority: low\n"
+            ));
+        }
+        std::fs::write(&p, text).unwrap();
+        load_policies(&p, &LoadOptions::default()).unwrap()
+    };
     let sets = [
         load_policies(&policies().join("distribution"), &LoadOptions::default()).unwrap(),
         load_policies(
@@ -225,6 +253,7 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
         load_policies(&policies().join("tests"), &LoadOptions::default()).unwrap(),
         synthetic(100),
         synthetic(1000),
+        gated(),
     ];
     let mut recs = records("sf-processor/resources/traces/mon.1531776712.sf");
     recs.extend(records("sf-processor/resources/traces/k8s_small.sf"));
@@ -239,7 +268,8 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
             recs.push(rec);
         }
     }
-    for set in sets {
+    let n_sets = sets.len();
+    for (k, set) in sets.into_iter().enumerate() {
         let engine = Engine::new(Arc::new(set), Mode::Enrich);
         // One memo across the stream, as a shard keeps it: dispatch buckets, the value
         // index and entity-only values carried between records are all in play.
@@ -255,6 +285,18 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
         }
         assert!(set_matches > 0, "each rule set matches something");
         assert!(memo.buckets() > 1);
+        let gates = memo
+            .bucket_list()
+            .iter()
+            .filter(|(_, b)| format!("{:?}", b.index).contains("Gate("))
+            .count();
+        if k == 1 || k == n_sets - 1 {
+            // runtimeintegrity/ (sed_write behind open_write) and the gated set.
+            assert!(
+                gates > 0,
+                "set {k}: no bucket indexes by an entity-only macro"
+            );
+        }
     }
 }
 

@@ -4,6 +4,13 @@
 //! requirement). Large rule sets that test process names, ports or paths then cost a few hash
 //! lookups and one automaton scan per record instead of one test per rule.
 //!
+//! Rules that require a memoised entity-only macro (`sed_write`, `possibly_webserver`: a
+//! condition on the process, its ancestry or container) are grouped by that macro instead: the
+//! macro is one memo lookup for most records (its value carries over between records of the
+//! same process), and when it is false none of its rules is looked at. In upstream's
+//! `runtimeintegrity/` set, most file rules end in `open_write`, which on a read-only flow
+//! reduces to `sed_write`.
+//!
 //! The index only preselects: every candidate's full condition is still evaluated, so an index
 //! may return extra candidates (never miss one).
 
@@ -12,7 +19,9 @@ use rustc_hash::FxHashMap;
 
 use super::attr::{self, Field, Kind2, StrGetter, Value};
 use super::ir::Pred;
+use super::memo::Memo;
 use super::parser::BinOp;
+use super::passes::entity_only;
 use crate::record::Record;
 
 /// Fewest rules sharing a requirement for an index group to pay off.
@@ -34,6 +43,8 @@ enum Anchor {
 }
 
 enum Group {
+    /// A memoised entity-only macro the rules require to be true.
+    Gate { pred: Pred, rules: Vec<u32> },
     /// String field equal to one of the literals (`=`, `in`).
     StrEq {
         get: StrGetter,
@@ -61,6 +72,10 @@ enum Group {
 impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Group::Gate { pred, rules } => match pred {
+                Pred::Macro(id, _) => write!(f, "Gate(macro {id}, {} rules)", rules.len()),
+                _ => write!(f, "Gate({} rules)", rules.len()),
+            },
             Group::StrEq { map, .. } => write!(f, "StrEq({} values)", map.len()),
             Group::IntEq { field, map, .. } => write!(f, "IntEq({field:?}, {} values)", map.len()),
             Group::Substr { anchor, rules, .. } => {
@@ -70,11 +85,13 @@ impl std::fmt::Debug for Group {
     }
 }
 
-/// Which index group a key belongs to: (kind, field, anchor, case folding).
-type GroupId = (u8, Field, Anchor, bool);
+/// Which index group a key belongs to: (kind, field, anchor, case folding, gate macro id).
+type GroupId = (u8, Field, Anchor, bool, usize);
 
 /// What a rule is indexed by: a required leaf's field and literals.
 enum Key<'a> {
+    /// A required memoised macro (the `Pred::Macro` node) over entity fields only.
+    Gate(usize, &'a Pred),
     StrEq(Field, StrGetter, Vec<&'a str>),
     IntEq(Field, i64),
     Substr(Field, StrGetter, Anchor, bool, Vec<&'a str>),
@@ -83,6 +100,7 @@ enum Key<'a> {
 impl Key<'_> {
     fn rank(&self) -> u8 {
         match self {
+            Key::Gate(..) => 4,
             Key::StrEq(..) => 3,
             Key::IntEq(..) => 2,
             Key::Substr(..) => 1,
@@ -90,9 +108,10 @@ impl Key<'_> {
     }
     fn group_id(&self) -> GroupId {
         match self {
-            Key::StrEq(f, ..) => (0, *f, Anchor::Any, false),
-            Key::IntEq(f, _) => (1, *f, Anchor::Any, false),
-            Key::Substr(f, _, a, fold, _) => (2, *f, *a, *fold),
+            Key::StrEq(f, ..) => (0, *f, Anchor::Any, false, 0),
+            Key::IntEq(f, _) => (1, *f, Anchor::Any, false, 0),
+            Key::Substr(f, _, a, fold, _) => (2, *f, *a, *fold, 0),
+            Key::Gate(id, _) => (3, Field::Type, Anchor::Any, false, *id),
         }
     }
 }
@@ -137,6 +156,10 @@ fn leaf_key(p: &Pred) -> Option<Key<'_>> {
 /// The best indexable leaf among the conjuncts `p` requires (through `and` and macros).
 fn required_key(p: &Pred) -> Option<Key<'_>> {
     match p {
+        // A negated macro (`not privileged_execution`) is usually true: not worth a gate.
+        Pred::Macro(id, inner) if !matches!(**inner, Pred::Not(_)) && entity_only(inner) => {
+            Some(Key::Gate(*id, p))
+        }
         Pred::Macro(_, inner) => required_key(inner),
         Pred::And(v) => v
             .iter()
@@ -193,12 +216,13 @@ impl RuleIndex {
         !self.groups.is_empty()
     }
 
-    /// Positions of the rules to evaluate for `rec`, sorted, without duplicates.
-    pub fn candidates(&self, rec: &Record, out: &mut Vec<u32>) {
+    /// Positions of the rules to evaluate for `rec`, sorted, without duplicates (`memo`: the
+    /// record's macro values, which gates read and fill).
+    pub fn candidates(&self, rec: &Record, memo: &mut Memo, out: &mut Vec<u32>) {
         out.clear();
         out.extend_from_slice(&self.always);
         for g in &self.groups {
-            g.candidates(rec, out);
+            g.candidates(rec, memo, out);
         }
         out.sort_unstable();
         out.dedup();
@@ -207,7 +231,7 @@ impl RuleIndex {
 
 fn has_empty(k: &Key) -> bool {
     match k {
-        Key::StrEq(..) | Key::IntEq(..) => false,
+        Key::Gate(..) | Key::StrEq(..) | Key::IntEq(..) => false,
         Key::Substr(.., pats) => pats.iter().any(|p| p.is_empty()),
     }
 }
@@ -215,6 +239,10 @@ fn has_empty(k: &Key) -> bool {
 impl Group {
     fn build(list: &[(u32, &Key)]) -> Option<Group> {
         match list.first()?.1 {
+            Key::Gate(_, pred) => Some(Group::Gate {
+                pred: (*pred).clone(),
+                rules: list.iter().map(|(p, _)| *p).collect(),
+            }),
             Key::StrEq(_, get, _) => {
                 let mut map: FxHashMap<Box<str>, Vec<u32>> = FxHashMap::default();
                 for (pos, k) in list {
@@ -277,8 +305,13 @@ impl Group {
         }
     }
 
-    fn candidates(&self, rec: &Record, out: &mut Vec<u32>) {
+    fn candidates(&self, rec: &Record, memo: &mut Memo, out: &mut Vec<u32>) {
         match self {
+            Group::Gate { pred, rules } => {
+                if pred.eval_memo(rec, memo) {
+                    out.extend_from_slice(rules);
+                }
+            }
             Group::StrEq { get, map } => {
                 let v = get(rec);
                 if v.contains(',') {

@@ -101,7 +101,7 @@ impl Engine {
                 let mut matched = false;
                 if bucket.index.is_active() {
                     let mut cands = std::mem::take(&mut memo.cands);
-                    bucket.index.candidates(rec, &mut cands);
+                    bucket.index.candidates(rec, memo, &mut cands);
                     for &pos in &cands {
                         let (i, p) = &bucket.rules[pos as usize];
                         if self.eval_rule(*i, p, rec, memo, timed) {

@@ -231,4 +231,11 @@ impl Memo {
     pub fn buckets(&self) -> usize {
         self.buckets.len()
     }
+
+    /// The buckets built so far with their dispatch keys (diagnostics: `sfbench`).
+    pub fn bucket_list(&self) -> Vec<((u8, i32, i32), Arc<Bucket>)> {
+        let mut v: Vec<_> = self.buckets.iter().map(|(k, b)| (*k, b.clone())).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
 }

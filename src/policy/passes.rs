@@ -144,6 +144,37 @@ pub(crate) fn mark_record_macros(p: &Pred, per_record: &mut [bool]) {
     }
 }
 
+/// Orders the operands of every `and`/`or` in a bucket's residual condition so that memoised
+/// entity-only macros come first: after specialisation for a dispatch key, a rule such as
+/// `open_write and bin_dir` on a read-only flow is `bin_dir and sed_write`, and `sed_write` is
+/// one memo lookup for most records (its value carries over between records of the same
+/// process) and false for nearly all, while `bin_dir` reads the file path every time. The
+/// operands are side-effect free, so the order changes the cost, not the result.
+pub(crate) fn memo_first(p: Pred) -> Pred {
+    fn rank(p: &Pred) -> u32 {
+        match p {
+            Pred::Macro(_, inner) if entity_only(inner) => 0,
+            Pred::Not(x) if matches!(**x, Pred::Macro(_, ref i) if entity_only(i)) => 0,
+            other => cost(other).saturating_add(1),
+        }
+    }
+    match p {
+        Pred::And(v) => {
+            let mut v: Vec<Pred> = v.into_iter().map(memo_first).collect();
+            v.sort_by_cached_key(rank);
+            Pred::And(v)
+        }
+        Pred::Or(v) => {
+            let mut v: Vec<Pred> = v.into_iter().map(memo_first).collect();
+            v.sort_by_cached_key(rank);
+            Pred::Or(v)
+        }
+        Pred::Not(x) => Pred::Not(Box::new(memo_first(*x))),
+        Pred::Macro(id, inner) => Pred::Macro(id, Arc::new(memo_first((*inner).clone()))),
+        leaf => leaf,
+    }
+}
+
 pub(crate) fn cheapest_first(mut v: Vec<Pred>) -> Vec<Pred> {
     // Cached: `cost` walks macro expansions, so it is computed once per operand.
     v.sort_by_cached_key(cost);

@@ -121,7 +121,7 @@ impl PolicySet {
             if !f.types.contains(kind) {
                 continue;
             }
-            match f.per_type[b].specialise_for_key(probe) {
+            match super::passes::memo_first(f.per_type[b].specialise_for_key(probe)) {
                 Pred::Const(false) => {}
                 Pred::Const(true) => {
                     out.drop = true;
@@ -132,7 +132,7 @@ impl PolicySet {
             }
         }
         for &i in &self.index[b] {
-            match self.rules[i].per_type[b].specialise_for_key(probe) {
+            match super::passes::memo_first(self.rules[i].per_type[b].specialise_for_key(probe)) {
                 Pred::Const(false) => {}
                 p => out.rules.push((i, p)),
             }

@@ -237,6 +237,55 @@ fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64)
         memo.switches,
         memo.restored
     );
+    // Where the time goes: the sampled evaluation time per rule (SFBENCH_TOP rules).
+    let top: usize = std::env::var("SFBENCH_TOP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if std::env::var_os("SFBENCH_BUCKETS").is_some() {
+        let mut per_key: std::collections::HashMap<(u8, i32, i32), u64> = Default::default();
+        for r in &recs {
+            if let Some(bit) = sfprocessor::policy::ir::TypeSet::bit(r.kind()) {
+                *per_key
+                    .entry(sfprocessor::policy::memo::dispatch_key(bit, r))
+                    .or_default() += 1;
+            }
+        }
+        let show = std::env::var("SFBENCH_BUCKETS").unwrap_or_default();
+        for (k, b) in memo.bucket_list() {
+            eprintln!(
+                "key {k:?}: {} records, drop {}, {} filters, {} rules, index {:?}",
+                per_key.get(&k).copied().unwrap_or(0),
+                b.drop,
+                b.filters.len(),
+                b.rules.len(),
+                b.index
+            );
+            for (i, p) in &b.rules {
+                let name = &engine.set.rules[*i].name;
+                if !show.is_empty() && (name.contains(show.as_str()) || show == format!("{k:?}")) {
+                    eprintln!("   {}: {p:?}", engine.set.rules[*i].name);
+                }
+            }
+        }
+    }
+    if top > 0 {
+        let mut by: Vec<(u64, &str)> = engine
+            .set
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.eval_nanos.load(std::sync::atomic::Ordering::Relaxed),
+                    &*r.name,
+                )
+            })
+            .collect();
+        by.sort_by_key(|b| std::cmp::Reverse(b.0));
+        for (ns, name) in by.iter().take(top) {
+            eprintln!("{:>8.1} ns/record  {name}", *ns as f64 / n as f64);
+        }
+    }
     Ok((n, t.elapsed().as_secs_f64()))
 }
 
