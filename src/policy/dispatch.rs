@@ -21,7 +21,7 @@ use super::attr::{self, Field, Kind2, StrGetter, Value};
 use super::ir::Pred;
 use super::memo::Memo;
 use super::parser::BinOp;
-use super::passes::entity_only;
+use super::passes::is_entity_macro;
 use crate::record::Record;
 
 /// Fewest rules sharing a requirement for an index group to pay off.
@@ -44,7 +44,11 @@ enum Anchor {
 
 enum Group {
     /// A memoised entity-only macro the rules require to be true.
-    Gate { pred: Pred, rules: Vec<u32> },
+    Gate {
+        id: usize,
+        pred: Pred,
+        rules: Vec<u32>,
+    },
     /// String field equal to one of the literals (`=`, `in`).
     StrEq {
         get: StrGetter,
@@ -72,10 +76,7 @@ enum Group {
 impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Group::Gate { pred, rules } => match pred {
-                Pred::Macro(id, _) => write!(f, "Gate(macro {id}, {} rules)", rules.len()),
-                _ => write!(f, "Gate({} rules)", rules.len()),
-            },
+            Group::Gate { id, rules, .. } => write!(f, "Gate(macro {id}, {} rules)", rules.len()),
             Group::StrEq { map, .. } => write!(f, "StrEq({} values)", map.len()),
             Group::IntEq { field, map, .. } => write!(f, "IntEq({field:?}, {} values)", map.len()),
             Group::Substr { anchor, rules, .. } => {
@@ -157,7 +158,7 @@ fn leaf_key(p: &Pred) -> Option<Key<'_>> {
 fn required_key(p: &Pred) -> Option<Key<'_>> {
     match p {
         // A negated macro (`not privileged_execution`) is usually true: not worth a gate.
-        Pred::Macro(id, inner) if !matches!(**inner, Pred::Not(_)) && entity_only(inner) => {
+        Pred::Macro(id, inner) if !matches!(**inner, Pred::Not(_)) && is_entity_macro(p) => {
             Some(Key::Gate(*id, p))
         }
         Pred::Macro(_, inner) => required_key(inner),
@@ -239,7 +240,8 @@ fn has_empty(k: &Key) -> bool {
 impl Group {
     fn build(list: &[(u32, &Key)]) -> Option<Group> {
         match list.first()?.1 {
-            Key::Gate(_, pred) => Some(Group::Gate {
+            Key::Gate(id, pred) => Some(Group::Gate {
+                id: *id,
                 pred: (*pred).clone(),
                 rules: list.iter().map(|(p, _)| *p).collect(),
             }),
@@ -307,7 +309,7 @@ impl Group {
 
     fn candidates(&self, rec: &Record, memo: &mut Memo, out: &mut Vec<u32>) {
         match self {
-            Group::Gate { pred, rules } => {
+            Group::Gate { pred, rules, .. } => {
                 if pred.eval_memo(rec, memo) {
                     out.extend_from_slice(rules);
                 }

@@ -144,6 +144,12 @@ pub(crate) fn mark_record_macros(p: &Pred, per_record: &mut [bool]) {
     }
 }
 
+/// Whether `p` is a memoised macro that reads only entity fields: its value carries over
+/// between records of the same process, so evaluating it is usually one memo lookup.
+pub(crate) fn is_entity_macro(p: &Pred) -> bool {
+    matches!(p, Pred::Macro(_, inner) if entity_only(inner))
+}
+
 /// Orders the operands of every `and`/`or` in a bucket's residual condition so that memoised
 /// entity-only macros come first: after specialisation for a dispatch key, a rule such as
 /// `open_write and bin_dir` on a read-only flow is `bin_dir and sed_write`, and `sed_write` is
@@ -153,22 +159,19 @@ pub(crate) fn mark_record_macros(p: &Pred, per_record: &mut [bool]) {
 pub(crate) fn memo_first(p: Pred) -> Pred {
     fn rank(p: &Pred) -> u32 {
         match p {
-            Pred::Macro(_, inner) if entity_only(inner) => 0,
-            Pred::Not(x) if matches!(**x, Pred::Macro(_, ref i) if entity_only(i)) => 0,
+            Pred::Not(x) if is_entity_macro(x) => 0,
+            p if is_entity_macro(p) => 0,
             other => cost(other).saturating_add(1),
         }
     }
+    fn ordered(v: Vec<Pred>) -> Vec<Pred> {
+        let mut v: Vec<Pred> = v.into_iter().map(memo_first).collect();
+        v.sort_by_cached_key(rank);
+        v
+    }
     match p {
-        Pred::And(v) => {
-            let mut v: Vec<Pred> = v.into_iter().map(memo_first).collect();
-            v.sort_by_cached_key(rank);
-            Pred::And(v)
-        }
-        Pred::Or(v) => {
-            let mut v: Vec<Pred> = v.into_iter().map(memo_first).collect();
-            v.sort_by_cached_key(rank);
-            Pred::Or(v)
-        }
+        Pred::And(v) => Pred::And(ordered(v)),
+        Pred::Or(v) => Pred::Or(ordered(v)),
         Pred::Not(x) => Pred::Not(Box::new(memo_first(*x))),
         Pred::Macro(id, inner) => Pred::Macro(id, Arc::new(memo_first((*inner).clone()))),
         leaf => leaf,

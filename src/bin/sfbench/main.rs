@@ -13,7 +13,8 @@
 //! `engine`: policy evaluation only, over records already assembled in memory (the first
 //! 1,000,000 of the trace, evaluated in a loop up to the trace's size), with the upstream
 //! policies given by `-policies` (upstream's default mode; Sigma rules when `SFBENCH_SIGMA`
-//! names a field-mapping config) or `-rules N` synthetic rules. `alert`: the
+//! names a field-mapping config) or `-rules N` synthetic rules; `SFBENCH_BUCKETS=RULE` then
+//! lists the dispatch buckets and the residual conditions of the rules it names. `alert`: the
 //! full pipeline in alert mode with those policies (JSON, null exporter).
 //!
 //! Stages: decode only; + entity cache and record assembly; + JSON encoding (all on one
@@ -237,56 +238,45 @@ fn engine_stage(trace: &Path, policies: &str, rules: usize) -> Result<(u64, f64)
         memo.switches,
         memo.restored
     );
-    // Where the time goes: the sampled evaluation time per rule (SFBENCH_TOP rules).
-    let top: usize = std::env::var("SFBENCH_TOP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if std::env::var_os("SFBENCH_BUCKETS").is_some() {
-        let mut per_key: std::collections::HashMap<(u8, i32, i32), u64> = Default::default();
-        for r in &recs {
-            if let Some(bit) = sfprocessor::policy::ir::TypeSet::bit(r.kind()) {
-                *per_key
-                    .entry(sfprocessor::policy::memo::dispatch_key(bit, r))
-                    .or_default() += 1;
-            }
-        }
-        let show = std::env::var("SFBENCH_BUCKETS").unwrap_or_default();
-        for (k, b) in memo.bucket_list() {
-            eprintln!(
-                "key {k:?}: {} records, drop {}, {} filters, {} rules, index {:?}",
-                per_key.get(&k).copied().unwrap_or(0),
-                b.drop,
-                b.filters.len(),
-                b.rules.len(),
-                b.index
-            );
-            for (i, p) in &b.rules {
-                let name = &engine.set.rules[*i].name;
-                if !show.is_empty() && (name.contains(show.as_str()) || show == format!("{k:?}")) {
-                    eprintln!("   {}: {p:?}", engine.set.rules[*i].name);
-                }
-            }
-        }
-    }
-    if top > 0 {
-        let mut by: Vec<(u64, &str)> = engine
-            .set
-            .rules
-            .iter()
-            .map(|r| {
-                (
-                    r.eval_nanos.load(std::sync::atomic::Ordering::Relaxed),
-                    &*r.name,
-                )
-            })
-            .collect();
-        by.sort_by_key(|b| std::cmp::Reverse(b.0));
-        for (ns, name) in by.iter().take(top) {
-            eprintln!("{:>8.1} ns/record  {name}", *ns as f64 / n as f64);
-        }
+    if let Some(show) = std::env::var_os("SFBENCH_BUCKETS") {
+        print_buckets(&engine, &memo, &recs, &show.to_string_lossy());
     }
     Ok((n, t.elapsed().as_secs_f64()))
+}
+
+/// `SFBENCH_BUCKETS`: each dispatch bucket the run built (records per key, rules, index
+/// groups), and the residual conditions of the rules whose name contains `show` (or of every
+/// rule of the bucket whose key prints as `show`, e.g. `(3, 1408, 1)`).
+fn print_buckets(
+    engine: &sfprocessor::policy::engine::Engine,
+    memo: &sfprocessor::policy::memo::Memo,
+    recs: &[sfprocessor::record::Record],
+    show: &str,
+) {
+    use sfprocessor::policy::{ir::TypeSet, memo::dispatch_key};
+    let mut per_key: std::collections::HashMap<(u8, i32, i32), u64> = Default::default();
+    for r in recs {
+        if let Some(bit) = TypeSet::bit(r.kind()) {
+            *per_key.entry(dispatch_key(bit, r)).or_default() += 1;
+        }
+    }
+    for (k, b) in memo.bucket_list() {
+        eprintln!(
+            "key {k:?}: {} records, drop {}, {} filters, {} rules, index {:?}",
+            per_key.get(&k).copied().unwrap_or(0),
+            b.drop,
+            b.filters.len(),
+            b.rules.len(),
+            b.index
+        );
+        let whole = show == format!("{k:?}");
+        for (i, p) in &b.rules {
+            let name = &engine.set.rules[*i].name;
+            if !show.is_empty() && (whole || name.contains(show)) {
+                eprintln!("   {name}: {p:?}");
+            }
+        }
+    }
 }
 
 /// Time per rule (diagnostics for rule authors and for tuning the engine).
