@@ -118,6 +118,24 @@ pub struct EntityCache {
     /// Records carry the lineage of each process's first event (upstream's process-tree
     /// cache) for conditions.
     freeze_lineage: bool,
+    /// The entities the last event resolved for its process. Runs of events of one process
+    /// are the common case (a flow per file it touches), and the tables only change on
+    /// entity records, reaps and headers, which clear this: the next event of that process
+    /// then clones these instead of repeating three table lookups and a container-id hash.
+    last: Option<(Oid, Resolved)>,
+}
+
+/// What [`EntityCache::assemble`] looks up for a process (see `EntityCache::last`).
+#[derive(Clone)]
+struct Resolved {
+    process: Arc<Process>,
+    ancestors: Arc<[Arc<Process>]>,
+    frozen: Option<Arc<[Arc<Process>]>>,
+    container: Option<Arc<Container>>,
+    pod: Option<Arc<Pod>>,
+    /// Named but not in the tables (counted again for every record, as without the memo).
+    missing_container: bool,
+    missing_pod: bool,
 }
 
 impl Default for EntityCache {
@@ -173,6 +191,7 @@ impl EntityCache {
             limits,
             stats: CacheStats::default(),
             empty_chain: Arc::from(Vec::new()),
+            last: None,
             freeze_lineage: false,
         }
     }
@@ -200,6 +219,7 @@ impl EntityCache {
 
     /// Drops every entity (a header starts a new trace or a collector reconnect).
     pub fn reset(&mut self) {
+        self.last = None;
         self.containers.clear();
         self.pods.clear();
         self.procs.clear();
@@ -229,6 +249,7 @@ impl EntityCache {
     }
 
     fn update(&mut self, entity: SysFlow) {
+        self.last = None;
         match entity {
             SysFlow::Header(h) => {
                 self.stats.headers += 1;
@@ -404,9 +425,47 @@ impl EntityCache {
         }
     }
 
+    /// The process `oid` and its lineage, container and pod, counting what is missing.
+    fn resolve(&mut self, oid: &Oid) -> Option<Resolved> {
+        let Some(p) = self.process(oid) else {
+            self.stats.missing_process += 1;
+            return None;
+        };
+        let ancestors = self.ancestry(oid);
+        let frozen = self
+            .freeze_lineage
+            .then(|| self.frozen(oid, &p, &ancestors));
+        let mut r = Resolved {
+            process: p.clone(),
+            ancestors,
+            frozen,
+            container: None,
+            pod: None,
+            missing_container: false,
+            missing_pod: false,
+        };
+        if let Some(cid) = &p.container_id {
+            match self.containers.get(cid) {
+                Some(c) => {
+                    let c = c.value.clone();
+                    if let Some(pid) = &c.pod_id {
+                        match self.pods.get(pid) {
+                            Some(pd) => r.pod = Some(pd.value.clone()),
+                            None => r.missing_pod = true,
+                        }
+                    }
+                    r.container = Some(c);
+                }
+                None => r.missing_container = true,
+            }
+        }
+        self.stats.missing_container += u64::from(r.missing_container);
+        self.stats.missing_pod += u64::from(r.missing_pod);
+        Some(r)
+    }
+
     fn assemble(&mut self, event: Event) -> Record {
-        let mut rec = Record::new(event, self.header.clone(), self.empty_chain.clone());
-        if let Event::ProcessEvent(pe) = &rec.event {
+        if let Event::ProcessEvent(pe) = &event {
             if pe.op_flags & crate::sysflow::names::OP_EXIT != 0 {
                 if let Some(slot) = self.procs.get_mut(&pe.proc_oid) {
                     if !slot.exited {
@@ -416,33 +475,34 @@ impl EntityCache {
                 }
             }
         }
-        if let Some(oid) = rec.event.proc_oid() {
-            match self.process(&oid) {
-                Some(p) => {
-                    rec.ancestors = self.ancestry(&oid);
-                    if self.freeze_lineage {
-                        rec.frozen_lineage = Some(self.frozen(&oid, &p, &rec.ancestors));
-                    }
-                    if let Some(cid) = &p.container_id {
-                        match self.containers.get(cid) {
-                            Some(c) => {
-                                let c = c.value.clone();
-                                if let Some(pid) = &c.pod_id {
-                                    match self.pods.get(pid) {
-                                        Some(pd) => rec.pod = Some(pd.value.clone()),
-                                        None => self.stats.missing_pod += 1,
-                                    }
-                                }
-                                rec.container = Some(c);
-                            }
-                            None => self.stats.missing_container += 1,
-                        }
-                    }
-                    rec.process = Some(p);
+        let resolved = match event.proc_oid() {
+            Some(oid) => match &self.last {
+                Some((o, r)) if *o == oid => {
+                    self.stats.missing_container += u64::from(r.missing_container);
+                    self.stats.missing_pod += u64::from(r.missing_pod);
+                    Some(r.clone())
                 }
-                None => self.stats.missing_process += 1,
+                _ => {
+                    let r = self.resolve(&oid);
+                    if let Some(r) = &r {
+                        self.last = Some((oid, r.clone()));
+                    }
+                    r
+                }
+            },
+            None => None,
+        };
+        let mut rec = match resolved {
+            Some(r) => {
+                let mut rec = Record::new(event, self.header.clone(), r.ancestors);
+                rec.process = Some(r.process);
+                rec.frozen_lineage = r.frozen;
+                rec.container = r.container;
+                rec.pod = r.pod;
+                rec
             }
-        }
+            None => Record::new(event, self.header.clone(), self.empty_chain.clone()),
+        };
         match &rec.event {
             Event::FileFlow(ff) => {
                 let foid = ff.file_oid;
@@ -465,6 +525,7 @@ impl EntityCache {
     /// Removes exited processes whose grace period is over and that no held process names as
     /// parent; a removal can make its own parent removable.
     fn reap(&mut self) {
+        self.last = None;
         while let Some(&(oid, at)) = self.exits.front() {
             if at + self.limits.exit_grace_records > self.seq {
                 break;
@@ -582,6 +643,54 @@ mod tests {
         assert!(r.file.is_none());
         let s = c.stats();
         assert_eq!((s.missing_process, s.missing_file), (2, 1));
+    }
+
+    fn with_container(hpid: i64, exe: &str, cid: &str) -> SysFlow {
+        SysFlow::Process(Process {
+            state: ObjectState::Created,
+            oid: Oid { create_ts: 1, hpid },
+            exe: exe.to_string(),
+            container_id: Some(cid.to_string()),
+            ..Default::default()
+        })
+    }
+
+    /// The last-process memo: a run of one process's events reuses what the first resolved,
+    /// an entity record in between is seen by the next event, and missing entities are still
+    /// counted per record.
+    #[test]
+    fn runs_of_one_process_see_every_entity_update() {
+        let mut c = EntityCache::default();
+        c.apply(with_container(7, "/a", "c1"));
+        let first = c.apply(pe(7)).unwrap();
+        let second = c.apply(pe(7)).unwrap();
+        assert!(Arc::ptr_eq(
+            first.process.as_ref().unwrap(),
+            second.process.as_ref().unwrap()
+        ));
+        assert!(first.container.is_none());
+        assert_eq!(c.stats().missing_container, 2);
+        // The container arrives: the next event of the same process has it.
+        c.apply(SysFlow::Container(Container {
+            id: "c1".into(),
+            name: "web".into(),
+            ..Default::default()
+        }));
+        let r = c.apply(pe(7)).unwrap();
+        assert_eq!(r.container.as_ref().map(|c| c.name.as_str()), Some("web"));
+        assert_eq!(c.stats().missing_container, 2);
+        // A MODIFIED record of the process between two of its events.
+        c.apply(proc(7, None, "/b", ObjectState::Modified));
+        assert_eq!(c.apply(pe(7)).unwrap().process.unwrap().exe, "/b");
+        // Another process in between, then back.
+        c.apply(proc(8, Some(7), "/child", ObjectState::Created));
+        let r = c.apply(pe(8)).unwrap();
+        assert_eq!(r.process.unwrap().exe, "/child");
+        assert_eq!(r.ancestors[0].exe, "/b");
+        assert_eq!(c.apply(pe(7)).unwrap().process.unwrap().exe, "/b");
+        // A header drops everything, the memo included.
+        c.apply(SysFlow::Header(Header::default()));
+        assert!(c.apply(pe(7)).unwrap().process.is_none());
     }
 
     fn exit(hpid: i64) -> SysFlow {

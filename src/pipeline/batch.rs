@@ -48,9 +48,26 @@ impl BatchLen for Datums {
     }
 }
 
-/// Flattener -> policy engine -> exporters.
+/// Flattener -> policy engine -> exporters. The second field is set when every record of
+/// the batch belongs to one policy shard (see [`Part`]).
 #[derive(Debug, Clone, Default)]
-pub struct Records(pub Vec<Record>);
+pub struct Records(pub Vec<Record>, pub Option<Part>);
+
+impl Records {
+    /// A batch not known to belong to one shard.
+    pub fn new(records: Vec<Record>) -> Self {
+        Records(records, None)
+    }
+}
+
+/// Every record of a batch maps to shard `shard` of `of` by its process key: the flattener
+/// splits its output this way when it feeds a sharded policy stage, so the router forwards
+/// the batch whole instead of moving each record (248 bytes) into a new vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub shard: u32,
+    pub of: u32,
+}
 
 impl BatchLen for Records {
     fn batch_len(&self) -> usize {

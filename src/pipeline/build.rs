@@ -14,7 +14,8 @@ use sfactors::{
 use super::batch::Records;
 use super::driver::{FileDriver, Listing, SocketDriver, SocketSettings};
 use super::live::Live;
-use super::plan::{Handler, PipelinePlan, StageKind};
+use super::plan::{Handler, PipelinePlan, PolicyStage, StageKind};
+use super::reclaim::{Reclaim, Reclaimer};
 use super::run::RunOptions;
 use super::{exporter, flattener, monitor, policy, printer, reader};
 use crate::cache::CacheStats;
@@ -49,6 +50,18 @@ impl From<Vec<std::path::PathBuf>> for Input {
 
 type RecordsDown = Downstream<Records>;
 
+/// The shard count of the one sharded policy stage in `downstream` (the flattener then
+/// splits its batches for it), or 1.
+fn feeds_shards(plan: &PipelinePlan, downstream: &[usize]) -> usize {
+    match downstream {
+        [one] => match &plan.stages[*one].policy {
+            Some(ps) if ps.shards > 1 => ps.shards,
+            _ => 1,
+        },
+        _ => 1,
+    }
+}
+
 /// Everything a build shares; lives for the duration of the System's main future.
 pub(super) struct Builder<'a> {
     pub plan: &'a PipelinePlan,
@@ -62,6 +75,9 @@ pub(super) struct Builder<'a> {
     pub arbiters: &'a mut Vec<Arbiter>,
     /// Nodes started (the control channel waits for as many completions).
     pub nodes: usize,
+    /// The policy nodes' end of the channel that takes their dropped records back to the
+    /// flattener (`super::reclaim`); set by `build`.
+    pub reclaim: Option<Reclaim>,
 }
 
 impl Builder<'_> {
@@ -109,6 +125,8 @@ impl Builder<'_> {
     /// Starts every stage and the driver.
     pub fn build(&mut self, input: Input) -> Result<(), String> {
         let plan = self.plan;
+        let (reclaim, reclaimer) = super::reclaim::channel();
+        self.reclaim = Some(reclaim);
         let mut entries: HashMap<usize, RecordsDown> = HashMap::new();
         // Each pass starts every non-reader stage whose consumers are all running.
         let mut pending: Vec<usize> = (0..plan.stages.len())
@@ -130,7 +148,7 @@ impl Builder<'_> {
             }
             pending = blocked;
         }
-        self.reader_chain(&entries, input)
+        self.reader_chain(&entries, input, reclaimer)
     }
 
     /// Starts stage `i` (not the reader) and returns its entry point.
@@ -180,7 +198,7 @@ impl Builder<'_> {
                     .recipient(),
                 Some(ps) if ps.shards == 1 => {
                     self.live.add_policy(&name, ps.handle.clone());
-                    let node = policy::PolicyNode::new(ps.handle.clone());
+                    let node = self.policy_node(ps);
                     self.start(&arb, node, metrics.clone(), down, sp.upstreams)
                         .recipient()
                 }
@@ -190,7 +208,7 @@ impl Builder<'_> {
                     let mut shard_downs = Vec::new();
                     for k in 0..ps.shards {
                         let (sarb, sm) = self.spawn(format!("{name}.shard{k}"), processor, "");
-                        let node = policy::PolicyNode::new(ps.handle.clone());
+                        let node = self.policy_node(ps);
                         let shard = self.start(&sarb, node, sm.clone(), down.clone(), 1);
                         shard_downs.push(Downstream {
                             recipient: shard.recipient(),
@@ -214,16 +232,26 @@ impl Builder<'_> {
         Ok(Downstream { recipient, metrics })
     }
 
+    fn policy_node(&self, ps: &PolicyStage) -> policy::PolicyNode {
+        let node = policy::PolicyNode::new(ps.handle.clone());
+        match &self.reclaim {
+            Some(r) => node.with_reclaim(r.clone()),
+            None => node,
+        }
+    }
+
     /// The reader stage (handler, flattener, reader) and the driver.
     fn reader_chain(
         &mut self,
         entries: &HashMap<usize, RecordsDown>,
         input: Input,
+        reclaimer: Reclaimer,
     ) -> Result<(), String> {
         let plan = self.plan;
         let rp = &plan.stages[plan.entry];
         let reader_stage = rp.config.processor.as_str();
-        let down: Vec<RecordsDown> = if rp.kind == StageKind::Reader(Handler::Printer) {
+        let printer = rp.kind == StageKind::Reader(Handler::Printer);
+        let down: Vec<RecordsDown> = if printer {
             let (arb, pm) = self.spawn(format!("printer[{}]", rp.config.index), reader_stage, "");
             let node = printer::LogSinkNode::new(printer::LogSink::Printer, pm.clone());
             let p = self.start(&arb, node, pm.clone(), vec![], 1);
@@ -241,7 +269,13 @@ impl Builder<'_> {
             self.live.tables.clone(),
         )
         .with_rate_limit(plan.rate_limit)
-        .with_upstream_quirks(plan.upstream_quirks);
+        .with_upstream_quirks(plan.upstream_quirks)
+        .with_reclaimer(reclaimer)
+        .with_shards(if printer {
+            1
+        } else {
+            feeds_shards(plan, &rp.downstream)
+        });
         let flat = self.start(&arb, node, fm.clone(), down, 1);
         let (arb, rm) = self.spawn("reader".to_string(), reader_stage, "");
         let node = reader::ReaderNode::new(

@@ -15,6 +15,7 @@ mod plan;
 pub mod policy;
 pub mod printer;
 pub mod reader;
+pub mod reclaim;
 mod run;
 
 pub use build::Input;

@@ -134,6 +134,7 @@ pub fn run_live(
                 stop: stop.clone(),
                 arbiters,
                 nodes: 0,
+                reclaim: None,
             };
             b.build(input)?;
             let nodes = b.nodes;

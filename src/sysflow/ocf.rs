@@ -75,10 +75,7 @@ impl Codec {
                 out.extend_from_slice(data);
                 Ok(())
             }
-            Codec::Deflate => {
-                let d = flate2::read::DeflateDecoder::new(data);
-                bounded_read(d, out, "deflate", max)
-            }
+            Codec::Deflate => inflate(data, out, max),
             Codec::Snappy => {
                 if data.len() < 4 {
                     return Err(DecodeError::Codec(
@@ -118,6 +115,50 @@ fn too_large(codec: &str, max: u64) -> DecodeError {
 
 /// Reads at most `max` bytes (plus one, to tell "exactly max" from "more"): a decompression
 /// bomb is an error, not an allocation.
+/// Raw deflate into `out`, at most `max` bytes. One inflate call per output buffer size
+/// instead of the `Read` adapter's copy through its own buffer and small reads; like that
+/// adapter, input that ends before the final block keeps what was inflated (the datum
+/// decoder then reports the short block), and bytes after the final block are ignored.
+fn inflate(data: &[u8], out: &mut Vec<u8>, max: u64) -> Result<(), DecodeError> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let mut d = Decompress::new(false);
+    let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
+    // The scratch buffer keeps its capacity between blocks; start from 4x the input.
+    out.reserve(data.len().saturating_mul(4).min(limit));
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= limit {
+                out.clear();
+                return Err(too_large("deflate", max));
+            }
+            out.reserve(out.len().max(4096).min(limit - out.len()));
+        }
+        let consumed = d.total_in() as usize;
+        let before = out.len();
+        let status = d
+            .decompress_vec(
+                &data[consumed.min(data.len())..],
+                out,
+                FlushDecompress::None,
+            )
+            .map_err(|e| DecodeError::Codec(format!("deflate: {e}")))?;
+        if out.len() as u64 > max {
+            out.clear();
+            return Err(too_large("deflate", max));
+        }
+        match status {
+            Status::StreamEnd => return Ok(()),
+            Status::Ok | Status::BufError => {
+                let stalled = out.len() == before && d.total_in() as usize == consumed;
+                // No progress with room left: the input ended inside the stream.
+                if stalled && out.len() < out.capacity() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 fn bounded_read(r: impl Read, out: &mut Vec<u8>, codec: &str, max: u64) -> Result<(), DecodeError> {
     let n = r
         .take(max.saturating_add(1))
@@ -450,6 +491,65 @@ impl<R: Read> OcfReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deflated(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn inflate_grows_its_buffer_and_keeps_the_limit() {
+        // Highly compressible: the output outgrows the 4x first guess many times.
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
+        let z = deflated(&data);
+        let mut out = Vec::new();
+        Codec::Deflate.decompress(&z, &mut out, 1 << 20).unwrap();
+        assert_eq!(out, data);
+        // Exactly at the limit passes; one byte less is refused and leaves nothing.
+        Codec::Deflate
+            .decompress(&z, &mut out, data.len() as u64)
+            .unwrap();
+        assert_eq!(out.len(), data.len());
+        let e = Codec::Deflate
+            .decompress(&z, &mut out, data.len() as u64 - 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("block.maxsize"), "{e}");
+        assert!(out.is_empty());
+        // A reused buffer with room to spare gives the same bytes.
+        let mut big = Vec::with_capacity(4 << 20);
+        Codec::Deflate.decompress(&z, &mut big, 1 << 20).unwrap();
+        assert_eq!(big, data);
+    }
+
+    #[test]
+    fn truncated_or_corrupt_deflate_keeps_the_prefix_or_fails() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let z = deflated(&data);
+        let mut out = Vec::new();
+        // Input cut short: what inflated is kept (the datum decoder reports the short block).
+        Codec::Deflate
+            .decompress(&z[..z.len() / 2], &mut out, 1 << 20)
+            .unwrap();
+        assert!(!out.is_empty() && out.len() < data.len());
+        assert_eq!(out[..], data[..out.len()]);
+        // Bytes after the final block are ignored.
+        let mut padded = z.clone();
+        padded.extend_from_slice(b"trailing");
+        Codec::Deflate
+            .decompress(&padded, &mut out, 1 << 20)
+            .unwrap();
+        assert_eq!(out, data);
+        // A reserved block type (binary 11) is an error, not a hang.
+        let e = Codec::Deflate
+            .decompress(&[0x07, 0, 0], &mut out, 1 << 20)
+            .unwrap_err();
+        assert!(e.to_string().starts_with("deflate"), "{e}");
+        // Empty input: nothing inflated.
+        Codec::Deflate.decompress(&[], &mut out, 1 << 20).unwrap();
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn wrong_magic_is_a_header_error() {

@@ -40,6 +40,23 @@ pub fn decode_block_limited(
     scratch: &mut Vec<u8>,
     limits: &BlockLimits,
 ) -> BlockOutcome {
+    let mut records = Vec::new();
+    let mut out = decode_block_into(plan, codec, block, scratch, limits, &mut records);
+    out.records = records;
+    out
+}
+
+/// [`decode_block_limited`] appending the records to `records` (the reader's batch), so a
+/// batch of several blocks is decoded in place instead of block by block and then moved
+/// again. The outcome's own `records` stays empty.
+pub fn decode_block_into(
+    plan: &DatumPlan,
+    codec: Codec,
+    block: &RawBlock,
+    scratch: &mut Vec<u8>,
+    limits: &BlockLimits,
+    records: &mut Vec<SysFlow>,
+) -> BlockOutcome {
     let mut out = BlockOutcome::default();
     if block.count > limits.max_records {
         out.error = Some(DecodeError::Codec(format!(
@@ -55,13 +72,12 @@ pub fn decode_block_limited(
         return out;
     }
     // Every datum takes at least one byte: the declared count cannot be trusted beyond that.
-    out.records
-        .reserve(block.count.min(scratch.len() as u64).min(1 << 16) as usize);
+    records.reserve(block.count.min(scratch.len() as u64).min(1 << 16) as usize);
     let mut c = Cursor::new(scratch);
     let mut done = 0u64;
     while done < block.count {
         match plan.decode(&mut c) {
-            Ok(Decoded::Record(r)) => out.records.push(r),
+            Ok(Decoded::Record(r)) => records.push(r),
             Ok(Decoded::Unknown(_)) => out.unknown += 1,
             Err(e) => {
                 out.error = Some(e);

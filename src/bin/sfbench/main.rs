@@ -123,15 +123,22 @@ fn decode_stage(trace: &Path, with_cache: bool, encode: bool) -> Result<u64, Str
 }
 
 /// Runs a pipeline configuration over `trace`; returns the records the driver read.
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 fn run_pipeline(cfg_text: &str, name: &str, trace: &Path) -> Result<(u64, u64), String> {
     let cfg = PipelineConfig::parse(cfg_text, name, &[]).map_err(|e| e.to_string())?;
     let plan = pipeline::plan(&cfg).map_err(|e| e.to_string())?;
-    let out = pipeline::run(
-        &plan,
-        vec![trace.to_path_buf()],
-        StopFlag::new(),
-        RunOptions::default(),
-    );
+    // SFBENCH_BATCH=N / SFBENCH_WINDOW=N: records per driver batch, batches in flight per edge.
+    let mut opts = RunOptions::default();
+    if let Some(n) = env_number("SFBENCH_BATCH") {
+        opts.batch_records = n;
+    }
+    if let Some(n) = env_number("SFBENCH_WINDOW") {
+        opts.window = n as usize;
+    }
+    let out = pipeline::run(&plan, vec![trace.to_path_buf()], StopFlag::new(), opts);
     if let Some(f) = out.failure {
         return Err(f);
     }
@@ -338,10 +345,15 @@ fn alert_stage(trace: &Path, policies: &str) -> Result<u64, String> {
             std::fs::copy(&f, dir.join(name)).map_err(|e| e.to_string())?;
         }
     }
+    // SFBENCH_CONCURRENCY=N: the policy stage's `concurrency` (shards); default: one per core.
+    let concurrency = match std::env::var("SFBENCH_CONCURRENCY") {
+        Ok(n) => format!(r#","concurrency":"{n}""#),
+        Err(_) => String::new(),
+    };
     let cfg_text = format!(
         r#"{{"pipeline":[
  {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
- {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","policies":"{}"}},
+ {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","policies":"{}"{concurrency}}},
  {{"processor":"exporter","in":"evt eventchan","export":"null","format":"json"}}]}}"#,
         dir.display()
     );

@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use sfactors::{Node, NodeError};
 
-use super::batch::{Datums, Records};
+use super::batch::{Datums, Part, Records};
+use super::policy::shard_of;
+use super::reclaim::Reclaimer;
 use crate::cache::{CacheLimits, CacheStats, EntityCache};
 use crate::ratelimit::RateLimiter;
+use crate::record::Record;
 use crate::stats::TableStats;
 
 pub struct FlattenerNode {
@@ -27,6 +30,10 @@ pub struct FlattenerNode {
     op_names: Option<OpNameCache>,
     /// Upstream's quirks are on (the cache is rebuilt with them after a panic).
     quirks: bool,
+    /// Shards of the sharded policy stage this node feeds (1: one batch per input batch).
+    shards: usize,
+    /// Records the policy engine did not emit, dropped here (`super::reclaim`).
+    reclaimer: Option<Reclaimer>,
 }
 
 /// Upstream renders op flag names once per flags value (its cache key is the value as a
@@ -66,7 +73,22 @@ impl FlattenerNode {
             carried_limited: 0,
             op_names: None,
             quirks: false,
+            shards: 1,
+            reclaimer: None,
         }
+    }
+
+    /// Drops the records the policy engine hands back through `r` (before each batch).
+    pub fn with_reclaimer(mut self, r: Reclaimer) -> Self {
+        self.reclaimer = Some(r);
+        self
+    }
+
+    /// Feeding a policy stage of `shards` shards: each output batch holds one shard's
+    /// records (marked with its [`Part`]), so the router does not move them again.
+    pub fn with_shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1);
+        self
     }
 
     /// With upstream's op-flag name cache and process-tree cache for conditions (`quirks:
@@ -114,26 +136,48 @@ impl Node for FlattenerNode {
     type Out = Records;
 
     fn process(&mut self, input: Datums, out: &mut Vec<Records>) -> Result<(), NodeError> {
-        let mut recs = Vec::with_capacity(input.0.len());
+        if let Some(r) = &self.reclaimer {
+            r.drain();
+        }
+        let shards = self.shards;
+        let mut parts: Vec<Vec<Record>> = (0..shards)
+            .map(|_| Vec::with_capacity(input.0.len() / shards + 1))
+            .collect();
+        // One clock reading per batch, as the limiter's own `filter` does.
+        let now = std::time::Instant::now();
         for sf in input.0 {
-            if let Some(mut r) = self.cache.apply(sf) {
-                if let Some(c) = &mut self.op_names {
-                    c.apply(&mut r);
-                }
-                recs.push(r);
+            let Some(mut r) = self.cache.apply(sf) else {
+                continue;
+            };
+            if let Some(c) = &mut self.op_names {
+                c.apply(&mut r);
             }
+            if let Some(l) = &mut self.limiter {
+                if !l.admit_at(&r, now) {
+                    continue;
+                }
+            }
+            let k = if shards > 1 { shard_of(&r, shards) } else { 0 };
+            parts[k].push(r);
         }
-        if let Some(l) = &mut self.limiter {
-            l.filter(&mut recs);
-        }
-        if !recs.is_empty() {
-            out.push(Records(recs));
+        for (k, recs) in parts.into_iter().enumerate() {
+            if recs.is_empty() {
+                continue;
+            }
+            let part = (shards > 1).then_some(Part {
+                shard: k as u32,
+                of: shards as u32,
+            });
+            out.push(Records(recs, part));
         }
         self.publish_stats();
         Ok(())
     }
 
     fn finish(&mut self, _out: &mut Vec<Records>) -> Result<(), NodeError> {
+        if let Some(r) = &self.reclaimer {
+            r.drain();
+        }
         self.publish_stats();
         if self.limiter.is_some() {
             tracing::info!(
@@ -167,5 +211,93 @@ impl Node for FlattenerNode {
             self.carried_limited += l.dropped;
             l.dropped = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysflow::model::{Oid, Process, ProcessEvent};
+    use crate::sysflow::SysFlow;
+
+    fn node(shards: usize, maxage: Option<std::time::Duration>) -> FlattenerNode {
+        FlattenerNode::new(
+            CacheLimits::default(),
+            Arc::default(),
+            Arc::new(TableStats::default()),
+        )
+        .with_rate_limit(maxage)
+        .with_shards(shards)
+    }
+
+    fn datums() -> Vec<SysFlow> {
+        let mut v: Vec<SysFlow> = (0..4)
+            .map(|hpid| {
+                SysFlow::Process(Process {
+                    oid: Oid { create_ts: 1, hpid },
+                    // One executable: the limiter's key is the same for every process.
+                    exe: "/bin/same".to_string(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        v.extend((0..20).map(|i| {
+            SysFlow::ProcessEvent(ProcessEvent {
+                proc_oid: Oid {
+                    create_ts: 1,
+                    hpid: i % 4,
+                },
+                ts: i,
+                ..Default::default()
+            })
+        }));
+        v
+    }
+
+    #[test]
+    fn feeding_shards_splits_each_batch_by_process_in_order() {
+        let mut out = Vec::new();
+        node(2, None).process(Datums(datums()), &mut out).unwrap();
+        assert!(out.len() <= 2);
+        let mut n = 0;
+        for b in &out {
+            let p = b.1.expect("marked with its shard");
+            assert_eq!(p.of, 2);
+            assert!(b.0.iter().all(|r| shard_of(r, 2) == p.shard as usize));
+            let ts: Vec<i64> = b.0.iter().map(|r| r.event.ts()).collect();
+            assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
+            n += b.0.len();
+        }
+        assert_eq!(n, 20);
+        // One consumer: one batch in input order, not marked.
+        let mut out = Vec::new();
+        node(1, None).process(Datums(datums()), &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].1.is_none());
+        let ts: Vec<i64> = out[0].0.iter().map(|r| r.event.ts()).collect();
+        assert_eq!(ts, (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_rate_limiter_sees_records_in_input_order_when_splitting() {
+        // Every record has the same key (same executable, flags and ids): within the window
+        // only the first in input order passes, though the processes are on both shards.
+        let maxage = Some(std::time::Duration::from_secs(3600));
+        let mut split = Vec::new();
+        node(2, maxage)
+            .process(Datums(datums()), &mut split)
+            .unwrap();
+        let mut whole = Vec::new();
+        node(1, maxage)
+            .process(Datums(datums()), &mut whole)
+            .unwrap();
+        let mut a: Vec<i64> = split
+            .iter()
+            .flat_map(|b| b.0.iter().map(|r| r.event.ts()))
+            .collect();
+        a.sort();
+        let b: Vec<i64> = whole[0].0.iter().map(|r| r.event.ts()).collect();
+        assert_eq!(a, b);
+        assert_eq!(b, [0]);
     }
 }

@@ -10,7 +10,7 @@ use crate::diagnostics::{Diagnostics, Skipped};
 use crate::stats::{BadPacket, RateLimit, SocketStats};
 use crate::sysflow::ocf::BlockLimits;
 use crate::sysflow::stream::decode_packet;
-use crate::sysflow::trace::decode_block_limited;
+use crate::sysflow::trace::decode_block_into;
 use crate::sysflow::{Decoded, SysFlow};
 
 pub struct ReaderNode {
@@ -71,32 +71,39 @@ impl Node for ReaderNode {
     type Out = Datums;
 
     fn process(&mut self, input: Blocks, out: &mut Vec<Datums>) -> Result<(), NodeError> {
-        // Not sized by the blocks' declared counts: those are input (a header can declare
-        // millions of records); each block's own vector is sized by its inflated bytes.
-        let mut datums = Vec::new();
+        // Not sized by the blocks' declared counts alone: those are input (a header can
+        // declare millions of records). Each count is capped by its block's compressed size
+        // (a datum takes at least one byte, and deflate expands at most about 1000x) and the
+        // whole by the batch limit; each block then reserves by its inflated bytes.
+        let hint: u64 = input
+            .0
+            .iter()
+            .map(|j| {
+                j.block
+                    .count
+                    .min((j.block.data.len() as u64).saturating_mul(1032))
+            })
+            .fold(0u64, |a, n| a.saturating_add(n));
+        let mut datums = Vec::with_capacity(hint.min(1 << 16) as usize);
         let mut failed = None;
         for job in input.0 {
             if !job.packets.is_empty() {
                 self.packets(&job, &mut datums);
                 continue;
             }
-            let o = decode_block_limited(
+            let o = decode_block_into(
                 &job.source.plan,
                 job.source.codec,
                 &job.block,
                 &mut self.scratch,
                 &self.limits,
+                &mut datums,
             );
             if o.unknown > 0 {
                 if self.unknown == 0 {
                     tracing::warn!(file = %job.source.path, "records of unknown types skipped");
                 }
                 self.unknown += o.unknown;
-            }
-            if datums.is_empty() {
-                datums = o.records;
-            } else {
-                datums.extend(o.records);
             }
             if let Some(e) = o.error {
                 let s = Skipped {
