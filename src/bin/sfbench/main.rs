@@ -15,7 +15,9 @@
 //! policies given by `-policies` (upstream's default mode; Sigma rules when `SFBENCH_SIGMA`
 //! names a field-mapping config) or `-rules N` synthetic rules; `SFBENCH_BUCKETS=RULE` then
 //! lists the dispatch buckets and the residual conditions of the rules it names. `alert`: the
-//! full pipeline in alert mode with those policies (JSON, null exporter).
+//! full pipeline in alert mode with those policies (JSON, null exporter);
+//! `SFBENCH_CONCURRENCY=N` sets its policy shards, and `SFBENCH_BATCH` / `SFBENCH_WINDOW` the
+//! records per driver batch and batches in flight per edge of the pipeline stages.
 //!
 //! Stages: decode only; + entity cache and record assembly; + JSON encoding (all on one
 //! thread); the full actor pipeline (pass-through policy engine, JSON, null exporter).
