@@ -523,7 +523,7 @@ fn garbage_truncated_and_huge_packets_are_counted_and_the_good_ones_delivered() 
     let c = Client::connect(&agent.sock).unwrap();
     c.set_send_buffer(8 << 20).unwrap();
     // A process with an environment of ~1 MiB: one valid packet just under packet.maxsize.
-    let big = SysFlow::Process(Process {
+    let big = SysFlow::Process(Box::new(Process {
         oid: Oid {
             create_ts: 1,
             hpid: 999_999,
@@ -533,7 +533,7 @@ fn garbage_truncated_and_huge_packets_are_counted_and_the_good_ones_delivered() 
             .map(|i| format!("VAR{i:05}={}", "x".repeat(100)))
             .collect(),
         ..Default::default()
-    });
+    }));
     let big = v5(&big);
     assert!(
         big.len() > 1_000_000 && big.len() <= 1 << 20,
@@ -598,12 +598,12 @@ fn a_header_with_an_unknown_version_closes_only_that_connection() {
     let out = dir.path().join("out.json");
     let mut agent = Agent::start(dir.path(), &file_config(dir.path(), &out));
     let h = |version| {
-        v5(&SysFlow::Header(Header {
+        v5(&SysFlow::Header(Box::new(Header {
             version,
             exporter: "test".into(),
             ip: String::new(),
             filename: String::new(),
-        }))
+        })))
     };
     let c = Client::connect(&agent.sock).unwrap();
     c.send(&h(7)).unwrap();

@@ -706,12 +706,7 @@ fn upstream_rule_sets_give_upstreams_alert_counts() {
     // against the nearest earlier definitions; distribution/filter.yaml on k8s_small.sf
     // gives 78 "File Modified" alerts fewer than a type-true reading of `sf.opflags = WRITE`
     // (236), because upstream's op-flag name cache shows those write flows as SEND.
-    let traces: Vec<PathBuf> = common::inventory()
-        .iter()
-        .filter(|t| !t.writer_schema_variant.starts_with("legacy"))
-        .map(|t| upstream().join(&t.path))
-        .collect();
-    assert_eq!(traces.len(), 27);
+    let traces = readable_traces();
     let (n, _) = alerts(&policies().join("runtimeintegrity"), &traces, "");
     assert_eq!(n, 1765);
     let k8s = [upstream().join("sf-processor/resources/traces/k8s_small.sf")];
@@ -725,6 +720,59 @@ fn upstream_rule_sets_give_upstreams_alert_counts() {
             assert_eq!(upstream_meaning.get(rule), Some(n), "{rule}");
         }
     }
+}
+
+/// The 27 upstream traces upstream 0.7.0 can read (not the 10 legacy pre-v1 ones).
+fn readable_traces() -> Vec<PathBuf> {
+    let traces: Vec<PathBuf> = common::inventory()
+        .iter()
+        .filter(|t| !t.writer_schema_variant.starts_with("legacy"))
+        .map(|t| upstream().join(&t.path))
+        .collect();
+    assert_eq!(traces.len(), 27);
+    traces
+}
+
+#[test]
+fn falco_event_names_in_upstreams_test_rules_match_nothing_as_upstream() {
+    // Upstream's tests/falco.yaml compares `evt.type` with Falco's lowercase names
+    // (`execve`, `open`, ...); upstream's `evt.type` holds SysFlow's names, so the Go
+    // sf-processor 0.7.0 gives no alert on any upstream trace, and neither does the default
+    // here (41 records alerted while those names matched).
+    let (n, per_rule) = alerts(&policies().join("tests/falco.yaml"), &readable_traces(), "");
+    assert_eq!(n, 0, "{per_rule:?}");
+}
+
+/// Alert records and matches per rule of upstream's 51 Sigma rules over the 27 readable
+/// upstream traces, as the Go sf-processor 0.7.0 built from source writes them.
+const SIGMA_ALERTS: usize = 1196;
+const SIGMA_PER_RULE: &[(&str, usize)] = &[
+    ("30aed7b6-d2c1-4eaf-9382-b6bc43e50c57", 20), // file deletion
+    ("42df45e7-e6e9-43b5-8f26-bec5b39cc239", 476), // system info discovery
+    ("4c519226-f0cd-4471-bd2f-6fbb2bb68a79", 17), // network connections discovery
+    ("676381a6-15ca-4d73-a9c8-6a22e970b90d", 17), // local groups
+    ("818f7b24-0fba-4c49-a073-8b755573b9c7", 1111), // webshell detection
+    ("b45e3d6f-42c6-47d8-a478-df6bd6cf534c", 7),  // local account
+    ("ea34fb97-e2c4-4afb-810f-785e4459b194", 23), // curl usage
+];
+
+#[test]
+fn upstreams_sigma_rules_give_upstreams_alerts() {
+    // Figures of the Go sf-processor 0.7.0 built from source, over the 27 readable upstream
+    // traces: upstream ignores the logsource (a process_creation rule alerts on every record
+    // of a matching process) and ANDs lists of maps.
+    let sigma = policies().join("sigma");
+    let extra = format!(
+        r#","language":"sigma","config":"{}""#,
+        sigma.join("config/sysflow.yml").display()
+    );
+    let (n, per_rule) = alerts(&sigma.join("rules"), &readable_traces(), &extra);
+    assert_eq!(n, SIGMA_ALERTS);
+    let want: std::collections::BTreeMap<String, usize> = SIGMA_PER_RULE
+        .iter()
+        .map(|(id, n)| (id.to_string(), *n))
+        .collect();
+    assert_eq!(per_rule, want);
 }
 
 #[test]
@@ -750,13 +798,13 @@ fn conditions_see_upstreams_process_tree_cache_unless_quirks_are_fixed() {
         hpid: 1,
     };
     let proc_rec = |oid: Oid, poid: Option<Oid>, exe: &str, state: ObjectState| {
-        SysFlow::Process(Process {
+        SysFlow::Process(Box::new(Process {
             state,
             oid,
             poid,
             exe: exe.into(),
             ..Default::default()
-        })
+        }))
     };
     let read = |ts: i64| {
         SysFlow::FileFlow(FileFlow {
@@ -768,10 +816,10 @@ fn conditions_see_upstreams_process_tree_cache_unless_quirks_are_fixed() {
         })
     };
     for r in [
-        SysFlow::Header(Header {
+        SysFlow::Header(Box::new(Header {
             version: 5,
             ..Default::default()
-        }),
+        })),
         proc_rec(
             child,
             Some(parent),
@@ -785,12 +833,12 @@ fn conditions_see_upstreams_process_tree_cache_unless_quirks_are_fixed() {
             ..Default::default()
         }),
         proc_rec(parent, None, "/bin/bash", ObjectState::Created),
-        SysFlow::File(File {
+        SysFlow::File(Box::new(File {
             oid: [3; 20],
             path: "/etc/passwd".into(),
             restype: b'f' as i32,
             ..Default::default()
-        }),
+        })),
         read(40),
         proc_rec(child, Some(parent), "/usr/bin/perl", ObjectState::Modified),
         read(50),

@@ -1,7 +1,8 @@
 //! Sigma rules (`language: sigma`): upstream's 51 rules load with upstream's pipeline keys,
 //! and on a generated trace named rules fire on the executions they describe while their near
-//! misses do not (Sigma's matching: case-insensitive, lists of maps "any of", the logsource
-//! category restricting the record types).
+//! misses do not, read as upstream 0.7.0 does by default (logsource ignored, lists of maps
+//! ANDed) and by the Sigma specification with `quirks: fixed` (lists of maps "any of", the
+//! logsource category restricting the record types).
 
 mod common;
 
@@ -52,6 +53,26 @@ fn all_51_upstream_sigma_rules_load_with_upstream_keys() {
         2,
         "{out}"
     );
+    // Where upstream's reading differs from Sigma's, by default: five searches given as lists
+    // of maps (ANDed) and one `re` (ignored); none with `quirks: fixed`.
+    assert_eq!(
+        out.matches("[LOAD_SIGMA_UPSTREAM_MEANING]").count(),
+        6,
+        "{out}"
+    );
+    let fixed = common::write_file(
+        dir.path(),
+        "fixed.json",
+        &pipeline(&dir.path().join("o"), r#","quirks":"fixed""#),
+    );
+    let o = common::sfprocessor(
+        &["-test", "-log", "error", "-config", fixed.to_str().unwrap()],
+        &[],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("51 rule(s)"), "{out}");
+    assert_eq!(out.matches("[LOAD_SIGMA_UPSTREAM_MEANING]").count(), 0);
     // `language` values other than falco and sigma are configuration errors.
     let bad = pipeline(&dir.path().join("o"), "")
         .replace(r#""language":"sigma""#, r#""language":"yara""#);
@@ -76,19 +97,19 @@ fn exec_trace(path: &Path, procs: &[(&str, &str, Option<usize>)]) {
         avro_codec("deflate").unwrap(),
         f,
     );
-    w.append(&SysFlow::Header(Header {
+    w.append(&SysFlow::Header(Box::new(Header {
         version: 5,
         exporter: "node-a".into(),
         ip: "10.0.0.1".into(),
         filename: "sigma.sf".into(),
-    }))
+    })))
     .unwrap();
     let oid = |i: usize| Oid {
         create_ts: 1000 + i as i64,
         hpid: 100 + i as i64,
     };
     for (i, (exe, args, parent)) in procs.iter().enumerate() {
-        w.append(&SysFlow::Process(Process {
+        w.append(&SysFlow::Process(Box::new(Process {
             oid: oid(i),
             poid: parent.map(oid),
             ts: 1000 + i as i64,
@@ -96,7 +117,7 @@ fn exec_trace(path: &Path, procs: &[(&str, &str, Option<usize>)]) {
             exe_args: args.to_string(),
             user_name: "root".into(),
             ..Default::default()
-        }))
+        })))
         .unwrap();
         w.append(&SysFlow::ProcessEvent(ProcessEvent {
             proc_oid: oid(i),
@@ -107,12 +128,12 @@ fn exec_trace(path: &Path, procs: &[(&str, &str, Option<usize>)]) {
         }))
         .unwrap();
     }
-    w.append(&SysFlow::File(File {
+    w.append(&SysFlow::File(Box::new(File {
         oid: [7; 20],
         path: "/root/.bash_history".into(),
         restype: b'f' as i32,
         ..Default::default()
-    }))
+    })))
     .unwrap();
     w.append(&SysFlow::FileFlow(FileFlow {
         proc_oid: oid(0),
@@ -126,35 +147,37 @@ fn exec_trace(path: &Path, procs: &[(&str, &str, Option<usize>)]) {
     w.finish().unwrap();
 }
 
-#[test]
-fn named_sigma_rules_fire_on_their_executions_and_not_on_near_misses() {
-    const BASE64_DECODE: &str = "e2072cab-8c9a-459b-b63c-40ae79e27031";
-    const DISCOVERY: &str = "d3feb4ee-ff1d-4d3d-bd10-5b28a238cc72";
-    const HISTORY_DELETE: &str = "1182f3b3-e716-4efa-99ab-d2685d04360f";
-    const SCANNING: &str = "3e102cd9-a70d-4a7a-9508-403963092f31";
-    const JAVA_CHILD: &str = "d292e0af-9a18-420c-9525-ec0ac3936892";
-    // (exe, args, parent index): what each should fire is checked below.
-    let procs: &[(&str, &str, Option<usize>)] = &[
-        ("/usr/bin/base64", "-d /tmp/payload", None), // 0: base64 decode
-        ("/usr/bin/base64", "/tmp/payload", None),    // 1: near miss (no -d)
-        ("/USR/BIN/BASE64", "-D x", None),            // 2: case-insensitive
-        ("/usr/bin/find", "/ -name id_rsa", None),    // 3: discovery
-        ("/usr/bin/finder", "/", None),               // 4: near miss
-        ("/bin/rm", "/root/.bash_history", None),     // 5: history (contains)
-        ("/usr/bin/shred", "/root/notes.history", None), // 6: history (endswith: 2nd map)
-        ("/bin/rm", "/tmp/notes", None),              // 7: near miss
-        ("/usr/bin/nc", "10.0.0.9 80", None),         // 8: scanning (nc without l)
-        ("/usr/bin/nc", "-l 4444", None),             // 9: near miss (listen flag)
-        ("/usr/lib/jvm/bin/java", "-jar app.jar", None), // 10: a JVM ...
-        ("/bin/sh", "-c id", Some(10)),               // 11: ... spawning a shell
-        ("/usr/bin/python3", "app.py", None),         // 12: not a JVM ...
-        ("/usr/bin/zsh", "-c id", Some(12)),          // 13: near miss
-    ];
+const BASE64_DECODE: &str = "e2072cab-8c9a-459b-b63c-40ae79e27031";
+const DISCOVERY: &str = "d3feb4ee-ff1d-4d3d-bd10-5b28a238cc72";
+const HISTORY_DELETE: &str = "1182f3b3-e716-4efa-99ab-d2685d04360f";
+const SCANNING: &str = "3e102cd9-a70d-4a7a-9508-403963092f31";
+const JAVA_CHILD: &str = "d292e0af-9a18-420c-9525-ec0ac3936892";
+
+/// (exe, args, parent index): what each fires is checked by the tests below.
+const PROCS: &[(&str, &str, Option<usize>)] = &[
+    ("/usr/bin/base64", "-d /tmp/payload", None), // 0: base64 decode (also reads a file)
+    ("/usr/bin/base64", "/tmp/payload", None),    // 1: near miss (no -d)
+    ("/USR/BIN/BASE64", "-D x", None),            // 2: case-insensitive
+    ("/usr/bin/find", "/ -name id_rsa", None),    // 3: discovery
+    ("/usr/bin/finder", "/", None),               // 4: near miss
+    ("/bin/rm", "/root/.bash_history", None),     // 5: history (contains, and endswith)
+    ("/usr/bin/shred", "/root/notes.history", None), // 6: history (endswith: 2nd map only)
+    ("/bin/rm", "/tmp/notes", None),              // 7: near miss
+    ("/usr/bin/nc", "10.0.0.9 80", None),         // 8: scanning (nc without l)
+    ("/usr/bin/nc", "-l 4444", None),             // 9: near miss (listen flag)
+    ("/usr/lib/jvm/bin/java", "-jar app.jar", None), // 10: a JVM ...
+    ("/bin/sh", "-c id", Some(10)),               // 11: ... spawning a shell
+    ("/usr/bin/python3", "app.py", None),         // 12: not a JVM ...
+    ("/usr/bin/zsh", "-c id", Some(12)),          // 13: near miss
+];
+
+/// Runs the 51 rules over [`PROCS`]: rule id → "TYPE exe args" of each alert, and the lines.
+fn fired(extra: &str) -> (BTreeMap<String, Vec<String>>, Vec<serde_json::Value>) {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("sigma.sf");
-    exec_trace(&trace, procs);
+    exec_trace(&trace, PROCS);
     let out = dir.path().join("alerts.json");
-    let cfg = common::write_file(dir.path(), "p.json", &pipeline(&out, ""));
+    let cfg = common::write_file(dir.path(), "p.json", &pipeline(&out, extra));
     let o = common::run_quiet(&cfg, &trace);
     assert_eq!(
         o.status.code(),
@@ -162,14 +185,12 @@ fn named_sigma_rules_fire_on_their_executions_and_not_on_near_misses() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let lines = common::read_json_lines(&out);
     let mut fired: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in common::read_json_lines(&out) {
-        assert_eq!(
-            l["type"], "PE",
-            "process_creation rules alert on executions only: {l}"
-        );
+    for l in &lines {
         let who = format!(
-            "{} {}",
+            "{} {} {}",
+            l["type"].as_str().unwrap(),
             l["proc"]["exe"].as_str().unwrap(),
             l["proc"]["args"].as_str().unwrap()
         );
@@ -180,23 +201,37 @@ fn named_sigma_rules_fire_on_their_executions_and_not_on_near_misses() {
                 .push(who.clone());
         }
     }
+    (fired, lines)
+}
+
+#[test]
+fn named_sigma_rules_fire_on_their_executions_and_not_on_near_misses() {
+    // Sigma's meaning (`quirks: fixed`): the logsource selects executions, a list of maps is
+    // any-of.
+    let (fired, lines) = fired(r#","quirks":"fixed""#);
     let got = |id: &str| fired.get(id).cloned().unwrap_or_default();
     assert_eq!(
         got(BASE64_DECODE),
-        ["/usr/bin/base64 -d /tmp/payload", "/USR/BIN/BASE64 -D x"]
+        [
+            "PE /usr/bin/base64 -d /tmp/payload",
+            "PE /USR/BIN/BASE64 -D x"
+        ]
     );
-    assert_eq!(got(DISCOVERY), ["/usr/bin/find / -name id_rsa"]);
+    assert_eq!(got(DISCOVERY), ["PE /usr/bin/find / -name id_rsa"]);
     assert_eq!(
         got(HISTORY_DELETE),
         [
-            "/bin/rm /root/.bash_history",
-            "/usr/bin/shred /root/notes.history"
+            "PE /bin/rm /root/.bash_history",
+            "PE /usr/bin/shred /root/notes.history"
         ]
     );
-    assert_eq!(got(SCANNING), ["/usr/bin/nc 10.0.0.9 80"]);
-    assert_eq!(got(JAVA_CHILD), ["/bin/sh -c id"]);
+    assert_eq!(got(SCANNING), ["PE /usr/bin/nc 10.0.0.9 80"]);
+    assert_eq!(got(JAVA_CHILD), ["PE /bin/sh -c id"]);
+    assert!(
+        lines.iter().all(|l| l["type"] == "PE"),
+        "process_creation rules alert on executions only"
+    );
     // Priorities follow the Sigma level (upstream: informational 0 ... critical 4).
-    let lines = common::read_json_lines(&out);
     let java = lines
         .iter()
         .find(|l| l["proc"]["exe"] == "/bin/sh")
@@ -208,6 +243,28 @@ fn named_sigma_rules_fire_on_their_executions_and_not_on_near_misses() {
         .find(|p| p["id"] == JAVA_CHILD)
         .unwrap();
     assert_eq!(p["priority"], 3, "level: high");
+}
+
+#[test]
+fn by_default_sigma_rules_read_as_upstream() {
+    // Upstream 0.7.0 (`quirks: upstream`, the default): the logsource is ignored (the file
+    // flow of the decoding process alerts too), the maps of a list are ANDed (`shred` with
+    // only the second map's `endswith` does not fire), values stay case-insensitive.
+    let (fired, lines) = fired("");
+    let got = |id: &str| fired.get(id).cloned().unwrap_or_default();
+    assert_eq!(
+        got(BASE64_DECODE),
+        [
+            "PE /usr/bin/base64 -d /tmp/payload",
+            "PE /USR/BIN/BASE64 -D x",
+            "FF /usr/bin/base64 -d /tmp/payload"
+        ]
+    );
+    assert_eq!(got(DISCOVERY), ["PE /usr/bin/find / -name id_rsa"]);
+    assert_eq!(got(HISTORY_DELETE), ["PE /bin/rm /root/.bash_history"]);
+    assert_eq!(got(SCANNING), ["PE /usr/bin/nc 10.0.0.9 80"]);
+    assert_eq!(got(JAVA_CHILD), ["PE /bin/sh -c id"]);
+    assert_eq!(lines.iter().filter(|l| l["type"] == "FF").count(), 1);
 }
 
 #[test]

@@ -136,7 +136,10 @@ pub fn policy_text(data: &[u8]) {
         if lang % 2 == 0 {
             loader::load_text("fuzz.yaml", &text, &mut files, &mut diags);
         } else {
-            let mut cfg = sigma::SigmaConfig::default();
+            let mut cfg = sigma::SigmaConfig {
+                upstream: !strict,
+                ..Default::default()
+            };
             cfg.fields.insert("Image".into(), "sf.proc.exe".into());
             cfg.fields
                 .insert("CommandLine".into(), "sf.proc.cmdline".into());

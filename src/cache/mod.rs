@@ -254,7 +254,7 @@ impl EntityCache {
             SysFlow::Header(h) => {
                 self.stats.headers += 1;
                 self.reset();
-                self.header = Arc::new(h);
+                self.header = Arc::from(h);
             }
             SysFlow::Container(c) => {
                 ensure_room(&mut self.containers, self.limits.containers);
@@ -265,7 +265,7 @@ impl EntityCache {
                 self.containers.insert(
                     c.id.clone(),
                     Stamped {
-                        value: Arc::new(c),
+                        value: Arc::from(c),
                         last_ts: ts,
                     },
                 );
@@ -279,7 +279,7 @@ impl EntityCache {
                 self.pods.insert(
                     p.id.clone(),
                     Stamped {
-                        value: Arc::new(p),
+                        value: Arc::from(p),
                         last_ts: ts,
                     },
                 );
@@ -293,7 +293,7 @@ impl EntityCache {
                 let oid = p.oid;
                 if let Some(slot) = self.procs.get_mut(&oid) {
                     slot.last_ts = slot.last_ts.max(ts);
-                    slot.states[state] = Some(Arc::new(p));
+                    slot.states[state] = Some(Arc::from(p));
                     slot.chain = None;
                     slot.exited = false;
                     slot.reapable = false;
@@ -317,7 +317,7 @@ impl EntityCache {
                     None => false,
                 });
                 let mut states = [None, None, None];
-                states[state] = Some(Arc::new(p));
+                states[state] = Some(Arc::from(p));
                 self.procs.insert(
                     oid,
                     ProcSlot {
@@ -341,7 +341,7 @@ impl EntityCache {
                 self.files.insert(
                     f.oid,
                     Stamped {
-                        value: Arc::new(f),
+                        value: Arc::from(f),
                         last_ts: ts,
                     },
                 );
@@ -571,7 +571,7 @@ mod tests {
     use super::*;
 
     fn proc(hpid: i64, parent: Option<i64>, exe: &str, state: ObjectState) -> SysFlow {
-        SysFlow::Process(Process {
+        SysFlow::Process(Box::new(Process {
             state,
             oid: Oid { create_ts: 1, hpid },
             poid: parent.map(|p| Oid {
@@ -580,7 +580,7 @@ mod tests {
             }),
             exe: exe.to_string(),
             ..Default::default()
-        })
+        }))
     }
 
     fn pe(hpid: i64) -> SysFlow {
@@ -646,13 +646,13 @@ mod tests {
     }
 
     fn with_container(hpid: i64, exe: &str, cid: &str) -> SysFlow {
-        SysFlow::Process(Process {
+        SysFlow::Process(Box::new(Process {
             state: ObjectState::Created,
             oid: Oid { create_ts: 1, hpid },
             exe: exe.to_string(),
             container_id: Some(cid.to_string()),
             ..Default::default()
-        })
+        }))
     }
 
     /// The last-process memo: a run of one process's events reuses what the first resolved,
@@ -671,11 +671,11 @@ mod tests {
         assert!(first.container.is_none());
         assert_eq!(c.stats().missing_container, 2);
         // The container arrives: the next event of the same process has it.
-        c.apply(SysFlow::Container(Container {
+        c.apply(SysFlow::Container(Box::new(Container {
             id: "c1".into(),
             name: "web".into(),
             ..Default::default()
-        }));
+        })));
         let r = c.apply(pe(7)).unwrap();
         assert_eq!(r.container.as_ref().map(|c| c.name.as_str()), Some("web"));
         assert_eq!(c.stats().missing_container, 2);
@@ -689,7 +689,7 @@ mod tests {
         assert_eq!(r.ancestors[0].exe, "/b");
         assert_eq!(c.apply(pe(7)).unwrap().process.unwrap().exe, "/b");
         // A header drops everything, the memo included.
-        c.apply(SysFlow::Header(Header::default()));
+        c.apply(SysFlow::Header(Box::default()));
         assert!(c.apply(pe(7)).unwrap().process.is_none());
     }
 
@@ -740,7 +740,7 @@ mod tests {
         }
         assert!(c.sizes().0 <= 10);
         assert!(c.stats().evicted >= 15);
-        c.apply(SysFlow::Header(Header::default()));
+        c.apply(SysFlow::Header(Box::default()));
         assert_eq!(c.sizes(), (0, 0, 0, 0));
     }
 }

@@ -171,7 +171,7 @@ impl Generator {
             path
         };
         let foid = self.foid(path, c);
-        self.queue.push_back(SysFlow::File(File {
+        self.queue.push_back(SysFlow::File(Box::new(File {
             state: ObjectState::Created,
             oid: foid,
             ts,
@@ -179,24 +179,24 @@ impl Generator {
             path: path.into(),
             container_id: c.map(|i| self.container_ids[i].clone()),
             parts: Default::default(),
-        }));
+        })));
         foid
     }
 
     fn start(&mut self) {
         self.started = true;
         let filename = format!("/mnt/data/sfgen-{}", self.cfg.seed);
-        self.queue.push_back(SysFlow::Header(Header {
+        self.queue.push_back(SysFlow::Header(Box::new(Header {
             version: self.cfg.header_version,
             exporter: format!("sfgen-node-{}", self.cfg.seed % 100),
             ip: "10.1.2.3".into(),
             filename,
-        }));
+        })));
         for c in 0..self.cfg.containers {
             let id = format!("{:012x}", self.rng.next_u64() & 0xffff_ffff_ffff);
             let pod_id = if self.cfg.k8s && c % 2 == 0 {
                 let pid = format!("pod-{c}-{:08x}", self.rng.next_u64() as u32);
-                self.queue.push_back(SysFlow::Pod(Pod {
+                self.queue.push_back(SysFlow::Pod(Box::new(Pod {
                     ts: self.ts,
                     id: pid.clone(),
                     name: format!("web-{c}"),
@@ -219,12 +219,12 @@ impl Generator {
                         }],
                         cluster_ip: vec![0x0a00600a],
                     }],
-                }));
+                })));
                 Some(pid)
             } else {
                 None
             };
-            self.queue.push_back(SysFlow::Container(Container {
+            self.queue.push_back(SysFlow::Container(Box::new(Container {
                 id: id.clone(),
                 name: format!("container-{c}"),
                 image: format!("registry.local/app-{c}:1.{c}"),
@@ -232,7 +232,7 @@ impl Generator {
                 ctype: if c % 3 == 0 { 6 } else { 0 },
                 privileged: c == 1,
                 pod_id,
-            }));
+            })));
             self.container_ids.push(id);
         }
         // A root process per container plus one on the host.
@@ -243,7 +243,7 @@ impl Generator {
                 hpid: self.next_pid,
             };
             self.next_pid += 1;
-            self.queue.push_back(SysFlow::Process(Process {
+            self.queue.push_back(SysFlow::Process(Box::new(Process {
                 state: ObjectState::Reup,
                 oid,
                 poid: None,
@@ -260,7 +260,7 @@ impl Generator {
                 cwd: "/".into(),
                 env: vec!["PATH=/usr/bin:/bin".into()],
                 cmdline: Default::default(),
-            }));
+            })));
             self.live.push(LiveProc {
                 oid,
                 depth: 0,
@@ -281,7 +281,7 @@ impl Generator {
     ) -> SysFlow {
         let (exe, args) = EXES[p.exe];
         let (uid, user) = USERS[p.uid];
-        SysFlow::Process(Process {
+        SysFlow::Process(Box::new(Process {
             state,
             oid: p.oid,
             poid: parent,
@@ -298,7 +298,7 @@ impl Generator {
             cwd: "/app".into(),
             env: vec!["HOME=/root".into(), format!("HOSTNAME=h{}", p.oid.hpid % 7)],
             cmdline: Default::default(),
-        })
+        }))
     }
 
     /// Produces the next batch of records into the queue.

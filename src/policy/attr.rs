@@ -102,7 +102,6 @@ pub enum Field {
     /// Upstream's quirks, read by conditions in `quirks: upstream` mode (the default): the
     /// op flag names of upstream's name cache (see [`Record::op_names_net`]), ...
     QOpFlags,
-    QEvtType,
     /// ... flow counters read through a shared slot (doubled; on file events the new file's
     /// timestamp and resource type) ...
     QFlowRBytes,
@@ -306,7 +305,8 @@ impl Field {
     pub fn upstream_quirk(self) -> Field {
         match self {
             OpFlags => QOpFlags,
-            EvtType => QEvtType,
+            // Upstream's `evt.type` is its op-flag names (mapOpFlags): no Falco names.
+            EvtType => QOpFlags,
             FlowRBytes => QFlowRBytes,
             FlowROps => QFlowROps,
             FlowWBytes => QFlowWBytes,
@@ -324,7 +324,7 @@ impl Field {
     pub fn kind(self) -> Kind2 {
         match self {
             QFlowRBytes | QFlowROps | QFlowWBytes | QFlowWOps | QFileFd => Kind2::Int,
-            QOpFlags | QEvtType | QFileOpenFlags | QNetIp => Kind2::Multi,
+            QOpFlags | QFileOpenFlags | QNetIp => Kind2::Multi,
             Ret | Ts | EndTs | ProcPid | ProcUid | ProcTid | ProcGid | ProcCreateTs | PProcPid
             | PProcCreateTs | FileFd | NetProto | NetSport | NetDport | FlowRBytes | FlowROps
             | FlowWBytes | FlowWOps | ContainerPrivileged | PodTs | PodRestartCount
@@ -429,6 +429,12 @@ const EVT_TYPES: [(i32, &str, &str); 20] = [
     (OP_TRUNCATE, "truncate", "truncate"),
 ];
 
+/// Whether `s` is one of Falco's lowercase event names this build gives `evt.type` (with
+/// `quirks: fixed`; upstream's `evt.type` never holds them).
+pub fn is_falco_evt_name(s: &str) -> bool {
+    EVT_TYPES.iter().any(|(_, f, n)| *f == s || *n == s)
+}
+
 /// Reads `field` from `rec`.
 pub fn value(field: Field, rec: &Record) -> Value<'_> {
     let ev = &rec.event;
@@ -479,7 +485,7 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
             falco_evt_types(rec, &mut v);
             Value::Multi(v)
         }
-        QOpFlags | QEvtType => {
+        QOpFlags => {
             // Upstream's name cache: the record's naming class, not its type.
             let as_kind = if rec.op_names_net {
                 Kind::NetworkFlow
@@ -487,15 +493,11 @@ pub fn value(field: Field, rec: &Record) -> Value<'_> {
                 Kind::FileFlow
             };
             let flags = ev.op_flags();
-            let mut v: Vec<Cow<str>> = if rec.kind() == Kind::K8sEvent {
+            Value::Multi(if rec.kind() == Kind::K8sEvent {
                 Vec::new()
             } else {
                 op_flag_names(flags, as_kind).map(Cow::Borrowed).collect()
-            };
-            if field == QEvtType {
-                falco_evt_types(rec, &mut v);
-            }
-            Value::Multi(v)
+            })
         }
         QFlowRBytes | QFlowROps | QFlowWBytes | QFlowWOps => {
             let (rb, ro, wb, wo) = counters();
@@ -817,7 +819,7 @@ pub fn populated(field: Field, kind: Kind) -> bool {
             matches!(k, NetworkFlow | NetworkEvent)
         }
         FlowRBytes | FlowROps | FlowWBytes | FlowWOps => matches!(k, FileFlow | NetworkFlow),
-        QOpFlags | QEvtType => k != K8sEvent,
+        QOpFlags => k != K8sEvent,
         QFlowRBytes | QFlowWBytes | QFileIsOpenRead | QFileIsOpenWrite | QFileOpenFlags => {
             matches!(k, FileFlow | NetworkFlow)
         }

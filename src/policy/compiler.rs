@@ -174,6 +174,24 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Upstream's `evt.type` holds SysFlow's names only: a comparison with Falco's lowercase
+    /// names is false there (and here by default), which the user should see.
+    fn falco_evt_note(&mut self, l: &Atom, values: &[&str], cond: &CondText, span: Span) {
+        if !self.quirks || l.text() != "evt.type" {
+            return;
+        }
+        if let Some(v) = values.iter().find(|v| attr::is_falco_evt_name(v)) {
+            self.warn(
+                Code::FalcoEventType,
+                cond,
+                span,
+                format!(
+                    "`evt.type` holds SysFlow's event names (EXEC, OPEN, ...): `{v}` never matches, as upstream; `quirks: fixed` also gives Falco's names"
+                ),
+            );
+        }
+    }
+
     /// `name` resolved to a field, with upstream's quirks when they are on.
     fn lookup(&self, name: &str) -> Option<FieldRef> {
         attr::lookup_ref(name).map(|mut f| {
@@ -454,6 +472,7 @@ impl<'a> Compiler<'a> {
                                 ),
                             );
                         }
+                        self.falco_evt_note(l, &[text], cond, *span);
                         specialise(Pred::Cmp(lf, *op, lit))
                     }
                     (None, _) if is_attr_name(l.text()) => Pred::Const(literal_compare(l, *op, r)),
@@ -528,6 +547,10 @@ impl<'a> Compiler<'a> {
                             ),
                         );
                     }
+                }
+                if *op == ListOp::In {
+                    let v: Vec<&str> = values.iter().map(String::as_str).collect();
+                    self.falco_evt_note(l, &v, cond, *span);
                 }
                 match op {
                     ListOp::In => specialise(Pred::In(f, Arc::new(values.into_iter().collect()))),

@@ -46,6 +46,12 @@ pub enum Code {
     NoSuchEntry,
     /// A Sigma field the config's `fieldmappings` does not name.
     SigmaUnmappedField,
+    /// A Sigma construct upstream reads differently from the specification (`quirks:
+    /// upstream`): lists of maps ANDed, literal wildcards, ignored modifiers, false selectors.
+    SigmaUpstreamMeaning,
+    /// `evt.type` compared with a Falco lowercase event name: false under `quirks: upstream`
+    /// (upstream's `evt.type` holds SysFlow's names only).
+    FalcoEventType,
 }
 
 impl Code {
@@ -69,6 +75,8 @@ impl Code {
             Code::Requirement => "LOAD_REQUIREMENT_NOTED",
             Code::NoSuchEntry => "LOAD_NO_SUCH_ENTRY",
             Code::SigmaUnmappedField => "LOAD_SIGMA_UNMAPPED_FIELD",
+            Code::SigmaUpstreamMeaning => "LOAD_SIGMA_UPSTREAM_MEANING",
+            Code::FalcoEventType => "LOAD_FALCO_EVENT_TYPE",
         }
     }
 
@@ -88,6 +96,8 @@ impl Code {
                 | Code::ScalarForList
                 | Code::NoSuchEntry
                 | Code::SigmaUnmappedField
+                | Code::SigmaUpstreamMeaning
+                | Code::FalcoEventType
         )
     }
 }

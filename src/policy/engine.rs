@@ -209,10 +209,11 @@ pub fn load_policy_paths(paths: &[&Path], opts: &LoadOptions) -> Result<PolicySe
             }
         }
         Language::Sigma { config } => {
-            let cfg = match config {
+            let mut cfg = match config {
                 Some(c) => super::sigma::SigmaConfig::load(c)?,
-                None => Default::default(),
+                None => super::sigma::SigmaConfig::default(),
             };
+            cfg.upstream = !opts.fixed_quirks;
             for p in paths {
                 super::sigma::load_sigma_path(p, &cfg, &mut all, &mut diags);
             }

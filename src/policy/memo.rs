@@ -56,12 +56,11 @@ pub struct Bucket {
 }
 
 /// Fields whose value is fixed by a record's dispatch key.
-pub(crate) const KEY_FIELDS: [Field; 9] = [
+pub(crate) const KEY_FIELDS: [Field; 8] = [
     Field::Type,
     Field::OpFlags,
     Field::EvtType,
     Field::QOpFlags,
-    Field::QEvtType,
     Field::EvtDir,
     Field::FileIsOpenWrite,
     Field::FileIsOpenRead,

@@ -3,11 +3,13 @@
 //! the type index and value dispatch), fields renamed by the `config:` file's
 //! `fieldmappings` (upstream's `sigma/config/sysflow.yml`).
 //!
-//! Matching follows the Sigma specification: values are case-insensitive unless `|cased`,
-//! `*` and `?` are wildcards, a list of values is "any of" (`|all`: every one), a list of
-//! maps is "any of" the maps, a map is "all of" its fields. The logsource category restricts
-//! the record types (process_creation: process executions), where upstream ignored it. See
-//! docs/policy-language.md (Sigma) and docs/compatibility.md for where upstream differs.
+//! Two readings, because upstream's differs from the specification and its users' alerts
+//! must not change: by default (`quirks: upstream`) upstream 0.7.0's (logsource ignored,
+//! lists of maps ANDed, values literal text split on `,`, unknown modifiers ignored; see
+//! `impl Converter` *upstream*), every difference a `LOAD_SIGMA_UPSTREAM_MEANING` warning;
+//! with `quirks: fixed` the Sigma specification's (values case-insensitive unless `|cased`,
+//! `*` and `?` wildcards, a list of maps "any of", the logsource category restricting the
+//! record types). See docs/policy-language.md (Sigma) and docs/compatibility.md.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,6 +45,9 @@ pub struct SigmaEntry {
 #[derive(Debug, Clone, Default)]
 pub struct SigmaConfig {
     pub fields: HashMap<String, String>,
+    /// Read the rules as upstream 0.7.0 does (`quirks: upstream`, the default), else by the
+    /// Sigma specification (`quirks: fixed`). See [`Converter::upstream`].
+    pub upstream: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -80,7 +85,10 @@ impl SigmaConfig {
             };
             fields.insert(k, target.trim().to_string());
         }
-        Ok(SigmaConfig { fields })
+        Ok(SigmaConfig {
+            fields,
+            upstream: false,
+        })
     }
 }
 
@@ -176,28 +184,31 @@ pub fn load_sigma_text(
             diags,
             failed: false,
         };
-        let Some(cond) = conv.rule(rule) else {
+        let Some(conds) = conv.rule(rule) else {
             continue;
         };
-        loaded.entries.push(Entry::Sigma(Box::new(SigmaEntry {
-            name: rule.id.clone().unwrap_or_else(|| rule.title.clone()),
-            desc: rule
-                .description
-                .clone()
-                .unwrap_or_else(|| rule.title.clone())
-                .trim()
-                .to_string(),
-            priority: priority(rule.level),
-            tags: rule.tags.clone(),
-            condition: Arc::new(cond),
-            at: CondText {
-                text: String::new(),
-                pos: line_col(&fname, &source, det_at),
-                byte_offset: None,
-                source: source.clone(),
-            },
-            pos,
-        })));
+        // Upstream makes one rule (named by the id) per condition of the list.
+        for cond in conds {
+            loaded.entries.push(Entry::Sigma(Box::new(SigmaEntry {
+                name: rule.id.clone().unwrap_or_else(|| rule.title.clone()),
+                desc: rule
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| rule.title.clone())
+                    .trim()
+                    .to_string(),
+                priority: priority(rule.level),
+                tags: rule.tags.clone(),
+                condition: Arc::new(cond),
+                at: CondText {
+                    text: String::new(),
+                    pos: line_col(&fname, &source, det_at),
+                    byte_offset: None,
+                    source: source.clone(),
+                },
+                pos: pos.clone(),
+            })));
+        }
     }
     out.files.push(loaded);
 }
@@ -260,13 +271,18 @@ impl Converter<'_> {
         self.failed = true;
     }
 
-    fn rule(&mut self, rule: &SigmaRule) -> Option<Expr> {
+    /// The rule's conditions: one per condition of the list as upstream, else one (ORed).
+    fn rule(&mut self, rule: &SigmaRule) -> Option<Vec<Expr>> {
         let det = &rule.detection;
         let mut named: HashMap<&str, Expr> = HashMap::new();
         let mut names: Vec<&str> = det.named.keys().map(String::as_str).collect();
         names.sort();
         for n in &names {
-            let e = self.detection(n, &det.named[*n]);
+            let e = if self.cfg.upstream {
+                self.search_upstream(n, &det.named[*n])
+            } else {
+                self.detection(n, &det.named[*n])
+            };
             named.insert(n, e);
         }
         if det.timeframe.is_some() {
@@ -277,6 +293,15 @@ impl Converter<'_> {
                 "",
             );
         }
+        if self.cfg.upstream {
+            // Upstream ignores the logsource: every rule runs on every record type.
+            let conds: Vec<Expr> = det
+                .conditions
+                .iter()
+                .map(|c| self.condition_upstream(c, &named, &names))
+                .collect();
+            return (!self.failed).then_some(conds);
+        }
         let conds: Vec<Expr> = det
             .conditions
             .iter()
@@ -286,7 +311,7 @@ impl Converter<'_> {
         if let Some(types) = self.logsource(rule) {
             body = and(vec![types, body]);
         }
-        (!self.failed).then_some(body)
+        (!self.failed).then(|| vec![body])
     }
 
     /// The record types a logsource category stands for.
@@ -383,6 +408,26 @@ impl Converter<'_> {
         }
     }
 
+    /// The SysFlow attribute a Sigma field maps to (`sf.` names stand for themselves); an
+    /// unmapped field is warned about and its search never matches.
+    fn target(&mut self, field: &str, key: &str) -> Option<String> {
+        match self.cfg.fields.get(field) {
+            Some(t) => Some(t.clone()),
+            None if field.starts_with("sf.") => Some(field.to_string()),
+            None => {
+                let p = self.pos(key);
+                let snippet = self.line(&p);
+                self.diags.warn(
+                    Code::SigmaUnmappedField,
+                    p,
+                    format!("Sigma field `{field}` is not in the config's fieldmappings: the search never matches (upstream compares the name as literal text)"),
+                    &snippet,
+                );
+                None
+            }
+        }
+    }
+
     fn item(&mut self, sel: &str, item: &DetectionItem) -> Expr {
         let Some(field) = item.field.name.as_deref() else {
             self.error(
@@ -396,20 +441,8 @@ impl Converter<'_> {
         } else {
             format!("{field}|")
         };
-        let target = match self.cfg.fields.get(field) {
-            Some(t) => t.clone(),
-            None if field.starts_with("sf.") => field.to_string(),
-            None => {
-                let p = self.pos(&key);
-                let snippet = self.line(&p);
-                self.diags.warn(
-                    Code::SigmaUnmappedField,
-                    p,
-                    format!("Sigma field `{field}` is not in the config's fieldmappings: the search never matches (upstream compares the name as literal text)"),
-                    &snippet,
-                );
-                return Expr::Const(false);
-            }
+        let Some(target) = self.target(field, &key) else {
+            return Expr::Const(false);
         };
         let mods = &item.field.modifiers;
         let mut kind = None;
@@ -530,6 +563,247 @@ impl Converter<'_> {
         } else {
             or(alts)
         }
+    }
+}
+
+/// Upstream 0.7.0's reading of Sigma (`core/policyengine/policy/sigma/compiler.go` over
+/// sigma-go 0.5.1), the default (`quirks: upstream`): every map of a search given as a list
+/// is ANDed; values are compared case-insensitively as literal text (no wildcards), split on
+/// `,` like every upstream comparison; `re` and the modifiers it does not know are ignored;
+/// `1 of`/`all of` a name without a wildcard, an unknown name and a keyword search are false;
+/// `them` takes every search. Each place where this differs from the Sigma specification is
+/// a `LOAD_SIGMA_UPSTREAM_MEANING` warning; `quirks: fixed` reads the specification's meaning.
+impl Converter<'_> {
+    fn upstream_note(&mut self, needle: &str, message: String) {
+        let p = self.pos(needle);
+        let snippet = self.line(&p);
+        self.diags
+            .warn(Code::SigmaUpstreamMeaning, p, message, &snippet);
+    }
+
+    fn search_upstream(&mut self, name: &str, d: &Detection) -> Expr {
+        match d {
+            Detection::AllOf(items) => {
+                and(items.iter().map(|i| self.item_upstream(name, i)).collect())
+            }
+            Detection::AnyOf(v) => {
+                if v.len() > 1 {
+                    self.upstream_note(
+                        &format!("{name}:"),
+                        format!("`{name}`: upstream ANDs the maps of a list (Sigma ORs them); `quirks: fixed` reads them as any-of"),
+                    );
+                }
+                and(v.iter().map(|x| self.search_upstream(name, x)).collect())
+            }
+            Detection::And(v) => and(v.iter().map(|x| self.search_upstream(name, x)).collect()),
+            Detection::Keywords(_) => {
+                self.upstream_note(
+                    &format!("{name}:"),
+                    format!("`{name}`: keyword searches are not supported: false, as upstream (use field selectors)"),
+                );
+                Expr::Const(false)
+            }
+            Detection::ArrayMatch { .. } | Detection::Conditional { .. } => {
+                self.error(
+                    &format!("{name}:"),
+                    format!("`{name}`: this detection form is not supported"),
+                );
+                Expr::Const(false)
+            }
+        }
+    }
+
+    fn item_upstream(&mut self, sel: &str, item: &DetectionItem) -> Expr {
+        let Some(field) = item.field.name.as_deref() else {
+            self.upstream_note(
+                &format!("{sel}:"),
+                format!("`{sel}`: keyword searches are not supported: false, as upstream"),
+            );
+            return Expr::Const(false);
+        };
+        let key = if item.field.modifiers.is_empty() {
+            format!("{field}:")
+        } else {
+            format!("{field}|")
+        };
+        let Some(target) = self.target(field, &key) else {
+            return Expr::Const(false);
+        };
+        let mut all = false;
+        // Upstream's comparators (every one must hold) and transformers (any variant).
+        let mut cmps: Vec<Option<Modifier>> = Vec::new();
+        let mut transforms: Vec<Modifier> = Vec::new();
+        for m in &item.field.modifiers {
+            match m {
+                Modifier::All => all = true,
+                Modifier::Contains
+                | Modifier::StartsWith
+                | Modifier::EndsWith
+                | Modifier::Gt
+                | Modifier::Gte
+                | Modifier::Lt
+                | Modifier::Lte => cmps.push(Some(*m)),
+                Modifier::WindAsh
+                | Modifier::Base64
+                | Modifier::Wide
+                | Modifier::Utf16
+                | Modifier::Utf16be => transforms.push(*m),
+                Modifier::Base64Offset | Modifier::Cidr => {
+                    // Upstream panics on these (its transformer is missing).
+                    self.error(
+                        &key,
+                        format!(
+                            "`{field}`: the Sigma modifier `{}` is not supported (upstream stops on it)",
+                            modifier_name(*m)
+                        ),
+                    );
+                    return Expr::Const(false);
+                }
+                other => {
+                    let what = if *other == Modifier::Re {
+                        "the value is compared as text, not as a regular expression".to_string()
+                    } else {
+                        "it has no effect".to_string()
+                    };
+                    self.upstream_note(
+                        &key,
+                        format!(
+                            "`{field}`: upstream ignores the modifier `{}`: {what}; `quirks: fixed` applies it",
+                            modifier_name(*other)
+                        ),
+                    );
+                }
+            }
+        }
+        if cmps.is_empty() {
+            cmps.push(None);
+        }
+        let f = word(&target);
+        let mut wild = false;
+        let mut alts = Vec::new();
+        for v in &item.values {
+            let text = match v {
+                SigmaValue::Null => String::new(),
+                other => value_text(other),
+            };
+            wild |= matches!(v, SigmaValue::String(s) if s.parts.iter().any(|p| matches!(p, StringPart::Special(_))));
+            let variants: Vec<String> = if transforms.is_empty() {
+                vec![text]
+            } else {
+                transforms
+                    .iter()
+                    .flat_map(|t| match t {
+                        Modifier::WindAsh => vec![text.clone(), text.replace('-', "/")],
+                        Modifier::Base64 => vec![base64_encode(&text)],
+                        _ => vec![text.clone()],
+                    })
+                    .collect()
+            };
+            alts.push(or(variants
+                .iter()
+                .map(|v| and(cmps.iter().map(|c| term_upstream(&f, *c, v)).collect()))
+                .collect()));
+        }
+        if wild {
+            self.upstream_note(
+                &key,
+                format!("`{field}`: upstream compares `*` and `?` literally (Sigma: wildcards); `quirks: fixed` reads them as wildcards"),
+            );
+        }
+        if all {
+            and(alts)
+        } else {
+            or(alts)
+        }
+    }
+
+    fn condition_upstream(
+        &mut self,
+        c: &ConditionExpr,
+        named: &HashMap<&str, Expr>,
+        names: &[&str],
+    ) -> Expr {
+        match c {
+            ConditionExpr::And(v) => and(v
+                .iter()
+                .map(|x| self.condition_upstream(x, named, names))
+                .collect()),
+            ConditionExpr::Or(v) => or(v
+                .iter()
+                .map(|x| self.condition_upstream(x, named, names))
+                .collect()),
+            ConditionExpr::Not(x) => Expr::Not(Box::new(self.condition_upstream(x, named, names))),
+            ConditionExpr::Identifier(id) => match named.get(id.as_str()) {
+                Some(e) => e.clone(),
+                None => {
+                    self.upstream_note(
+                        "condition:",
+                        format!("the condition names `{id}`, which the detection does not define: false, as upstream"),
+                    );
+                    Expr::Const(false)
+                }
+            },
+            ConditionExpr::Selector {
+                quantifier,
+                pattern,
+            } => {
+                let picked: Vec<Expr> = match pattern {
+                    SelectorPattern::Them => {
+                        names.iter().filter_map(|n| named.get(n).cloned()).collect()
+                    }
+                    SelectorPattern::Pattern(p) if p.contains('*') => {
+                        let m = Matcher::glob(p, false);
+                        names
+                            .iter()
+                            .filter(|n| m.is_match(n))
+                            .filter_map(|n| named.get(n).cloned())
+                            .collect()
+                    }
+                    SelectorPattern::Pattern(p) => {
+                        self.upstream_note(
+                            "condition:",
+                            format!("`of {p}` without a wildcard is false in upstream (its compiler does not handle it); `quirks: fixed` reads Sigma's meaning"),
+                        );
+                        return Expr::Const(false);
+                    }
+                };
+                match quantifier {
+                    Quantifier::Any => or(picked),
+                    Quantifier::All => and(picked),
+                    Quantifier::Count(n) => {
+                        self.error(
+                            "condition:",
+                            format!("`{n} of ...` is not supported (only `1 of` and `all of`)"),
+                        );
+                        Expr::Const(false)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One upstream comparison of `f` with a value: case-insensitive text (`None`: equality),
+/// or a numeric comparison; the value's comma parts are alternatives, as upstream splits both
+/// sides of every comparison on `,` (the field's parts are the matcher's business).
+fn term_upstream(f: &Atom, cmp: Option<Modifier>, value: &str) -> Expr {
+    let num = |op| Expr::Binary(f.clone(), op, word(value), Span::default());
+    match cmp {
+        Some(Modifier::Gt) => num(BinOp::Gt),
+        Some(Modifier::Gte) => num(BinOp::Ge),
+        Some(Modifier::Lt) => num(BinOp::Lt),
+        Some(Modifier::Lte) => num(BinOp::Le),
+        kind => or(value
+            .split(',')
+            .map(|part| {
+                let t: Vec<GlobTok> = part.chars().map(GlobTok::Char).collect();
+                Expr::Match(
+                    f.clone(),
+                    Arc::new(Matcher::from_toks(shape(t, kind), true)),
+                    Span::default(),
+                )
+            })
+            .collect()),
     }
 }
 

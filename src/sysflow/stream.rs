@@ -74,12 +74,12 @@ mod tests {
         let schemas = StreamSchemas::builtin().unwrap();
         assert_eq!(schemas.versions(), vec![4, 5]);
         for v in [SchemaVersion::V4, SchemaVersion::V5] {
-            let h = SysFlow::Header(Header {
+            let h = SysFlow::Header(Box::new(Header {
                 version: v.number(),
                 exporter: "node-1".into(),
                 ip: "10.0.0.1".into(),
                 filename: String::new(),
-            });
+            }));
             let bytes = encode_datum(&schema(v).unwrap(), &h, v).unwrap();
             assert_eq!(header_version(&bytes), Some(Ok(v.number())));
             let plan = schemas.plan(v.number()).unwrap();

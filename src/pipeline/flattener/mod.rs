@@ -233,12 +233,12 @@ mod tests {
     fn datums() -> Vec<SysFlow> {
         let mut v: Vec<SysFlow> = (0..4)
             .map(|hpid| {
-                SysFlow::Process(Process {
+                SysFlow::Process(Box::new(Process {
                     oid: Oid { create_ts: 1, hpid },
                     // One executable: the limiter's key is the same for every process.
                     exe: "/bin/same".to_string(),
                     ..Default::default()
-                })
+                }))
             })
             .collect();
         v.extend((0..20).map(|i| {

@@ -708,6 +708,34 @@ fn upstream_quirks_in_conditions_and_the_fixed_meaning() {
         eval_q("sf.opflags = WRITE", &w, false),
         "fixed: the record's own type"
     );
+    // `evt.type` is upstream's op-flag names: Falco's lowercase names only with `fixed`.
+    assert!(eval_q("evt.type = CONNECT", &n, true));
+    assert!(!eval_q("evt.type = connect", &n, true));
+    assert!(!eval_q("evt.type in (execve, connect)", &n, true));
+    assert!(eval_q("evt.type = connect", &n, false));
+    assert!(eval_q("evt.type in (execve, connect)", &n, false));
+    // ... and the user is told, at the comparison's position.
+    let codes = |cond: &str, quirks: bool| {
+        let text = format!("- rule: t\n  desc: d\n  condition: {cond}\n");
+        let mut lf = LoadedFiles::default();
+        let mut d = Diags::new(false);
+        load_text("q.yaml", &text, &mut lf, &mut d);
+        let opts = CompileOptions {
+            quirks,
+            ..Default::default()
+        };
+        compile_with(&lf, &actions::registry(), &mut d, opts);
+        d.warnings
+            .iter()
+            .map(|w| (w.code, w.pos.line, w.pos.col))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        codes("sf.type = NF and evt.type in (open, CONNECT)", true),
+        [(Code::FalcoEventType, 3, 31)]
+    );
+    assert_eq!(codes("evt.type = execve", false), []);
+    assert_eq!(codes("evt.type = EXEC", true), []);
 }
 
 #[test]

@@ -277,7 +277,7 @@ fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, De
                     _ => s.conv.skip(c)?,
                 }
             }
-            SysFlow::Header(h)
+            SysFlow::Header(Box::new(h))
         }
         Kind::Container => {
             let mut v = Container::default();
@@ -293,7 +293,7 @@ fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, De
                     _ => s.conv.skip(c)?,
                 }
             }
-            SysFlow::Container(v)
+            SysFlow::Container(Box::new(v))
         }
         Kind::Process => {
             let mut v = Process::default();
@@ -317,7 +317,7 @@ fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, De
                     _ => s.conv.skip(c)?,
                 }
             }
-            SysFlow::Process(v)
+            SysFlow::Process(Box::new(v))
         }
         Kind::File => {
             let mut v = File::default();
@@ -332,7 +332,7 @@ fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, De
                     _ => s.conv.skip(c)?,
                 }
             }
-            SysFlow::File(v)
+            SysFlow::File(Box::new(v))
         }
         Kind::ProcessEvent => {
             let mut v = ProcessEvent::default();
@@ -463,7 +463,7 @@ fn decode_kind(kind: Kind, steps: &[Step], c: &mut Cursor) -> Result<SysFlow, De
                     _ => s.conv.skip(c)?,
                 }
             }
-            SysFlow::Pod(v)
+            SysFlow::Pod(Box::new(v))
         }
         Kind::K8sEvent => {
             let mut v = K8sEvent::default();
