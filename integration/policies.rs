@@ -254,6 +254,18 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
         synthetic(100),
         synthetic(1000),
         gated(),
+        // Upstream's Sigma rules as upstream reads them: each tests only the process and
+        // applies to every record type, so the set's entity gate stands before all of them.
+        load_policies(
+            &policies().join("sigma/rules"),
+            &LoadOptions {
+                language: sfprocessor::policy::engine::Language::Sigma {
+                    config: Some(policies().join("sigma/config/sysflow.yml")),
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap(),
     ];
     let mut recs = records("sf-processor/resources/traces/mon.1531776712.sf");
     recs.extend(records("sf-processor/resources/traces/k8s_small.sf"));
@@ -270,6 +282,13 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
     }
     let n_sets = sets.len();
     for (k, set) in sets.into_iter().enumerate() {
+        if k == n_sets - 1 {
+            let gate = set
+                .entity_gate
+                .as_ref()
+                .expect("the Sigma set has an entity gate");
+            assert_eq!(gate.member.iter().filter(|m| **m).count(), 51);
+        }
         let engine = Engine::new(Arc::new(set), Mode::Enrich);
         // One memo across the stream, as a shard keeps it: dispatch buckets, the value
         // index and entity-only values carried between records are all in play.
@@ -290,8 +309,8 @@ fn the_type_index_gives_the_same_matches_as_evaluating_every_rule() {
             .iter()
             .filter(|(_, b)| format!("{:?}", b.index).contains("Gate("))
             .count();
-        if k == 1 || k == n_sets - 1 {
-            // runtimeintegrity/ (sed_write behind open_write) and the gated set.
+        if k == 1 || k >= n_sets - 2 {
+            // runtimeintegrity/ (sed_write behind open_write), the gated set and Sigma.
             assert!(
                 gates > 0,
                 "set {k}: no bucket indexes by an entity-only macro"

@@ -11,6 +11,11 @@
 //! `runtimeintegrity/` set, most file rules end in `open_write`, which on a read-only flow
 //! reduces to `sed_write`.
 //!
+//! Rules whose whole condition is entity-only (upstream's Sigma rules, which run on every
+//! record type and test only the process) stand behind the set's entity gate, one memoised
+//! macro ORing them ([`EntityGate`]): a record of a process none of them matches costs one
+//! memo lookup instead of one per rule.
+//!
 //! The index only preselects: every candidate's full condition is still evaluated, so an index
 //! may return extra candidates (never miss one).
 
@@ -22,6 +27,7 @@ use super::ir::Pred;
 use super::memo::Memo;
 use super::parser::BinOp;
 use super::passes::is_entity_macro;
+use super::set::EntityGate;
 use crate::record::Record;
 
 /// Fewest rules sharing a requirement for an index group to pay off.
@@ -174,11 +180,21 @@ fn required_key(p: &Pred) -> Option<Key<'_>> {
 }
 
 impl RuleIndex {
-    /// Indexes `rules` (residual conditions, in bucket order).
-    pub fn build(rules: &[(usize, Pred)]) -> RuleIndex {
+    /// Indexes `rules` (residual conditions, in bucket order); the set's entity gate, when
+    /// it has one, stands before the rules it covers (a residual is the rule's condition
+    /// specialised for the bucket's key, so it is false whenever the gate is).
+    pub fn build(rules: &[(usize, Pred)], gate: Option<&EntityGate>) -> RuleIndex {
         let keys: Vec<Option<Key>> = rules
             .iter()
-            .map(|(_, p)| required_key(p).filter(|k| !has_empty(k)))
+            .map(|(i, p)| match gate {
+                Some(g) if g.member.get(*i).copied().unwrap_or(false) => {
+                    let Pred::Macro(id, _) = &g.pred else {
+                        return required_key(p).filter(|k| !has_empty(k));
+                    };
+                    Some(Key::Gate(*id, &g.pred))
+                }
+                _ => required_key(p).filter(|k| !has_empty(k)),
+            })
             .collect();
         let mut sizes: FxHashMap<GroupId, usize> = FxHashMap::default();
         for k in keys.iter().flatten() {

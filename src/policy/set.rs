@@ -81,6 +81,26 @@ pub struct PolicySet {
     pub record_macros: Vec<usize>,
     /// Unique per compiled set (dispatch caches are rebuilt when it changes).
     pub id: u64,
+    /// One memoised macro ORing the rules whose whole condition depends only on the entities
+    /// (process, ancestry, container, pod), and which rules those are: while it is false for
+    /// a process, none of them is looked at (see [`EntityGate`]).
+    pub entity_gate: Option<EntityGate>,
+}
+
+/// The gate over entity-only rules: upstream's Sigma rules (their logsource is ignored, so
+/// each applies to every record) test only the process, and without the gate every record
+/// paid one memo lookup per rule. With it, a record of a process none of them matches pays
+/// one. Built when at least [`EntityGate::MIN_RULES`] rules qualify.
+#[derive(Debug, Clone)]
+pub struct EntityGate {
+    /// `Pred::Macro(slot, Or(conditions))`.
+    pub pred: Pred,
+    /// By rule index: whether the rule is behind the gate.
+    pub member: Vec<bool>,
+}
+
+impl EntityGate {
+    pub const MIN_RULES: usize = 4;
 }
 
 pub(crate) static NEXT_SET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -137,7 +157,7 @@ impl PolicySet {
                 p => out.rules.push((i, p)),
             }
         }
-        out.index = super::dispatch::RuleIndex::build(&out.rules);
+        out.index = super::dispatch::RuleIndex::build(&out.rules, self.entity_gate.as_ref());
         out
     }
 }

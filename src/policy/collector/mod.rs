@@ -16,13 +16,15 @@ mod exceptions;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::actions::ActionRegistry;
 use super::compiler::{Compiler, Cond, ListDef, MacroDef};
 use super::diag::{Code, Diags};
+use super::ir::Pred;
 use super::loader::{Entry, LoadedFiles, Merge};
-use super::passes::{mark_record_macros, per_type, wrap_entity_parts};
-use super::set::{Counts, Filter, PolicySet, Rule, NEXT_SET_ID};
+use super::passes::{is_entity_macro, mark_record_macros, per_type, wrap_entity_parts};
+use super::set::{Counts, EntityGate, Filter, PolicySet, Rule, NEXT_SET_ID};
 use super::source::{PolicyError, Pos};
 use draft::{build_rule, Draft};
 
@@ -286,6 +288,25 @@ fn finish(
         mark_record_macros(p, &mut per_record);
     }
     let record_macros = (0..macro_slots).filter(|i| per_record[*i]).collect();
+    let gated: Vec<bool> = rules
+        .iter()
+        .map(|r| r.enabled && is_entity_macro(&r.pred))
+        .collect();
+    let mut macro_slots = macro_slots;
+    let entity_gate = (gated.iter().filter(|g| **g).count() >= EntityGate::MIN_RULES).then(|| {
+        let preds: Vec<Pred> = rules
+            .iter()
+            .zip(&gated)
+            .filter(|(_, g)| **g)
+            .map(|(r, _)| r.pred.clone())
+            .collect();
+        let slot = macro_slots;
+        macro_slots += 1;
+        EntityGate {
+            pred: Pred::Macro(slot, Arc::new(Pred::Or(preds))),
+            member: gated,
+        }
+    });
     PolicySet {
         rules,
         filters,
@@ -294,6 +315,7 @@ fn finish(
         warnings: diags.warnings.clone(),
         macro_slots,
         record_macros,
+        entity_gate,
         id: NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     }
 }
