@@ -3,6 +3,7 @@
 //! upstream traces; the type index never changes results.
 
 mod common;
+mod upstream_alerts;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -718,16 +719,11 @@ fn alerts(
 }
 
 #[test]
-fn upstream_rule_sets_give_upstreams_alert_counts() {
-    // Figures of the Go sf-processor 0.7.0 built from source (issue 12): the whole
-    // runtimeintegrity/ directory alerts on 1,765 records over the upstream traces it can
-    // read (every trace but the 10 legacy pre-v1 ones it cannot convert), resolving each rule
-    // against the nearest earlier definitions; distribution/filter.yaml on k8s_small.sf
-    // gives 78 "File Modified" alerts fewer than a type-true reading of `sf.opflags = WRITE`
-    // (236), because upstream's op-flag name cache shows those write flows as SEND.
-    let traces = readable_traces();
-    let (n, _) = alerts(&policies().join("runtimeintegrity"), &traces, "");
-    assert_eq!(n, 1765);
+fn the_op_flag_name_cache_gives_upstreams_file_modified_alerts() {
+    // Figures of the Go sf-processor 0.7.0 built from source (issue 12):
+    // distribution/filter.yaml on k8s_small.sf gives 78 "File Modified" alerts fewer than a
+    // type-true reading of `sf.opflags = WRITE` (236), because upstream's op-flag name cache
+    // shows those write flows as SEND.
     let k8s = [upstream().join("sf-processor/resources/traces/k8s_small.sf")];
     let filter = policies().join("distribution/filter.yaml");
     let (_, upstream_meaning) = alerts(&filter, &k8s, "");
@@ -752,46 +748,60 @@ fn readable_traces() -> Vec<PathBuf> {
     traces
 }
 
-#[test]
-fn falco_event_names_in_upstreams_test_rules_match_nothing_as_upstream() {
-    // Upstream's tests/falco.yaml compares `evt.type` with Falco's lowercase names
-    // (`execve`, `open`, ...); upstream's `evt.type` holds SysFlow's names, so the Go
-    // sf-processor 0.7.0 gives no alert on any upstream trace, and neither does the default
-    // here (41 records alerted while those names matched).
-    let (n, per_rule) = alerts(&policies().join("tests/falco.yaml"), &readable_traces(), "");
-    assert_eq!(n, 0, "{per_rule:?}");
+/// Runs `path` over the readable traces and compares alert records and per-rule matches with
+/// upstream's (`want`, from [`upstream_alerts`]).
+fn pinned(path: &std::path::Path, extra: &str, want: (usize, &[(&str, usize)])) {
+    let (n, per_rule) = alerts(path, &readable_traces(), extra);
+    let want_rules: std::collections::BTreeMap<String, usize> =
+        want.1.iter().map(|(id, n)| (id.to_string(), *n)).collect();
+    assert_eq!((n, &per_rule), (want.0, &want_rules), "{}", path.display());
 }
 
-/// Alert records and matches per rule of upstream's 51 Sigma rules over the 27 readable
-/// upstream traces, as the Go sf-processor 0.7.0 built from source writes them.
-const SIGMA_ALERTS: usize = 1196;
-const SIGMA_PER_RULE: &[(&str, usize)] = &[
-    ("30aed7b6-d2c1-4eaf-9382-b6bc43e50c57", 20), // file deletion
-    ("42df45e7-e6e9-43b5-8f26-bec5b39cc239", 476), // system info discovery
-    ("4c519226-f0cd-4471-bd2f-6fbb2bb68a79", 17), // network connections discovery
-    ("676381a6-15ca-4d73-a9c8-6a22e970b90d", 17), // local groups
-    ("818f7b24-0fba-4c49-a073-8b755573b9c7", 1111), // webshell detection
-    ("b45e3d6f-42c6-47d8-a478-df6bd6cf534c", 7),  // local account
-    ("ea34fb97-e2c4-4afb-810f-785e4459b194", 23), // curl usage
-];
+#[test]
+fn upstreams_runtimeintegrity_directory_gives_upstreams_alerts_per_rule() {
+    // Each rule resolved against the nearest earlier definitions of its lists and macros.
+    pinned(
+        &policies().join("runtimeintegrity"),
+        "",
+        upstream_alerts::RUNTIMEINTEGRITY_DIR,
+    );
+}
+
+#[test]
+fn upstreams_runtimeintegrity_and_ttps_files_alone_give_upstreams_alerts_per_rule() {
+    let ri = policies().join("runtimeintegrity");
+    pinned(
+        &ri.join("runtimeintegrity.yaml"),
+        "",
+        upstream_alerts::RUNTIMEINTEGRITY_YAML,
+    );
+    pinned(&ri.join("ttps.yaml"), "", upstream_alerts::TTPS_YAML);
+}
+
+#[test]
+fn upstreams_filter_and_test_rules_give_upstreams_alerts_per_rule() {
+    // filter.yaml through upstream's op-flag name cache; tests/ has the unit tests and
+    // falco.yaml, which alerts on nothing: it compares `evt.type` with Falco's lowercase
+    // names, and upstream's `evt.type` holds SysFlow's (with those names matching, 41
+    // records here).
+    pinned(
+        &policies().join("distribution/filter.yaml"),
+        "",
+        upstream_alerts::FILTER_YAML,
+    );
+    pinned(&policies().join("tests"), "", upstream_alerts::TESTS_DIR);
+}
 
 #[test]
 fn upstreams_sigma_rules_give_upstreams_alerts() {
-    // Figures of the Go sf-processor 0.7.0 built from source, over the 27 readable upstream
-    // traces: upstream ignores the logsource (a process_creation rule alerts on every record
-    // of a matching process) and ANDs lists of maps.
+    // Upstream ignores the logsource (a process_creation rule alerts on every record of a
+    // matching process) and ANDs lists of maps.
     let sigma = policies().join("sigma");
     let extra = format!(
         r#","language":"sigma","config":"{}""#,
         sigma.join("config/sysflow.yml").display()
     );
-    let (n, per_rule) = alerts(&sigma.join("rules"), &readable_traces(), &extra);
-    assert_eq!(n, SIGMA_ALERTS);
-    let want: std::collections::BTreeMap<String, usize> = SIGMA_PER_RULE
-        .iter()
-        .map(|(id, n)| (id.to_string(), *n))
-        .collect();
-    assert_eq!(per_rule, want);
+    pinned(&sigma.join("rules"), &extra, upstream_alerts::SIGMA_RULES);
 }
 
 #[test]

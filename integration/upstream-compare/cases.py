@@ -24,6 +24,7 @@ def cases():
     for f in sorted(os.listdir(t)):
         if f.endswith(".yaml"):
             c.append(("tests-" + f[:-5], os.path.join(t, f), None))
+    c.append(("tests-dir", t, None))
     c.append(("sigma", os.path.join(P, "sigma/rules"), os.path.join(P, "sigma/config/sysflow.yml")))
     return c
 
