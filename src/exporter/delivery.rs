@@ -283,6 +283,8 @@ impl Worker {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        let mut transport = transport;
+        transport.set_drain_clock(shutdown.clone(), cfg.drain_timeout);
         Worker {
             transport,
             cfg,

@@ -9,6 +9,7 @@ pub mod syslog;
 pub mod terminal;
 pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ConfigError, PipelineConfig, StageConfig};
@@ -68,6 +69,11 @@ pub trait Transport: Send {
     /// target that accepts and never reads, a broker that never reports) should end near it
     /// instead. Transports whose attempts cannot block for long ignore it.
     fn set_deadline(&mut self, _deadline: Option<std::time::Instant>) {}
+    /// The run's end-of-input clock and this exporter's drain timeout, for an attempt that
+    /// is already blocked when the input ends (a write to a target that stopped reading):
+    /// [`Transport::set_deadline`] only reaches the next attempt. Transports whose attempts
+    /// cannot block for long ignore it.
+    fn set_drain_clock(&mut self, _clock: Arc<crate::shutdown::Shutdown>, _timeout: Duration) {}
     /// Checks the target is usable (what `-test` runs).
     fn healthcheck(&mut self) -> Result<(), TransportError> {
         Ok(())

@@ -15,12 +15,18 @@ mod replay;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Payload, Transport, TransportError};
+use crate::shutdown::Shutdown;
 
 /// Connect and write timeout.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a single write call blocks before `write_all` looks at the drain clock again.
+const WRITE_SLICE: Duration = Duration::from_millis(200);
+/// Shortest wait for progress before a write is given up at the drain deadline.
+const MIN_ATTEMPT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -87,6 +93,9 @@ pub struct SyslogTransport {
     /// The drain deadline, once the input has ended: connects and writes then time out near
     /// it rather than after the full `IO_TIMEOUT`.
     deadline: Option<Instant>,
+    /// The run's end-of-input clock and drain timeout, read while a write is blocked (the
+    /// delivery worker cannot pass a deadline to a call that has not returned).
+    clock: Option<(Arc<Shutdown>, Duration)>,
 }
 
 impl SyslogTransport {
@@ -131,6 +140,7 @@ impl SyslogTransport {
             lost: false,
             frame: Vec::with_capacity(1 << 16),
             deadline: None,
+            clock: None,
         }
     }
 
@@ -141,14 +151,22 @@ impl SyslogTransport {
         }
     }
 
+    /// The drain deadline as of now: the shared clock's, else the last one passed in.
+    fn current_deadline(&self) -> Option<Instant> {
+        match &self.clock {
+            Some((clock, timeout)) => clock.deadline(*timeout).or(self.deadline),
+            None => self.deadline,
+        }
+    }
+
     /// The connect/write timeout: `IO_TIMEOUT`, or less once the drain deadline is near
     /// (never under a second, so a last attempt can still succeed).
     fn io_timeout(&self) -> Duration {
-        match self.deadline {
+        match self.current_deadline() {
             None => IO_TIMEOUT,
             Some(d) => d
                 .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_secs(1), IO_TIMEOUT),
+                .clamp(MIN_ATTEMPT, IO_TIMEOUT),
         }
     }
 
@@ -172,9 +190,12 @@ impl SyslogTransport {
             Proto::Tcp | Proto::Tls => {
                 let s = TcpStream::connect_timeout(&addr, self.io_timeout())
                     .map_err(|e| self.unavailable(format!("connect: {e}")))?;
+                // The TLS handshake gets the whole timeout; writes then block a slice at a
+                // time (see `write_all`).
                 let _ = s.set_write_timeout(Some(self.io_timeout()));
                 let _ = s.set_nodelay(true);
                 if self.cfg.proto == Proto::Tcp {
+                    let _ = s.set_write_timeout(Some(WRITE_SLICE));
                     Conn::Tcp(s)
                 } else {
                     let c = super::tls::connector(self.cfg.ca_file.as_deref()).map_err(|e| {
@@ -186,6 +207,7 @@ impl SyslogTransport {
                     let tls = c
                         .connect(&self.cfg.host, s)
                         .map_err(|e| self.unavailable(format!("TLS handshake: {e}")))?;
+                    let _ = tls.get_ref().set_write_timeout(Some(WRITE_SLICE));
                     Conn::Tls(Box::new(tls))
                 }
             }
@@ -216,12 +238,39 @@ impl SyslogTransport {
         closed
     }
 
+    /// Writes `bytes` in calls that block at most [`WRITE_SLICE`] each, so a target that
+    /// stopped reading is given up after `IO_TIMEOUT` without progress, or once the drain
+    /// clock as it is now has passed its deadline (a signal during the write counts).
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match &mut self.conn {
-            Some(Conn::Tcp(s)) => s.write_all(bytes),
-            Some(Conn::Tls(s)) => s.write_all(bytes),
-            _ => Err(std::io::Error::other("not connected")),
+        use std::io::ErrorKind;
+        let mut off = 0;
+        let mut progress = Instant::now();
+        while off < bytes.len() {
+            let r = match &mut self.conn {
+                Some(Conn::Tcp(s)) => s.write(&bytes[off..]),
+                Some(Conn::Tls(s)) => s.write(&bytes[off..]),
+                _ => return Err(std::io::Error::other("not connected")),
+            };
+            match r {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    off += n;
+                    progress = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    let stalled = progress.elapsed();
+                    let past_deadline =
+                        self.current_deadline().is_some_and(|d| Instant::now() >= d);
+                    // A second at least, so a last attempt can still succeed.
+                    if stalled >= IO_TIMEOUT || (past_deadline && stalled >= MIN_ATTEMPT) {
+                        return Err(ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     /// Frames every line of `payload` into `self.frame`.
@@ -332,13 +381,6 @@ impl Transport for SyslogTransport {
         }
         if self.conn.is_none() {
             self.connect()?;
-        } else if self.deadline.is_some() {
-            let t = self.io_timeout();
-            let _ = match &self.conn {
-                Some(Conn::Tcp(s)) => s.set_write_timeout(Some(t)),
-                Some(Conn::Tls(s)) => s.get_ref().set_write_timeout(Some(t)),
-                _ => Ok(()),
-            };
         }
         if self.lost {
             let kept = self.replay.take();
@@ -370,6 +412,10 @@ impl Transport for SyslogTransport {
                 Err(self.unavailable(e))
             }
         }
+    }
+
+    fn set_drain_clock(&mut self, clock: Arc<Shutdown>, timeout: Duration) {
+        self.clock = Some((clock, timeout));
     }
 
     fn set_deadline(&mut self, deadline: Option<Instant>) {
