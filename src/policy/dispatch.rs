@@ -187,12 +187,7 @@ impl RuleIndex {
         let keys: Vec<Option<Key>> = rules
             .iter()
             .map(|(i, p)| match gate {
-                Some(g) if g.member.get(*i).copied().unwrap_or(false) => {
-                    let Pred::Macro(id, _) = &g.pred else {
-                        return required_key(p).filter(|k| !has_empty(k));
-                    };
-                    Some(Key::Gate(*id, &g.pred))
-                }
+                Some(g) if g.member.get(*i) == Some(&true) => Some(Key::Gate(g.slot, &g.pred)),
                 _ => required_key(p).filter(|k| !has_empty(k)),
             })
             .collect();

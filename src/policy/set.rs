@@ -93,6 +93,8 @@ pub struct PolicySet {
 /// one. Built when at least [`EntityGate::MIN_RULES`] rules qualify.
 #[derive(Debug, Clone)]
 pub struct EntityGate {
+    /// The memo slot of `pred`.
+    pub slot: usize,
     /// `Pred::Macro(slot, Or(conditions))`.
     pub pred: Pred,
     /// By rule index: whether the rule is behind the gate.

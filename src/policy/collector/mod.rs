@@ -303,6 +303,7 @@ fn finish(
         let slot = macro_slots;
         macro_slots += 1;
         EntityGate {
+            slot,
             pred: Pred::Macro(slot, Arc::new(Pred::Or(preds))),
             member: gated,
         }

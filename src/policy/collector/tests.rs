@@ -665,18 +665,25 @@ fn falco_operators_glob_intersects_bytes_and_escaped_quotes() {
     ));
 }
 
+/// One rule with condition `cond` (YAML text as written), compiled with or without
+/// upstream's quirks.
+fn compile_q(cond: &str, quirks: bool) -> (PolicySet, Diags) {
+    let text = format!("- rule: t\n  desc: d\n  condition: {cond}\n");
+    let mut lf = LoadedFiles::default();
+    let mut d = Diags::new(false);
+    load_text("q.yaml", &text, &mut lf, &mut d);
+    let opts = CompileOptions {
+        quirks,
+        ..Default::default()
+    };
+    let set = compile_with(&lf, &actions::registry(), &mut d, opts);
+    (set, d)
+}
+
 #[test]
 fn upstream_quirks_in_conditions_and_the_fixed_meaning() {
     let eval_q = |cond: &str, r: &Record, quirks: bool| {
-        let text = format!("- rule: t\n  desc: d\n  condition: '{cond}'\n");
-        let mut lf = LoadedFiles::default();
-        let mut d = Diags::new(false);
-        load_text("q.yaml", &text, &mut lf, &mut d);
-        let opts = CompileOptions {
-            quirks,
-            ..Default::default()
-        };
-        let set = compile_with(&lf, &actions::registry(), &mut d, opts);
+        let (set, d) = compile_q(&format!("'{cond}'"), quirks);
         assert!(d.errors.is_empty(), "{:?}", d.errors);
         set.rules[0].pred.eval(r)
     };
@@ -716,16 +723,9 @@ fn upstream_quirks_in_conditions_and_the_fixed_meaning() {
     assert!(eval_q("evt.type in (execve, connect)", &n, false));
     // ... and the user is told, at the comparison's position.
     let codes = |cond: &str, quirks: bool| {
-        let text = format!("- rule: t\n  desc: d\n  condition: {cond}\n");
-        let mut lf = LoadedFiles::default();
-        let mut d = Diags::new(false);
-        load_text("q.yaml", &text, &mut lf, &mut d);
-        let opts = CompileOptions {
-            quirks,
-            ..Default::default()
-        };
-        compile_with(&lf, &actions::registry(), &mut d, opts);
-        d.warnings
+        compile_q(cond, quirks)
+            .1
+            .warnings
             .iter()
             .map(|w| (w.code, w.pos.line, w.pos.col))
             .collect::<Vec<_>>()

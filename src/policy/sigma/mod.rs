@@ -275,11 +275,7 @@ impl Converter<'_> {
         let mut names: Vec<&str> = det.named.keys().map(String::as_str).collect();
         names.sort();
         for n in &names {
-            let e = if self.cfg.upstream {
-                self.search_upstream(n, &det.named[*n])
-            } else {
-                self.detection(n, &det.named[*n])
-            };
+            let e = self.detection(n, &det.named[*n]);
             named.insert(n, e);
         }
         if det.timeframe.is_some() {
@@ -290,20 +286,15 @@ impl Converter<'_> {
                 "",
             );
         }
-        if self.cfg.upstream {
-            // Upstream ignores the logsource: every rule runs on every record type.
-            let conds: Vec<Expr> = det
-                .conditions
-                .iter()
-                .map(|c| self.condition_upstream(c, &named, &names))
-                .collect();
-            return (!self.failed).then_some(conds);
-        }
         let conds: Vec<Expr> = det
             .conditions
             .iter()
             .map(|c| self.condition(c, &named, &names))
             .collect();
+        if self.cfg.upstream {
+            // Upstream ignores the logsource: every rule runs on every record type.
+            return (!self.failed).then_some(conds);
+        }
         let mut body = or(conds);
         if let Some(types) = self.logsource(rule) {
             body = and(vec![types, body]);
@@ -401,6 +392,7 @@ pub(super) fn base64_encode(s: &str) -> String {
     out
 }
 
+mod detection;
 mod spec;
 mod upstream;
 

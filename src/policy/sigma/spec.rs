@@ -1,13 +1,9 @@
 //! The Sigma specification's reading (`quirks: fixed`): the logsource category selects record
 //! types, `*`/`?` are wildcards, a list of maps is any-of, the modifiers apply.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use rsigma_parser::{
-    ConditionExpr, Detection, DetectionItem, Modifier, Quantifier, SelectorPattern, SigmaRule,
-    SigmaValue,
-};
+use rsigma_parser::{DetectionItem, Modifier, SigmaRule, SigmaValue};
 
 use super::{and, base64_encode, modifier_name, or, shape, toks, value_text, word, Converter};
 use crate::policy::diag::Code;
@@ -38,93 +34,11 @@ impl Converter<'_> {
         })
     }
 
-    pub(super) fn condition(
-        &mut self,
-        c: &ConditionExpr,
-        named: &HashMap<&str, Expr>,
-        names: &[&str],
-    ) -> Expr {
-        match c {
-            ConditionExpr::And(v) => {
-                and(v.iter().map(|x| self.condition(x, named, names)).collect())
-            }
-            ConditionExpr::Or(v) => or(v.iter().map(|x| self.condition(x, named, names)).collect()),
-            ConditionExpr::Not(x) => Expr::Not(Box::new(self.condition(x, named, names))),
-            ConditionExpr::Identifier(id) => match named.get(id.as_str()) {
-                Some(e) => e.clone(),
-                None => {
-                    self.error(
-                        "condition:",
-                        format!("the condition names `{id}`, which the detection does not define"),
-                    );
-                    Expr::Const(false)
-                }
-            },
-            ConditionExpr::Selector {
-                quantifier,
-                pattern,
-            } => {
-                let picked: Vec<Expr> = names
-                    .iter()
-                    .filter(|n| match pattern {
-                        SelectorPattern::Them => !n.starts_with('_'),
-                        SelectorPattern::Pattern(p) => rsigma_parser::detection_name_matches(p, n),
-                    })
-                    .filter_map(|n| named.get(n).cloned())
-                    .collect();
-                match quantifier {
-                    Quantifier::Any => or(picked),
-                    Quantifier::All => and(picked),
-                    Quantifier::Count(n) => {
-                        self.error(
-                            "condition:",
-                            format!("`{n} of ...` is not supported (only `1 of` and `all of`)"),
-                        );
-                        Expr::Const(false)
-                    }
-                }
-            }
-        }
-    }
-
-    pub(super) fn detection(&mut self, name: &str, d: &Detection) -> Expr {
-        match d {
-            Detection::AllOf(items) => and(items.iter().map(|i| self.item(name, i)).collect()),
-            Detection::AnyOf(v) => or(v.iter().map(|x| self.detection(name, x)).collect()),
-            Detection::And(v) => and(v.iter().map(|x| self.detection(name, x)).collect()),
-            Detection::Keywords(_) => {
-                self.error(
-                    &format!("{name}:"),
-                    format!("`{name}`: keyword searches are not supported (use field selectors)"),
-                );
-                Expr::Const(false)
-            }
-            Detection::ArrayMatch { .. } | Detection::Conditional { .. } => {
-                self.error(
-                    &format!("{name}:"),
-                    format!("`{name}`: this detection form is not supported"),
-                );
-                Expr::Const(false)
-            }
-        }
-    }
-
-    fn item(&mut self, sel: &str, item: &DetectionItem) -> Expr {
-        let Some(field) = item.field.name.as_deref() else {
-            self.error(
-                &format!("{sel}:"),
-                format!("`{sel}`: keyword searches are not supported (use field selectors)"),
-            );
+    pub(super) fn item(&mut self, sel: &str, item: &DetectionItem) -> Expr {
+        let Some((field, key, target)) = self.located(sel, item) else {
             return Expr::Const(false);
         };
-        let key = if item.field.modifiers.is_empty() {
-            format!("{field}:")
-        } else {
-            format!("{field}|")
-        };
-        let Some(target) = self.target(field, &key) else {
-            return Expr::Const(false);
-        };
+        let field = field.as_str();
         let mods = &item.field.modifiers;
         let mut kind = None;
         let (mut all, mut cased, mut re, mut exists, mut neq, mut windash, mut base64) =

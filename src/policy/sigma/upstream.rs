@@ -1,12 +1,8 @@
 //! Upstream 0.7.0's reading of Sigma, the default (`quirks: upstream`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use rsigma_parser::{
-    ConditionExpr, Detection, DetectionItem, Modifier, Quantifier, SelectorPattern, SigmaValue,
-    StringPart,
-};
+use rsigma_parser::{DetectionItem, Modifier, SigmaValue, StringPart};
 
 use super::{and, base64_encode, modifier_name, or, shape, value_text, word, Converter};
 use crate::policy::diag::Code;
@@ -21,61 +17,18 @@ use crate::policy::parser::{Atom, BinOp, Expr, Span};
 /// `them` takes every search. Each place where this differs from the Sigma specification is
 /// a `LOAD_SIGMA_UPSTREAM_MEANING` warning; `quirks: fixed` reads the specification's meaning.
 impl Converter<'_> {
-    fn upstream_note(&mut self, needle: &str, message: String) {
+    pub(super) fn upstream_note(&mut self, needle: &str, message: String) {
         let p = self.pos(needle);
         let snippet = self.line(&p);
         self.diags
             .warn(Code::SigmaUpstreamMeaning, p, message, &snippet);
     }
 
-    pub(super) fn search_upstream(&mut self, name: &str, d: &Detection) -> Expr {
-        match d {
-            Detection::AllOf(items) => {
-                and(items.iter().map(|i| self.item_upstream(name, i)).collect())
-            }
-            Detection::AnyOf(v) => {
-                if v.len() > 1 {
-                    self.upstream_note(
-                        &format!("{name}:"),
-                        format!("`{name}`: upstream ANDs the maps of a list (Sigma ORs them); `quirks: fixed` reads them as any-of"),
-                    );
-                }
-                and(v.iter().map(|x| self.search_upstream(name, x)).collect())
-            }
-            Detection::And(v) => and(v.iter().map(|x| self.search_upstream(name, x)).collect()),
-            Detection::Keywords(_) => {
-                self.upstream_note(
-                    &format!("{name}:"),
-                    format!("`{name}`: keyword searches are not supported: false, as upstream (use field selectors)"),
-                );
-                Expr::Const(false)
-            }
-            Detection::ArrayMatch { .. } | Detection::Conditional { .. } => {
-                self.error(
-                    &format!("{name}:"),
-                    format!("`{name}`: this detection form is not supported"),
-                );
-                Expr::Const(false)
-            }
-        }
-    }
-
-    fn item_upstream(&mut self, sel: &str, item: &DetectionItem) -> Expr {
-        let Some(field) = item.field.name.as_deref() else {
-            self.upstream_note(
-                &format!("{sel}:"),
-                format!("`{sel}`: keyword searches are not supported: false, as upstream"),
-            );
+    pub(super) fn item_upstream(&mut self, sel: &str, item: &DetectionItem) -> Expr {
+        let Some((field, key, target)) = self.located(sel, item) else {
             return Expr::Const(false);
         };
-        let key = if item.field.modifiers.is_empty() {
-            format!("{field}:")
-        } else {
-            format!("{field}|")
-        };
-        let Some(target) = self.target(field, &key) else {
-            return Expr::Const(false);
-        };
+        let field = field.as_str();
         let mut all = false;
         // Upstream's comparators (every one must hold) and transformers (any variant).
         let mut cmps: Vec<Option<Modifier>> = Vec::new();
@@ -129,10 +82,7 @@ impl Converter<'_> {
         let mut wild = false;
         let mut alts = Vec::new();
         for v in &item.values {
-            let text = match v {
-                SigmaValue::Null => String::new(),
-                other => value_text(other),
-            };
+            let text = value_text(v);
             wild |= matches!(v, SigmaValue::String(s) if s.parts.iter().any(|p| matches!(p, StringPart::Special(_))));
             let variants: Vec<String> = if transforms.is_empty() {
                 vec![text]
@@ -161,71 +111,6 @@ impl Converter<'_> {
             and(alts)
         } else {
             or(alts)
-        }
-    }
-
-    pub(super) fn condition_upstream(
-        &mut self,
-        c: &ConditionExpr,
-        named: &HashMap<&str, Expr>,
-        names: &[&str],
-    ) -> Expr {
-        match c {
-            ConditionExpr::And(v) => and(v
-                .iter()
-                .map(|x| self.condition_upstream(x, named, names))
-                .collect()),
-            ConditionExpr::Or(v) => or(v
-                .iter()
-                .map(|x| self.condition_upstream(x, named, names))
-                .collect()),
-            ConditionExpr::Not(x) => Expr::Not(Box::new(self.condition_upstream(x, named, names))),
-            ConditionExpr::Identifier(id) => match named.get(id.as_str()) {
-                Some(e) => e.clone(),
-                None => {
-                    self.upstream_note(
-                        "condition:",
-                        format!("the condition names `{id}`, which the detection does not define: false, as upstream"),
-                    );
-                    Expr::Const(false)
-                }
-            },
-            ConditionExpr::Selector {
-                quantifier,
-                pattern,
-            } => {
-                let picked: Vec<Expr> = match pattern {
-                    SelectorPattern::Them => {
-                        names.iter().filter_map(|n| named.get(n).cloned()).collect()
-                    }
-                    SelectorPattern::Pattern(p) if p.contains('*') => {
-                        let m = Matcher::glob(p, false);
-                        names
-                            .iter()
-                            .filter(|n| m.is_match(n))
-                            .filter_map(|n| named.get(n).cloned())
-                            .collect()
-                    }
-                    SelectorPattern::Pattern(p) => {
-                        self.upstream_note(
-                            "condition:",
-                            format!("`of {p}` without a wildcard is false in upstream (its compiler does not handle it); `quirks: fixed` reads Sigma's meaning"),
-                        );
-                        return Expr::Const(false);
-                    }
-                };
-                match quantifier {
-                    Quantifier::Any => or(picked),
-                    Quantifier::All => and(picked),
-                    Quantifier::Count(n) => {
-                        self.error(
-                            "condition:",
-                            format!("`{n} of ...` is not supported (only `1 of` and `all of`)"),
-                        );
-                        Expr::Const(false)
-                    }
-                }
-            }
         }
     }
 }
