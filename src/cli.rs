@@ -2,6 +2,7 @@
 //! `--config FILE` and `-config=FILE`.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Log levels upstream accepts (plus `debug`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +12,9 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+    /// Upstream's `health`: only the health messages (checks passed, collector connected,
+    /// first record read) — and, unlike upstream, errors too (docs/operations.md).
+    Health,
     Quiet,
 }
 
@@ -19,7 +23,8 @@ impl LogLevel {
         Some(match s.to_ascii_lowercase().as_str() {
             "trace" => LogLevel::Trace,
             "debug" => LogLevel::Debug,
-            "info" | "health" => LogLevel::Info,
+            "info" => LogLevel::Info,
+            "health" => LogLevel::Health,
             "warn" | "warning" => LogLevel::Warn,
             "error" => LogLevel::Error,
             "quiet" => LogLevel::Quiet,
@@ -33,6 +38,7 @@ impl LogLevel {
             LogLevel::Info => "info",
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
+            LogLevel::Health => "error,health=info",
             LogLevel::Quiet => "off",
         }
     }
@@ -54,7 +60,23 @@ pub struct Cli {
     pub version: bool,
     pub help: bool,
     pub path: Option<String>,
+    /// `-plugdir DIR` (upstream: Go processor plugins). Accepted so upstream's unit and image
+    /// start unchanged; plugins are not loaded (see [`plugin_dir_warning`]).
+    pub plugdir: Option<String>,
+    /// `-driverdir DIR` (upstream: Go driver plugins), as `-plugdir`.
+    pub driverdir: Option<String>,
+    /// `-cpuprofile FILE`: a CPU profile of the run in pprof format, written at its end.
+    pub cpuprofile: Option<String>,
+    /// `-memprofile FILE`: the allocator's statistics at the end of the run.
+    pub memprofile: Option<String>,
+    /// `-traceprofile FILE`: Go's execution tracer has no counterpart; accepted, warned.
+    pub traceprofile: Option<String>,
+    /// `-perflog`: throughput lines on stderr at this interval (upstream: every 15 s).
+    pub perflog: Option<Duration>,
 }
+
+/// Upstream's perf log interval.
+pub const PERFLOG_INTERVAL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError(pub String);
@@ -65,7 +87,7 @@ impl fmt::Display for CliError {
     }
 }
 
-pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket] [-metrics ADDR] [-log trace|debug|info|warn|error|quiet] [-test] [-strict] [-version] PATH
+pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket] [-metrics ADDR] [-log trace|debug|info|warn|error|health|quiet] [-test] [-strict] [-version] [-perflog] [-cpuprofile FILE] [-memprofile FILE] PATH
 
   PATH             file driver: a SysFlow trace file, or a directory of traces (read in name
                    order); socket driver: the Unix socket to listen on for the collector
@@ -74,12 +96,19 @@ pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket]
                    configuration, else file)
   -metrics ADDR    serve /metrics, /healthz and /readyz on ADDR (HOST:PORT, or :PORT for
                    127.0.0.1; default: the configuration's metrics.listen, else off)
-  -log LEVEL       log level on stderr (default: info)
+  -log LEVEL       log level on stderr (default: info; health: errors and health
+                   messages only)
   -test            validate the configuration and policies, list warnings and exit (non-zero
                    on any error); PATH is optional
   -strict          policies: every warning about what upstream only tolerates (unknown
                    attributes and actions, repaired YAML, ...) is an error
-  -version         print the version and the schema versions read and written
+  -version         print the version and the schema versions (upstream's line)
+  -perflog[=DUR]   log records/s per node on stderr every DUR (default 15s)
+  -cpuprofile FILE write a CPU profile of the run (pprof format) when it ends
+  -memprofile FILE write the allocator's statistics when the run ends
+  -traceprofile FILE, -plugdir DIR, -driverdir DIR
+                   upstream's flags, accepted: Go plugins and Go's tracer do not exist
+                   here (a warning says so)
 Flags take one or two dashes, and `-flag=value` works too.";
 
 fn parse_bool(flag: &str, v: &str) -> Result<bool, CliError> {
@@ -102,6 +131,12 @@ impl Cli {
             version: false,
             help: false,
             path: None,
+            plugdir: None,
+            driverdir: None,
+            cpuprofile: None,
+            memprofile: None,
+            traceprofile: None,
+            perflog: None,
         };
         let mut it = args.into_iter();
         let mut positional = Vec::new();
@@ -148,7 +183,7 @@ impl Cli {
                     let l = value(name)?;
                     cli.log = LogLevel::parse(&l).ok_or_else(|| {
                         CliError(format!(
-                            "invalid log level `{l}` (expected trace, debug, info, warn, error or quiet)"
+                            "invalid log level `{l}` (expected trace, debug, info, warn, error, health or quiet)"
                         ))
                     })?;
                 }
@@ -173,6 +208,28 @@ impl Cli {
                         .transpose()?
                         .unwrap_or(true)
                 }
+                "plugdir" => cli.plugdir = Some(value(name)?),
+                "driverdir" => cli.driverdir = Some(value(name)?),
+                "cpuprofile" => cli.cpuprofile = Some(value(name)?),
+                "memprofile" => cli.memprofile = Some(value(name)?),
+                "traceprofile" => cli.traceprofile = Some(value(name)?),
+                "perflog" => {
+                    cli.perflog = match inline.as_deref() {
+                        None => Some(PERFLOG_INTERVAL),
+                        Some(v) => match parse_bool(name, v) {
+                            Ok(true) => Some(PERFLOG_INTERVAL),
+                            Ok(false) => None,
+                            Err(_) => match humantime::parse_duration(v) {
+                                Ok(d) if d >= Duration::from_millis(100) => Some(d),
+                                _ => {
+                                    return Err(CliError(format!(
+                                        "invalid value `{v}` for -perflog (true, false or an interval of at least 100ms, e.g. 5s)"
+                                    )))
+                                }
+                            },
+                        },
+                    }
+                }
                 "h" | "help" => cli.help = true,
                 other => return Err(CliError(format!("flag provided but not defined: -{other}"))),
             }
@@ -190,6 +247,41 @@ impl Cli {
         }
         Ok(cli)
     }
+}
+
+/// Where upstream's build and image keep their Go plugins: nothing to say about these.
+const UPSTREAM_PLUGIN_DIRS: &[&str] = &[
+    "../resources/plugins",
+    "../resources/drivers",
+    "/usr/local/sysflow/resources/plugins",
+    "/usr/local/sysflow/resources/drivers",
+];
+
+/// What to say about `-plugdir`/`-driverdir` `dir`: nothing for upstream's default paths, a
+/// missing or an empty directory (no plugin would be lost); otherwise which Go plugins it
+/// holds, that they are not loaded, and what is built in instead.
+pub fn plugin_dir_warning(flag: &str, dir: &str) -> Option<String> {
+    let trimmed = dir.trim_end_matches('/');
+    if trimmed.is_empty() || UPSTREAM_PLUGIN_DIRS.contains(&trimmed) {
+        return None;
+    }
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut plugins: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    if plugins.is_empty() {
+        return None;
+    }
+    plugins.sort();
+    let shown: Vec<&str> = plugins.iter().take(5).map(String::as_str).collect();
+    let more = plugins.len().saturating_sub(shown.len());
+    Some(format!(
+        "-{flag} {dir}: Go plugins are not loaded by this build ({}{}); built in instead: drivers file and socket, handlers flattener and printer, processors sysflowreader, policyengine, exporter and example",
+        shown.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    ))
 }
 
 #[cfg(test)]
@@ -234,5 +326,64 @@ mod tests {
         assert!(p(&["-config"]).unwrap_err().0.contains("needs an argument"));
         assert!(p(&["a", "b"]).unwrap_err().0.contains("expected one PATH"));
         assert!(p(&["-version"]).unwrap().version);
+        assert!(p(&["-perflog=sometimes"])
+            .unwrap_err()
+            .0
+            .contains("-perflog"));
+    }
+
+    #[test]
+    fn upstreams_unit_and_image_flags_are_accepted() {
+        // scripts/service/systemd/sysflow-processor.service of sf-processor 0.7.0.
+        let c = p(&[
+            "-log=error",
+            "-driver=socket",
+            "-config=/etc/sysflow/pipelines/pipeline.json",
+            "-plugdir=/usr/local/sysflow/resources/plugins",
+            "/var/run/sysflow.sock",
+        ])
+        .unwrap();
+        assert_eq!(c.log, LogLevel::Error);
+        assert_eq!(
+            c.plugdir.as_deref(),
+            Some("/usr/local/sysflow/resources/plugins")
+        );
+        assert_eq!(c.path.as_deref(), Some("/var/run/sysflow.sock"));
+        // The image's CMD.
+        let c = p(&[
+            "-log", "health", "-driver", "socket", "-driverdir", "/d", "-plugdir", "/p",
+            "-config", "/c.json", "/sock/sysflow.sock",
+        ])
+        .unwrap();
+        assert_eq!(c.log, LogLevel::Health);
+        assert_eq!(c.driverdir.as_deref(), Some("/d"));
+        let c = p(&[
+            "-cpuprofile", "cpu.pb", "-memprofile=mem.txt", "-traceprofile", "t.out", "-perflog",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(c.cpuprofile.as_deref(), Some("cpu.pb"));
+        assert_eq!(c.memprofile.as_deref(), Some("mem.txt"));
+        assert_eq!(c.traceprofile.as_deref(), Some("t.out"));
+        assert_eq!(c.perflog, Some(PERFLOG_INTERVAL));
+        assert_eq!(p(&["-perflog=false", "x"]).unwrap().perflog, None);
+        assert_eq!(
+            p(&["-perflog=2s", "x"]).unwrap().perflog,
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn plugin_directories_warn_only_when_they_hold_plugins() {
+        assert_eq!(plugin_dir_warning("plugdir", "../resources/plugins"), None);
+        assert_eq!(plugin_dir_warning("plugdir", "/no/such/dir"), None);
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_str().unwrap().to_string();
+        assert_eq!(plugin_dir_warning("plugdir", &dir), None, "empty");
+        std::fs::write(d.path().join("dynamic.so"), b"").unwrap();
+        let w = plugin_dir_warning("driverdir", &dir).expect("warns");
+        assert!(w.contains("-driverdir"), "{w}");
+        assert!(w.contains("dynamic.so"), "{w}");
+        assert!(w.contains("not loaded"), "{w}");
     }
 }

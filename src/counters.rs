@@ -20,6 +20,9 @@ pub trait Counters: Send + Sync {
     fn delivered_now(&self) {}
     /// An attempt to deliver failed (it may be retried).
     fn attempt_failed(&self) {}
+    /// An attempt starts (`true`) or has ended (`false`): an attempt that lasts is a target
+    /// that stopped acknowledging, which readiness reports.
+    fn attempt_in_progress(&self, _busy: bool) {}
 }
 
 use std::sync::atomic::{AtomicU64, Ordering};

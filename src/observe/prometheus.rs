@@ -192,7 +192,7 @@ impl Collector for LiveCollector {
         gauges(
             &mut enc,
             "exporter_up",
-            "1 unless the exporter's last delivery attempt failed.",
+            "1 unless the exporter's target is down: its last delivery attempt failed, an attempt has waited 3 s for its acknowledgement, or the transport reports no connection (Kafka).",
             None,
             &(0..exps.len())
                 .map(|i| (ex_labels(i), exps[i].stats.up() as u64))
@@ -215,6 +215,13 @@ impl Collector for LiveCollector {
             "Entities held in the tables.",
             None,
             &tables,
+        )?;
+        gauges(
+            &mut enc,
+            "entity_bytes",
+            "Bytes the entity tables hold (estimated from their strings and arrays; bounded by cache.maxbytes).",
+            None,
+            &[(vec![], t.bytes.load(Ordering::Relaxed))],
         )?;
         counters(
             &mut enc,

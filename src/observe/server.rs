@@ -6,10 +6,19 @@
 //! | `/metrics` | 200, the OpenMetrics text of [`super::prometheus`] |
 //! | `/healthz` | 200 `ok` while the process serves requests |
 //! | `/readyz` | 200 `ready`, or 503 with the reasons (not running, socket not listening, an exporter failing) |
+//!
+//! Any local user can connect, so the endpoint is bounded in what it can cost the agent: at
+//! most [`MAX_CONNECTIONS`] connections at a time (descriptors stay for the data path: the
+//! collector's socket and the exporters), a request's headers must arrive within
+//! [`HEADER_TIMEOUT`], and a connection lives at most [`CONNECTION_TIMEOUT`]. When every slot
+//! is taken, the oldest connection is closed to make room (a slowloris holds old connections;
+//! a probe sends its request at once and is answered in milliseconds).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -17,6 +26,43 @@ use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::registry::Registry;
 
 use crate::pipeline::Live;
+use crate::stats::RateLimit;
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a request's headers may take to arrive (also an idle keep-alive connection's
+/// life between requests).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one connection, whatever it does.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connections being served, oldest first.
+#[derive(Default)]
+struct Slots {
+    open: VecDeque<(u64, tokio::task::AbortHandle)>,
+    next: u64,
+}
+
+fn lock(m: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Makes room for one more connection: at the cap, the oldest one is closed. A probe (a
+/// scraper, `/healthz`) sends its request as soon as it connects and is answered within
+/// milliseconds, so the connections that are old when the cap is reached are the ones that
+/// hold a slot without asking for anything.
+fn make_room(slots: &Mutex<Slots>, max: usize) {
+    let mut s = lock(slots);
+    while s.open.len() >= max {
+        match s.open.pop_front() {
+            Some((_, h)) => h.abort(),
+            None => break,
+        }
+    }
+}
 
 /// A running listener; it serves until the process exits.
 pub struct MetricsServer {
@@ -63,30 +109,55 @@ async fn serve(std_listener: std::net::TcpListener, registry: Arc<Registry>, liv
             return;
         }
     };
+    let slots = Arc::new(Mutex::new(Slots::default()));
+    let log = RateLimit::new(3, Duration::from_secs(60));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::debug!("metrics endpoint: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Out of descriptors (EMFILE) or the like: back off, say so once in a while.
+                if let Some(suppressed) = log.allow() {
+                    tracing::warn!(suppressed, "metrics endpoint: accept: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        if lock(&slots).open.len() >= MAX_CONNECTIONS {
+            if let Some(suppressed) = log.allow() {
+                tracing::warn!(
+                    suppressed,
+                    "metrics endpoint: {MAX_CONNECTIONS} connections open; closing the oldest"
+                );
+            }
+            make_room(&slots, MAX_CONNECTIONS);
+        }
         let registry = registry.clone();
         let live = live.clone();
-        tokio::spawn(async move {
+        let id = {
+            let mut s = lock(&slots);
+            s.next += 1;
+            s.next
+        };
+        let done = slots.clone();
+        let task = tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let r = answer(&req, &registry, &live);
                 async move { Ok::<_, Infallible>(r) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .await
-            {
-                tracing::debug!("metrics endpoint: connection: {e}");
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(io, svc);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+                Ok(Err(e)) => tracing::debug!("metrics endpoint: connection: {e}"),
+                Err(_) => tracing::debug!("metrics endpoint: connection closed after {CONNECTION_TIMEOUT:?}"),
+                Ok(Ok(())) => {}
             }
+            lock(&done).open.retain(|(i, _)| *i != id);
         });
+        lock(&slots).open.push_back((id, task.abort_handle()));
     }
 }
 

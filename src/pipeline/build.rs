@@ -169,8 +169,9 @@ impl Builder<'_> {
         let (arb, metrics) = self.spawn(name.clone(), processor, exporter_kind);
         let recipient = match &sp.kind {
             StageKind::Exporter(ec) => {
-                let transport = ec.open().map_err(|e| format!("{name}: {e}"))?;
+                let mut transport = ec.open().map_err(|e| format!("{name}: {e}"))?;
                 let stats = Arc::new(ExporterStats::default());
+                transport.watch(stats.clone());
                 self.live.add_exporter(&name, exporter_kind, stats.clone());
                 let counters = Arc::new(DeliveryCounters {
                     node: metrics.clone(),

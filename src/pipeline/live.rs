@@ -145,11 +145,8 @@ impl Live {
             why.push("the socket driver is not listening".to_string());
         }
         for e in self.exporters() {
-            if !e.stats.up() {
-                why.push(format!(
-                    "{} ({}): the last delivery attempt failed",
-                    e.node, e.exporter
-                ));
+            if let Some(r) = e.stats.down_reason() {
+                why.push(format!("{} ({}): {r}", e.node, e.exporter));
             }
         }
         if why.is_empty() {

@@ -109,6 +109,8 @@ const READER_KEYS: &[&str] = &[
     "filter.maxage",
     "block.maxsize",
     "block.maxrecords",
+    "record.maxsize",
+    "cache.maxbytes",
     "cache.maxprocesses",
     "cache.maxfiles",
     "cache.maxcontainers",
@@ -129,6 +131,7 @@ fn cache_limits(cfg: &PipelineConfig, st: &StageConfig) -> Result<CacheLimits, C
         containers: n("cache.maxcontainers", d.containers)?,
         pods: n("cache.maxpods", d.pods)?,
         exit_grace_records: cfg.count(st, "cache.reapafter", d.exit_grace_records, 0, 1 << 32)?,
+        max_bytes: cfg.bytes(st, "cache.maxbytes", d.max_bytes as u64, 1 << 20, 1 << 40)? as usize,
     })
 }
 
@@ -138,6 +141,8 @@ fn block_limits(cfg: &PipelineConfig, st: &StageConfig) -> Result<BlockLimits, C
     Ok(BlockLimits {
         max_inflated: cfg.bytes(st, "block.maxsize", d.max_inflated, 64 << 10, 1 << 30)?,
         max_records: cfg.count(st, "block.maxrecords", d.max_records, 1, 1 << 24)?,
+        max_record: cfg.bytes(st, "record.maxsize", d.max_record as u64, 64 << 10, 1 << 30)?
+            as usize,
     })
 }
 const POLICY_KEYS: &[&str] = &[

@@ -4,14 +4,56 @@
 use super::DecodeError;
 
 /// A position in a byte slice holding Avro binary data.
+///
+/// It also keeps the memory the datum being decoded will take (strings: their bytes and
+/// their `String`; array items: their size), against a limit: Avro's smallest items are one
+/// byte (an empty string, a zero), which decode into 24-byte values, so a 1 MiB packet of
+/// empty strings would become 24 MiB of `Vec<String>`. A datum past the limit is refused
+/// ([`DecodeError::Oversize`]) before the memory is taken.
 pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Bytes the current datum takes so far, and the most it may take.
+    used: usize,
+    limit: usize,
 }
+
+/// The default limit on what one decoded record may take (`record.maxsize`): four times a
+/// 1 MiB packet of ordinary strings.
+pub const DEFAULT_RECORD_LIMIT: usize = 4 << 20;
 
 impl<'a> Cursor<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Cursor { buf, pos: 0 }
+        Self::with_limit(buf, DEFAULT_RECORD_LIMIT)
+    }
+
+    /// A cursor whose datums may each take at most `limit` bytes once decoded.
+    pub fn with_limit(buf: &'a [u8], limit: usize) -> Self {
+        Cursor {
+            buf,
+            pos: 0,
+            used: 0,
+            limit,
+        }
+    }
+
+    /// A new datum starts: its memory is counted from zero.
+    #[inline]
+    pub fn start_datum(&mut self) {
+        self.used = 0;
+    }
+
+    /// Counts `bytes` of decoded memory for the current datum.
+    #[inline]
+    pub fn charge(&mut self, bytes: usize) -> Result<(), DecodeError> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.limit {
+            return Err(DecodeError::Oversize {
+                pos: self.pos,
+                limit: self.limit,
+            });
+        }
+        Ok(())
     }
 
     pub fn pos(&self) -> usize {
@@ -111,6 +153,7 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub fn string(&mut self) -> Result<String, DecodeError> {
         let b = self.bytes()?;
+        self.charge(b.len() + std::mem::size_of::<String>())?;
         Ok(match std::str::from_utf8(b) {
             Ok(s) => s.to_owned(),
             Err(_) => String::from_utf8_lossy(b).into_owned(),
@@ -150,6 +193,26 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_datum_past_its_memory_limit_is_refused_before_the_memory_is_taken() {
+        // 1,000 empty strings: 1,000 bytes of input, 24,000 bytes decoded.
+        let data = vec![0u8; 1000];
+        let mut c = Cursor::with_limit(&data, 10_000);
+        c.start_datum();
+        let mut n = 0;
+        let e = loop {
+            match c.string() {
+                Ok(_) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(e, DecodeError::Oversize { limit: 10_000, .. }), "{e}");
+        assert_eq!(n, 10_000 / 24);
+        // The next datum starts from zero.
+        c.start_datum();
+        assert!(c.string().is_ok());
+    }
 
     #[test]
     fn zigzag_values() {

@@ -13,6 +13,10 @@ pub mod writer;
 pub use model::*;
 pub use plan::{DatumPlan, Decoded};
 
+/// The SysFlow Avro schema version of the reader model every writer schema resolves to (and
+/// that `sfgen` writes by default).
+pub const READER_SCHEMA_VERSION: u32 = 5;
+
 /// An Avro datum could not be decoded. Positions are byte offsets in the (decompressed) block or
 /// packet.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -37,6 +41,8 @@ pub enum DecodeError {
     Codec(String),
     #[error("{0} trailing bytes after the last record of the block")]
     Trailing(usize),
+    #[error("record larger than {limit} bytes once decoded at byte {pos} (record.maxsize)")]
+    Oversize { pos: usize, limit: usize },
 }
 
 /// A writer schema that cannot be resolved against the v5 model.

@@ -23,6 +23,8 @@ pub struct BlockLimits {
     pub max_inflated: u64,
     /// Most records a block may declare (`block.maxrecords`).
     pub max_records: u64,
+    /// Most memory one decoded record may take (`record.maxsize`; see `Cursor`).
+    pub max_record: usize,
 }
 
 impl Default for BlockLimits {
@@ -30,6 +32,7 @@ impl Default for BlockLimits {
         BlockLimits {
             max_inflated: 16 << 20,
             max_records: 1 << 16,
+            max_record: super::cursor::DEFAULT_RECORD_LIMIT,
         }
     }
 }

@@ -55,7 +55,16 @@ pub fn header_version(packet: &[u8]) -> Option<Result<i64, DecodeError>> {
 /// Decodes `packet` as exactly one datum: bytes left over mean the packet is not what the
 /// schema says, so nothing of it is used (upstream pushed such half-decoded records on).
 pub fn decode_packet(plan: &DatumPlan, packet: &[u8]) -> Result<Decoded, DecodeError> {
-    let mut c = Cursor::new(packet);
+    decode_packet_limited(plan, packet, super::cursor::DEFAULT_RECORD_LIMIT)
+}
+
+/// [`decode_packet`], the datum taking at most `limit` bytes once decoded.
+pub fn decode_packet_limited(
+    plan: &DatumPlan,
+    packet: &[u8],
+    limit: usize,
+) -> Result<Decoded, DecodeError> {
+    let mut c = Cursor::with_limit(packet, limit);
     let d = plan.decode(&mut c)?;
     if !c.is_empty() {
         return Err(DecodeError::Trailing(c.remaining()));

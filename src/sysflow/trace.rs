@@ -73,7 +73,7 @@ pub fn decode_block_into(
     }
     // Every datum takes at least one byte: the declared count cannot be trusted beyond that.
     records.reserve(block.count.min(scratch.len() as u64).min(1 << 16) as usize);
-    let mut c = Cursor::new(scratch);
+    let mut c = Cursor::with_limit(scratch, limits.max_record);
     let mut done = 0u64;
     while done < block.count {
         match plan.decode(&mut c) {

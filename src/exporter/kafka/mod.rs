@@ -12,7 +12,7 @@
 //! alerts land in one partition, in order.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -21,6 +21,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::{Payload, Transport, TransportError};
+use crate::stats::ExporterStats;
 
 /// A validated `kafka` exporter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +33,17 @@ pub struct KafkaConfig {
 
 impl KafkaConfig {
     /// Defaults that differ from librdkafka's: every in-sync replica acknowledges, no
-    /// duplicates from librdkafka's own retries, and a message timeout short enough that the
-    /// delivery worker's backoff and drain deadline stay in charge during a long outage.
+    /// duplicates from librdkafka's own retries, a message timeout short enough that the
+    /// delivery worker's backoff and drain deadline stay in charge during a long outage, and
+    /// reconnects at least every second (librdkafka backs off to 10 s), so a broker that comes
+    /// back is written to — and reads as ready — within a second or two.
     pub fn defaults() -> BTreeMap<String, String> {
         [
             ("client.id", "sfprocessor"),
             ("acks", "all"),
             ("enable.idempotence", "true"),
             ("message.timeout.ms", "30000"),
+            ("reconnect.backoff.max.ms", "1000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -80,6 +84,14 @@ struct Reports {
 
 struct Ctx {
     reports: Mutex<Reports>,
+    /// Where the broker state goes (readiness), when the exporter is watched.
+    link: Option<Arc<ExporterStats>>,
+}
+
+/// Names of the brokers librdkafka reports UP, from its statistics: the placeholder entries of
+/// `bootstrap.servers` (`host:port/bootstrap`) count too, a live connection is a live one.
+fn brokers_up(stats: &rdkafka::Statistics) -> usize {
+    stats.brokers.values().filter(|b| b.state == "UP").count()
 }
 
 /// librdkafka reports every refused connection during an outage; the delivery worker already
@@ -97,6 +109,24 @@ impl ClientContext for Ctx {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!("librdkafka: {error}: {reason}");
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            if let Some(l) = &self.link {
+                l.set_link_down(Some(format!("all brokers are down ({reason})")));
+            }
+        }
+    }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`): the broker connections'
+    /// states. No broker UP is a target that is down, even with nothing to deliver; one UP
+    /// again clears it.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(l) = &self.link {
+            if brokers_up(&statistics) > 0 {
+                l.set_link_down(None);
+            } else {
+                l.set_link_down(Some("no broker connection is up".into()));
+            }
+        }
     }
 }
 
@@ -122,7 +152,13 @@ pub struct KafkaTransport {
     /// The drain deadline, once the input has ended: waiting for delivery reports stops near
     /// it (unreported messages are then failed, or retried by the worker if time is left).
     deadline: Option<std::time::Instant>,
+    /// The exporter's statistics, once watched: broker states go there.
+    link: Option<Arc<ExporterStats>>,
 }
+
+/// How often librdkafka reports broker states when the exporter is watched (unless
+/// `statistics.interval.ms` is set).
+const STATS_INTERVAL_MS: &str = "1000";
 
 /// Errors that resending can never fix.
 fn permanent(e: &KafkaError) -> bool {
@@ -168,6 +204,7 @@ impl KafkaTransport {
             producer: None,
             target,
             deadline: None,
+            link: None,
         }
     }
 
@@ -190,10 +227,13 @@ impl KafkaTransport {
         if self.producer.is_none() {
             let ctx = Ctx {
                 reports: Mutex::new(Reports::default()),
+                link: self.link.clone(),
             };
-            let p = self
-                .cfg
-                .client_config()
+            let mut config = self.cfg.client_config();
+            if self.link.is_some() && !self.cfg.settings.contains_key("statistics.interval.ms") {
+                config.set("statistics.interval.ms", STATS_INTERVAL_MS);
+            }
+            let p = config
                 .create_with_context::<_, BaseProducer<Ctx>>(ctx)
                 .map_err(|e| TransportError::Rejected {
                     target: self.target.clone(),
@@ -226,6 +266,27 @@ impl KafkaTransport {
 }
 
 impl Transport for KafkaTransport {
+    /// Starts the producer now (it connects in the background), so broker states reach
+    /// readiness before the first record does.
+    fn watch(&mut self, stats: Arc<ExporterStats>) {
+        self.link = Some(stats);
+        self.producer = None;
+        if let Err(e) = self.producer() {
+            tracing::warn!(target = %self.target, "{e}");
+        }
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.link.as_ref().map(|_| Duration::from_millis(500))
+    }
+
+    /// Serves librdkafka's error and statistics callbacks while no batch is in flight.
+    fn tick(&mut self) {
+        if let Some(p) = &self.producer {
+            p.poll(Duration::ZERO);
+        }
+    }
+
     fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
         self.deadline = deadline;
     }

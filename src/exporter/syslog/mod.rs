@@ -16,12 +16,12 @@ mod replay;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::{Payload, Transport, TransportError};
 use crate::shutdown::Shutdown;
 
-/// Connect and write timeout.
+/// Connect timeout, and how long a server may stop reading before a warning says so.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a single write call blocks before `write_all` looks at the drain clock again.
 const WRITE_SLICE: Duration = Duration::from_millis(200);
@@ -238,13 +238,21 @@ impl SyslogTransport {
         closed
     }
 
-    /// Writes `bytes` in calls that block at most [`WRITE_SLICE`] each, so a target that
-    /// stopped reading is given up after `IO_TIMEOUT` without progress, or once the drain
-    /// clock as it is now has passed its deadline (a signal during the write counts).
+    /// Writes `bytes` in calls that block at most [`WRITE_SLICE`] each, looking at the drain
+    /// clock in between: once the drain deadline has passed (a signal during the write
+    /// counts), the write is given up.
+    ///
+    /// A server that stopped reading (stalled, SIGSTOPped, overloaded) but whose connection
+    /// is alive is waited for, however long: giving up and reconnecting would leave a
+    /// message cut in two on the old connection, which the server reads when it resumes
+    /// (invalid JSON), and the replay would duplicate everything after it. A connection the
+    /// kernel gives up on (reset, retransmission timeout) ends the wait with an error. The
+    /// wait shows in readiness (the attempt's age) and in a warning.
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::ErrorKind;
         let mut off = 0;
         let mut progress = Instant::now();
+        let mut warned = false;
         while off < bytes.len() {
             let r = match &mut self.conn {
                 Some(Conn::Tcp(s)) => s.write(&bytes[off..]),
@@ -256,6 +264,10 @@ impl SyslogTransport {
                 Ok(n) => {
                     off += n;
                     progress = Instant::now();
+                    if warned {
+                        tracing::info!(target = %self.target, "the server reads again");
+                        warned = false;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -263,8 +275,16 @@ impl SyslogTransport {
                     let past_deadline =
                         self.current_deadline().is_some_and(|d| Instant::now() >= d);
                     // A second at least, so a last attempt can still succeed.
-                    if stalled >= IO_TIMEOUT || (past_deadline && stalled >= MIN_ATTEMPT) {
+                    if past_deadline && stalled >= MIN_ATTEMPT {
                         return Err(ErrorKind::TimedOut.into());
+                    }
+                    if stalled >= IO_TIMEOUT && !warned {
+                        warned = true;
+                        tracing::warn!(
+                            target = %self.target,
+                            stalled_s = stalled.as_secs(),
+                            "the server stopped reading; waiting on the same connection (reconnecting would cut a message in two)"
+                        );
                     }
                 }
                 Err(e) => return Err(e),
@@ -276,7 +296,7 @@ impl SyslogTransport {
     /// Frames every line of `payload` into `self.frame`.
     fn frame_lines(&mut self, payload: &[u8]) {
         self.frame.clear();
-        let ts = rfc3339_now();
+        let ts = crate::timefmt::rfc3339_now();
         for line in payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let start = self.frame.len();
             if self.cfg.framing == Framing::OctetCounting {
@@ -310,7 +330,7 @@ impl SyslogTransport {
         if self.conn.is_none() {
             self.connect()?;
         }
-        let ts = rfc3339_now();
+        let ts = crate::timefmt::rfc3339_now();
         let mut msg = Vec::new();
         let mut too_large = 0usize;
         for (i, line) in batch.lines().enumerate() {
@@ -484,49 +504,9 @@ fn local_hostname() -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// The current time as RFC 3339 UTC with microseconds (`2026-11-23T08:15:02.123456Z`).
-fn rfc3339_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(d.as_secs() as i64, d.subsec_micros())
-}
-
-fn rfc3339(secs: i64, micros: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000005Z");
-        assert_eq!(
-            rfc3339(1_795_425_302, 123_456),
-            "2026-11-23T09:15:02.123456Z"
-        );
-    }
 
     #[test]
     fn lines_become_rfc5424_messages_with_either_framing() {

@@ -18,14 +18,21 @@ use sfactors::{Source, SourceStep, StopFlag};
 
 use crate::config::{ConfigError, PipelineConfig, StageConfig};
 use crate::pipeline::batch::{BlockJob, Blocks, TraceSource};
-use crate::seqpacket::{Conn, Listener, Received, RecvSlots};
+use crate::seqpacket::{Conn, Listener, Received, RecvSlots, SocketAccess};
 use crate::shutdown::Shutdown;
 use crate::stats::{BadPacket, RateLimit, SocketStats};
 use crate::sysflow::ocf::{Codec, RawBlock};
 use crate::sysflow::stream::{header_version, StreamSchemas};
 
 /// Keys of a `socket` entry in `drivers`.
-pub const KEYS: &[&str] = &["path", "schema.version", "packet.maxsize", "batch.maxage"];
+pub const KEYS: &[&str] = &[
+    "path",
+    "schema.version",
+    "packet.maxsize",
+    "batch.maxage",
+    "mode",
+    "group",
+];
 
 /// Settings of the socket driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +46,8 @@ pub struct SocketSettings {
     pub max_packet: usize,
     /// A batch is handed on once it is this old, even if packets keep coming.
     pub max_age: Duration,
+    /// The socket file's mode and group (`mode`, `group`).
+    pub access: SocketAccess,
 }
 
 impl Default for SocketSettings {
@@ -48,12 +57,17 @@ impl Default for SocketSettings {
             version: None,
             max_packet: 1 << 20,
             max_age: Duration::from_millis(2),
+            access: SocketAccess::default(),
         }
     }
 }
 
 /// Idle gap that ends a batch: a stream that pauses this long is not held back.
 pub const IDLE_CUT: Duration = Duration::from_millis(1);
+
+/// After a stop request, how long the driver keeps reading what the collector sends before it
+/// closes the connection (the queue normally runs dry within milliseconds).
+const DRAIN_READ_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long a sparse stream is left to gather packets before the next receive.
 const COALESCE: Duration = Duration::from_micros(200);
@@ -69,7 +83,33 @@ pub fn settings(
         "" => None,
         v => v.parse::<i64>().ok(),
     };
+    let mut access = SocketAccess::default();
+    if let Some(m) = d.get("mode").map(str::trim).filter(|m| !m.is_empty()) {
+        access.mode = u32::from_str_radix(m.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| {
+                cfg.error(
+                    d,
+                    Some("mode"),
+                    format!("`{m}` is not an octal file mode (e.g. 0660)"),
+                )
+            })?;
+        if access.mode & 0o002 != 0 {
+            return Err(cfg.error(
+                d,
+                Some("mode"),
+                format!("`{m}` lets every local user write to the socket (inject events); use a group instead (`group`)"),
+            ));
+        }
+    }
+    if let Some(g) = d.get("group").map(str::trim).filter(|g| !g.is_empty()) {
+        access.group = Some(
+            crate::seqpacket::group_id(g).map_err(|e| cfg.error(d, Some("group"), e.to_string()))?,
+        );
+    }
     Ok(SocketSettings {
+        access,
         path,
         version,
         max_packet: cfg.bytes(
@@ -120,6 +160,12 @@ pub struct SocketDriver {
     batch_records: usize,
     next_id: u64,
     log: RateLimit,
+    /// Connection and accept messages: a collector that reconnects in a loop (or a local
+    /// user who connects and disconnects) must not flood the log.
+    conn_log: RateLimit,
+    /// Set once a stop was asked for (when): the socket file is gone and what the kernel
+    /// queued is being read.
+    draining: Option<Instant>,
     /// The batch being gathered and when its first packet came.
     batch: Blocks,
     batch_len: usize,
@@ -152,6 +198,8 @@ impl SocketDriver {
             batch_records: batch_records.max(1),
             next_id: 0,
             log: RateLimit::new(5, Duration::from_secs(10)),
+            conn_log: RateLimit::new(10, Duration::from_secs(10)),
+            draining: None,
             batch: Blocks::default(),
             batch_len: 0,
             started: None,
@@ -191,14 +239,114 @@ impl SocketDriver {
 
     fn close(&mut self, why: &str) {
         if let Some(c) = self.conn.take() {
-            tracing::info!(
-                connection = c.id,
-                packets = c.packets,
-                bytes = c.bytes,
-                "collector {why}; waiting for the next connection"
-            );
+            if let Some(suppressed) = self.conn_log.allow() {
+                tracing::info!(
+                    connection = c.id,
+                    packets = c.packets,
+                    bytes = c.bytes,
+                    suppressed,
+                    "collector {why}; waiting for the next connection"
+                );
+            }
         }
         self.stats.connected.store(false, Ordering::Relaxed);
+    }
+
+    /// Takes a new connection: counted, announced (rate-limited), its decode plan set when
+    /// the schema version is forced.
+    fn adopt(&mut self, conn: Conn) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let first = self.stats.connections.fetch_add(1, Ordering::Relaxed) == 0;
+        self.stats.connected.store(true, Ordering::Relaxed);
+        if first {
+            tracing::info!(target: "health", connection = id, "accepted the collector's stream");
+        } else if let Some(suppressed) = self.conn_log.allow() {
+            tracing::info!(connection = id, suppressed, "collector connected");
+        }
+        let source = self.settings.version.and_then(|v| self.source_for(id, v));
+        self.conn = Some(Connection {
+            conn,
+            id,
+            packets: 0,
+            bytes: 0,
+            source,
+        });
+    }
+
+    /// Copies the packets of the last receive into the batch.
+    fn take_packets(&mut self) {
+        // The slots are lent out while their packets are copied into the batch.
+        let mut slots = std::mem::take(&mut self.slots);
+        for p in slots.packets() {
+            match p {
+                Ok(bytes) => self.push(bytes),
+                Err(real) => {
+                    let (id, index) = self
+                        .conn
+                        .as_mut()
+                        .map(|c| {
+                            c.packets += 1;
+                            (c.id, c.packets - 1)
+                        })
+                        .unwrap_or_default();
+                    self.stats.packets.fetch_add(1, Ordering::Relaxed);
+                    self.bad(
+                        BadPacket::Truncated,
+                        format_args!(
+                            "connection {id}, packet {index}: {real} bytes, more than packet.maxsize ({})",
+                            self.settings.max_packet
+                        ),
+                    );
+                }
+            }
+        }
+        slots.trim(256 << 10);
+        self.slots = slots;
+    }
+
+    /// After a stop request: no new connection can reach the socket (its file is removed),
+    /// and everything the kernel already queued — on the current connection, then on any
+    /// connection waiting in the backlog — is read until the queue is empty and handed on.
+    /// SOCK_SEQPACKET discards unread packets when the socket is closed, so closing at once
+    /// would lose records the collector believes were sent.
+    fn drain_step(&mut self) -> Option<SourceStep<Blocks>> {
+        let since = *self.draining.get_or_insert_with(|| {
+            self.listener.unlink();
+            self.stats.listening.store(false, Ordering::Relaxed);
+            Instant::now()
+        });
+        if self.batch_len >= self.batch_records {
+            return Some(SourceStep::Batch(self.take_batch()));
+        }
+        // A collector that keeps sending would keep the queue from ever running dry: what
+        // comes after this long is left to it (the connection closes, its sends fail).
+        if since.elapsed() > DRAIN_READ_LIMIT {
+            self.close("connection closed: the agent is stopping (still sending after the drain read limit)");
+        }
+        if let Some(c) = self.conn.as_mut() {
+            match c.conn.recv_many(&mut self.slots, Duration::ZERO) {
+                Ok(Received::Packets(_)) => {
+                    self.take_packets();
+                    return None;
+                }
+                Ok(Received::Idle) => self.close("connection closed: the agent is stopping"),
+                Ok(Received::Closed) => self.close("disconnected"),
+                Err(e) => self.close(&format!("connection failed ({e})")),
+            }
+            return None;
+        }
+        if since.elapsed() <= DRAIN_READ_LIMIT {
+            if let Ok(Some(conn)) = self.listener.accept(Duration::ZERO) {
+                self.adopt(conn);
+                return None;
+            }
+        }
+        if self.batch_len > 0 {
+            return Some(SourceStep::Batch(self.take_batch()));
+        }
+        self.shutdown.input_ended();
+        Some(SourceStep::End)
     }
 
     /// Appends one packet of the current connection to the batch.
@@ -285,34 +433,16 @@ impl SocketDriver {
     /// Receives until a batch is ready, the connection ends, or the stop flag is set.
     fn step(&mut self) -> Option<SourceStep<Blocks>> {
         if self.stop.is_stopped() {
-            if self.batch_len > 0 {
-                return Some(SourceStep::Batch(self.take_batch()));
-            }
-            self.close("connection closed: the agent is stopping");
-            self.stats.listening.store(false, Ordering::Relaxed);
-            self.shutdown.input_ended();
-            return Some(SourceStep::End);
+            return self.drain_step();
         }
         let Some(c) = self.conn.as_mut() else {
             match self.listener.accept(Duration::from_millis(100)) {
-                Ok(Some(conn)) => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    self.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    self.stats.connected.store(true, Ordering::Relaxed);
-                    tracing::info!(connection = id, "collector connected");
-                    let source = self.settings.version.and_then(|v| self.source_for(id, v));
-                    self.conn = Some(Connection {
-                        conn,
-                        id,
-                        packets: 0,
-                        bytes: 0,
-                        source,
-                    });
-                }
+                Ok(Some(conn)) => self.adopt(conn),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::error!("accept failed: {e}");
+                    if let Some(suppressed) = self.conn_log.allow() {
+                        tracing::error!(suppressed, "accept failed: {e}");
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
@@ -333,33 +463,7 @@ impl SocketDriver {
         match c.conn.recv_many(&mut self.slots, timeout) {
             Ok(Received::Packets(n)) => {
                 self.sparse = n < 8;
-                // The slots are lent out while their packets are copied into the batch.
-                let mut slots = std::mem::take(&mut self.slots);
-                for p in slots.packets() {
-                    match p {
-                        Ok(bytes) => self.push(bytes),
-                        Err(real) => {
-                            let (id, index) = self
-                                .conn
-                                .as_mut()
-                                .map(|c| {
-                                    c.packets += 1;
-                                    (c.id, c.packets - 1)
-                                })
-                                .unwrap_or_default();
-                            self.stats.packets.fetch_add(1, Ordering::Relaxed);
-                            self.bad(
-                                BadPacket::Truncated,
-                                format_args!(
-                                    "connection {id}, packet {index}: {real} bytes, more than packet.maxsize ({})",
-                                    self.settings.max_packet
-                                ),
-                            );
-                        }
-                    }
-                }
-                slots.trim(256 << 10);
-                self.slots = slots;
+                self.take_packets();
             }
             Ok(Received::Idle) => {
                 if self.batch_len > 0 {
@@ -391,6 +495,11 @@ impl SocketDriver {
 
 impl Source for SocketDriver {
     type Out = Blocks;
+
+    /// After a stop request the driver reads what the kernel queued, then ends itself.
+    fn drains_on_stop(&self) -> bool {
+        true
+    }
 
     fn next(&mut self) -> SourceStep<Blocks> {
         loop {

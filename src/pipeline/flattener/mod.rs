@@ -118,6 +118,7 @@ impl FlattenerNode {
         t.files.store(f as u64, Ordering::Relaxed);
         t.containers.store(c as u64, Ordering::Relaxed);
         t.pods.store(d as u64, Ordering::Relaxed);
+        t.bytes.store(self.cache.bytes() as u64, Ordering::Relaxed);
         t.evictions
             .store(s.evicted + self.carried.evicted, Ordering::Relaxed);
         t.reaped

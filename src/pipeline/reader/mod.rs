@@ -9,9 +9,9 @@ use super::batch::{BlockJob, Blocks, Datums};
 use crate::diagnostics::{Diagnostics, Skipped};
 use crate::stats::{BadPacket, RateLimit, SocketStats};
 use crate::sysflow::ocf::BlockLimits;
-use crate::sysflow::stream::decode_packet;
+use crate::sysflow::stream::decode_packet_limited;
 use crate::sysflow::trace::decode_block_into;
-use crate::sysflow::{Decoded, SysFlow};
+use crate::sysflow::{DecodeError, Decoded, SysFlow};
 
 pub struct ReaderNode {
     diag: Arc<Diagnostics>,
@@ -45,14 +45,18 @@ impl ReaderNode {
             let Some(bytes) = job.block.data.get(start..end) else {
                 break;
             };
-            match decode_packet(&job.source.plan, bytes) {
+            match decode_packet_limited(&job.source.plan, bytes, self.limits.max_record) {
                 Ok(Decoded::Record(r)) => datums.push(r),
                 Ok(Decoded::Unknown(_)) => self.unknown += 1,
                 Err(e) => {
-                    self.socket.add_bad(BadPacket::Decode);
+                    let why = match e {
+                        DecodeError::Oversize { .. } => BadPacket::Oversize,
+                        _ => BadPacket::Decode,
+                    };
+                    self.socket.add_bad(why);
                     if let Some(suppressed) = self.log.allow() {
                         tracing::warn!(
-                            reason = "decode",
+                            reason = why.label(),
                             suppressed,
                             "socket packet skipped: {}: packet {}: {e}",
                             job.source.path,

@@ -55,6 +55,7 @@ impl Skip {
 impl DatumPlan {
     /// Decodes one datum. On error nothing is returned (never a half-decoded record).
     pub fn decode(&self, c: &mut Cursor) -> Result<Decoded, DecodeError> {
+        c.start_datum();
         let mut result = None;
         for f in &self.top {
             match f {
@@ -196,6 +197,7 @@ impl Conv {
             }
             out.reserve(n.min(4096));
             for _ in 0..n {
+                c.charge(std::mem::size_of::<T>())?;
                 out.push(read(item, c)?);
             }
         }

@@ -1,0 +1,102 @@
+//! `-test`: validate the configuration and the policies, contact the exporters' targets and
+//! check the input path, without running anything.
+
+use std::path::Path;
+
+use super::exit::Exit;
+use crate::config::PipelineConfig;
+use crate::pipeline::driver::{list_traces, DriverPlan};
+use crate::pipeline::{self};
+
+/// `-test`: the configuration is valid (it got this far), policies and warnings are listed,
+/// network targets are contacted, and the input path is checked.
+pub fn test_report(
+    cfg: &PipelineConfig,
+    plan: &pipeline::PipelinePlan,
+    path: Option<&Path>,
+) -> Exit {
+    println!(
+        "configuration {} is valid: {} stage(s), {} warning(s)",
+        cfg.file.display(),
+        plan.stages.len(),
+        plan.warnings.len()
+    );
+    for sp in &plan.stages {
+        if let Some(ps) = &sp.policy {
+            let set = ps.handle.current();
+            let c = set.counts;
+            println!(
+                    "pipeline[{}] (policyengine): {} rule(s), {} macro(s), {} list(s), {} filter/drop(s) from {} ({:?} mode, {} shard(s))",
+                    sp.config.index,
+                    c.rules,
+                    c.macros,
+                    c.lists,
+                    c.filters,
+                    ps.path.display(),
+                    ps.handle.mode,
+                    ps.shards
+                );
+        }
+    }
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
+    // Exporter targets: connect (and handshake) now, so a wrong address or a target that
+    // is down is found before deployment.
+    let mut unhealthy = 0;
+    for sp in &plan.stages {
+        if let pipeline::StageKind::Exporter(ec) = &sp.kind {
+            if !ec.is_network() {
+                continue;
+            }
+            let r = ec.open().and_then(|mut t| t.healthcheck());
+            match r {
+                Ok(()) => println!(
+                    "pipeline[{}] (exporter): {} is reachable",
+                    sp.config.index,
+                    ec.target()
+                ),
+                Err(e) => {
+                    unhealthy += 1;
+                    eprintln!(
+                        "sfprocessor: pipeline[{}] (exporter): healthcheck failed: {e}",
+                        sp.config.index
+                    );
+                }
+            }
+        }
+    }
+    if unhealthy > 0 {
+        return Exit::Incomplete;
+    }
+    match (&plan.driver, path) {
+        (DriverPlan::File { .. }, Some(p)) => match list_traces(p) {
+            Err(e) => {
+                eprintln!("sfprocessor: input error: {e}");
+                return Exit::Config;
+            }
+            Ok(l) if !l.skipped.is_empty() => {
+                eprintln!(
+                    "sfprocessor: input: {} entry(ies) would be skipped:",
+                    l.skipped.len()
+                );
+                for s in &l.skipped {
+                    eprintln!("  - {s}");
+                }
+                return Exit::Incomplete;
+            }
+            Ok(_) => {}
+        },
+        (DriverPlan::Socket(_), Some(p)) => {
+            // Not created by -test: only what would stop it from being created.
+            if let Err(e) = crate::seqpacket::check_bindable(p) {
+                eprintln!("sfprocessor: input error: socket: {e}");
+                return Exit::Config;
+            }
+            println!("socket driver: would listen on {}", p.display());
+        }
+        (_, None) => {}
+    }
+    Exit::Ok
+}
+
