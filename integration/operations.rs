@@ -234,7 +234,10 @@ fn profiles_and_the_perf_log_are_written_at_the_end_of_a_file_run_and_after_sigt
         "symbolised frames"
     );
     let m = std::fs::read_to_string(&mem).unwrap();
-    assert!(m.contains("heap_in_use_bytes ") && m.contains("peak_rss_bytes "), "{m}");
+    assert!(
+        m.contains("heap_in_use_bytes ") && m.contains("peak_rss_bytes "),
+        "{m}"
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.lines()
@@ -283,7 +286,10 @@ fn log_health_shows_health_messages_and_errors_only() {
     assert_eq!(stop(&mut child.0), 0);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("accepted the collector's stream"), "{text}");
-    assert!(!text.contains("node summary"), "info lines are not shown: {text}");
+    assert!(
+        !text.contains("node summary"),
+        "info lines are not shown: {text}"
+    );
 }
 
 #[test]
@@ -410,7 +416,10 @@ fn the_socket_has_its_mode_whatever_the_umask_and_only_its_own_file_is_removed()
     std::fs::remove_file(&first.sock).unwrap();
     let newer = sfprocessor::seqpacket::Listener::bind(&first.sock, 4).unwrap();
     assert_eq!(first.terminate(), 0);
-    assert!(first.sock.exists(), "the newer listener's socket is left alone");
+    assert!(
+        first.sock.exists(),
+        "the newer listener's socket is left alone"
+    );
     assert!(Client::connect(&first.sock).is_ok());
     drop(newer);
     // A mode in the driver's entry; a world-writable one is refused.
@@ -689,7 +698,12 @@ fn kafka_readiness_follows_the_broker_and_nothing_is_lost_across_stop_kill_and_f
             "SIGSTOP" => k.broker.resume(),
             _ => k.broker.restart(),
         }
-        ready_within(&agent, 200, Duration::from_secs(5), &format!("after {kind}"));
+        ready_within(
+            &agent,
+            200,
+            Duration::from_secs(5),
+            &format!("after {kind}"),
+        );
     }
     let sent = finished(sim);
     agent.wait_packets(sent + passes);
@@ -708,4 +722,128 @@ fn kafka_readiness_follows_the_broker_and_nothing_is_lost_across_stop_kill_and_f
         got.len(),
         got.len() + missing - want
     );
+}
+
+/// Peak resident memory of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+#[test]
+fn megabyte_records_cannot_amplify_memory() {
+    use sfprocessor::sysflow::writer::{encode_datum, schema};
+    use sfprocessor::sysflow::{Header, Oid, Process, SysFlow};
+    let v5 = |r: &SysFlow| {
+        encode_datum(&schema(SchemaVersion::V5).unwrap(), r, SchemaVersion::V5).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    // Tables bounded at 32 MiB for the second half of the test.
+    let cfg = write_file(
+        dir.path(),
+        "mem.json",
+        &common::file_pipeline(&out).replacen(
+            r#""handler":"flattener","#,
+            r#""handler":"flattener","cache.maxbytes":"32MiB","#,
+            1,
+        ),
+    );
+    let agent = Agent::start(dir.path(), &cfg);
+    let c = Client::connect(&agent.sock).unwrap();
+    c.set_send_buffer(8 << 20).unwrap();
+    c.send(&v5(&SysFlow::Header(Box::new(Header {
+        version: 5,
+        exporter: "t".into(),
+        ip: String::new(),
+        filename: String::new(),
+    }))))
+    .unwrap();
+    let proc_with = |i: i64, env: Vec<String>| {
+        SysFlow::Process(Box::new(Process {
+            oid: Oid {
+                create_ts: i,
+                hpid: i,
+            },
+            exe: "/bin/x".into(),
+            env,
+            ..Default::default()
+        }))
+    };
+    // 1. 20 packets of a million empty strings each: 1 MB on the wire, 24 MB once decoded.
+    let amplifier = v5(&proc_with(1, vec![String::new(); 1_000_000]));
+    assert!(amplifier.len() < 1 << 20, "{}", amplifier.len());
+    for _ in 0..20 {
+        c.send(&amplifier).unwrap();
+    }
+    agent.wait_packets(21);
+    agent.wait_for("the refusals", Duration::from_secs(30), || {
+        agent.metric("sfprocessor_socket_bad_packets_total{reason=\"oversize\"}") == 20.0
+    });
+    let after_amplifier = peak_rss(agent.pid());
+    // 2. 200 ordinary but large processes (1 MB of environment each): the tables stay
+    // within cache.maxbytes by evicting the oldest.
+    let big_env: Vec<String> = (0..9_000)
+        .map(|i| format!("VAR{i:05}={}", "x".repeat(100)))
+        .collect();
+    for i in 0..200 {
+        c.send(&v5(&proc_with(100 + i, big_env.clone()))).unwrap();
+    }
+    agent.wait_packets(221);
+    agent.wait_for("the tables to settle", Duration::from_secs(60), || {
+        agent.metric("sfprocessor_entity_evictions_total") > 0.0
+    });
+    let bytes = agent.metric("sfprocessor_entity_bytes");
+    assert!(bytes > 0.0 && bytes <= (32 << 20) as f64, "{bytes}");
+    let after_big = peak_rss(agent.pid());
+    drop(c);
+    let mut agent = agent;
+    assert_eq!(agent.terminate(), 0, "{}", tail(&agent.log(), 20));
+    eprintln!(
+        "peak RSS: {} MiB after the amplifier, {} MiB after the large processes (tables {} MiB)",
+        after_amplifier >> 20,
+        after_big >> 20,
+        bytes as u64 >> 20
+    );
+    // The documented bound (docs/operations.md): cache.maxbytes plus a fixed 96 MiB for the
+    // program, one batch of packets and the receive slots.
+    let bound = (32u64 << 20) + (96 << 20);
+    assert!(
+        after_amplifier < 96 << 20,
+        "peak RSS {} MiB after the amplifier",
+        after_amplifier >> 20
+    );
+    assert!(
+        after_big < bound,
+        "peak RSS {} MiB with 200 MB of processes",
+        after_big >> 20
+    );
+}
+
+#[test]
+fn a_collector_reconnecting_in_a_loop_does_not_flood_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let mut agent = Agent::start(dir.path(), &file_config(dir.path(), &out));
+    for _ in 0..200 {
+        let c = Client::connect(&agent.sock).unwrap();
+        drop(c);
+    }
+    agent.wait_for("the connections", Duration::from_secs(30), || {
+        agent.metric("sfprocessor_socket_connections_total") >= 200.0
+    });
+    assert_eq!(agent.terminate(), 0);
+    let log = agent.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("collector connected") || l.contains("collector disconnected"))
+        .count();
+    assert!(lines <= 25, "{lines} connection lines for 200 connections");
+    assert!(log.contains("suppressed="), "the count of what was left out");
 }

@@ -351,14 +351,28 @@ mod tests {
         assert_eq!(c.path.as_deref(), Some("/var/run/sysflow.sock"));
         // The image's CMD.
         let c = p(&[
-            "-log", "health", "-driver", "socket", "-driverdir", "/d", "-plugdir", "/p",
-            "-config", "/c.json", "/sock/sysflow.sock",
+            "-log",
+            "health",
+            "-driver",
+            "socket",
+            "-driverdir",
+            "/d",
+            "-plugdir",
+            "/p",
+            "-config",
+            "/c.json",
+            "/sock/sysflow.sock",
         ])
         .unwrap();
         assert_eq!(c.log, LogLevel::Health);
         assert_eq!(c.driverdir.as_deref(), Some("/d"));
         let c = p(&[
-            "-cpuprofile", "cpu.pb", "-memprofile=mem.txt", "-traceprofile", "t.out", "-perflog",
+            "-cpuprofile",
+            "cpu.pb",
+            "-memprofile=mem.txt",
+            "-traceprofile",
+            "t.out",
+            "-perflog",
             "x",
         ])
         .unwrap();

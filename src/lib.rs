@@ -23,5 +23,5 @@ pub mod seqpacket;
 pub mod shutdown;
 pub mod sim;
 pub mod stats;
-pub mod timefmt;
 pub mod sysflow;
+pub mod timefmt;

@@ -124,7 +124,8 @@ pub fn group_id(name: &str) -> io::Result<u32> {
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::group = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the call; `buf` holds the strings `grp` points to.
-    let r = unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) };
+    let r =
+        unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) };
     if r != 0 {
         return Err(io::Error::from_raw_os_error(r));
     }
@@ -789,7 +790,10 @@ mod tests {
         assert!(!path.exists() && !dir.path().join("a").exists());
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
-        assert!(check_bindable(&file.join("s.sock")).is_err(), "a file as directory");
+        assert!(
+            check_bindable(&file.join("s.sock")).is_err(),
+            "a file as directory"
+        );
         assert!(check_bindable(&file).is_err(), "not a socket");
         let long = dir.path().join("x".repeat(120));
         assert!(check_bindable(&long).is_err());

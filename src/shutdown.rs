@@ -31,6 +31,9 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Shutdown {
     state: Mutex<Option<State>>,
+    /// Drivers still reading beyond the first (several `drivers` entries): the input has
+    /// ended when the last of them has.
+    more_inputs: std::sync::atomic::AtomicUsize,
 }
 
 impl Shutdown {
@@ -45,8 +48,27 @@ impl Shutdown {
         }
     }
 
-    /// The input ended (first call wins; a later signal still makes the drain strict).
+    /// The run has `n` drivers: [`Shutdown::input_ended`] must be called by each.
+    pub fn expect_inputs(&self, n: usize) {
+        self.more_inputs
+            .store(n.saturating_sub(1), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A driver's input ended; the run's input has ended once every driver's has.
     pub fn input_ended(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let more = self
+            .more_inputs
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !more {
+            self.all_input_ended();
+        }
+    }
+
+    /// The whole input ended (first call wins; a later signal still makes the drain
+    /// strict): what the exporters' end marks, whatever the drivers said.
+    pub fn all_input_ended(&self) {
         self.with(|s| {
             s.get_or_insert(State {
                 at: Instant::now(),
@@ -115,6 +137,16 @@ mod tests {
         s.signalled();
         assert!(s.strict());
         assert_eq!(s.deadline(Duration::from_secs(5)), d);
+    }
+
+    #[test]
+    fn with_several_drivers_the_input_ends_with_the_last() {
+        let s = Shutdown::default();
+        s.expect_inputs(2);
+        s.input_ended();
+        assert_eq!(s.cause(), None, "one driver is still reading");
+        s.input_ended();
+        assert_eq!(s.cause(), Some(EndCause::Input));
     }
 
     #[test]

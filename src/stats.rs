@@ -44,13 +44,14 @@ impl BadPacket {
     }
 }
 
-/// The socket driver's counters.
+/// The socket drivers' counters (every socket driver of a run adds to the same ones; their
+/// records are counted apart by their node's counters).
 #[derive(Debug, Default)]
 pub struct SocketStats {
-    /// The socket exists and accepts connections.
-    pub listening: AtomicBool,
-    /// A collector is connected now.
-    pub connected: AtomicBool,
+    /// Sockets that exist and accept connections.
+    pub listening: AtomicU64,
+    /// Collectors connected now.
+    pub connected: AtomicU64,
     pub connections: AtomicU64,
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
@@ -331,11 +332,13 @@ mod tests {
 
     #[test]
     fn an_attempt_waiting_past_the_stall_time_reads_as_down() {
-        let mut s = ExporterStats::default();
         // A clock started a minute ago, so an attempt can be dated before "now".
-        s.epoch = Instant::now()
-            .checked_sub(Duration::from_secs(60))
-            .expect("uptime");
+        let s = ExporterStats {
+            epoch: Instant::now()
+                .checked_sub(Duration::from_secs(60))
+                .expect("uptime"),
+            ..Default::default()
+        };
         s.attempt_in_progress(true);
         assert!(s.up(), "a fresh attempt is fine");
         let now = s.epoch.elapsed().as_millis() as u64;

@@ -31,13 +31,27 @@ impl Agent {
         tweak: impl FnOnce(&mut Command),
     ) -> Agent {
         let sock = dir.join("sock/sysflow.sock");
+        let mut all = vec!["-driver", "socket"];
+        all.extend_from_slice(args);
+        all.push(sock.to_str().unwrap());
+        Self::spawn(dir, cfg, &all, sock.clone(), tweak)
+    }
+
+    /// The agent with exactly `args` after `-config` and `-metrics` (drivers and paths from
+    /// the configuration, say); `sock` is the socket it will listen on.
+    pub fn spawn(
+        dir: &Path,
+        cfg: &Path,
+        args: &[&str],
+        sock: PathBuf,
+        tweak: impl FnOnce(&mut Command),
+    ) -> Agent {
         let port = free_tcp_port();
         let log = dir.join("agent.log");
         let mut cmd = Command::new(super::sfprocessor_bin());
-        cmd.args(["-config", cfg.to_str().unwrap(), "-driver", "socket"])
+        cmd.args(["-config", cfg.to_str().unwrap()])
             .args(["-metrics", &format!("127.0.0.1:{port}"), "-log", "info"])
             .args(args)
-            .arg(&sock)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         tweak(&mut cmd);
@@ -193,4 +207,3 @@ pub fn events(path: &Path) -> u64 {
         .lines()
         .count() as u64
 }
-

@@ -76,7 +76,10 @@ impl Peer {
         let mut p = Peer {
             program: program.to_path_buf(),
             args: args.to_vec(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             ports: ports.to_vec(),
             child: None,
             log: log.to_path_buf(),
@@ -207,15 +210,22 @@ pub fn tansu_durable(dir: &Path) -> Option<DurableTansu> {
     let s3 = free_tcp_port();
     let store = Peer::start(
         &moto,
-        &["-H".to_string(), "127.0.0.1".into(), "-p".into(), s3.to_string()],
+        &[
+            "-H".to_string(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            s3.to_string(),
+        ],
         &[s3],
         &dir.join("moto.log"),
     );
     // CreateBucket: moto takes an unsigned request.
     let mut c = TcpStream::connect(("127.0.0.1", s3)).expect("moto");
     use std::io::{Read, Write};
-    c.write_all(b"PUT /tansu HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .expect("create bucket");
+    c.write_all(
+        b"PUT /tansu HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .expect("create bucket");
     let mut resp = String::new();
     let _ = c.read_to_string(&mut resp);
     assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");

@@ -1,7 +1,7 @@
 //! `-test`: validate the configuration and the policies, contact the exporters' targets and
 //! check the input path, without running anything.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::exit::Exit;
 use crate::config::PipelineConfig;
@@ -13,7 +13,7 @@ use crate::pipeline::{self};
 pub fn test_report(
     cfg: &PipelineConfig,
     plan: &pipeline::PipelinePlan,
-    path: Option<&Path>,
+    paths: &[Option<PathBuf>],
 ) -> Exit {
     println!(
         "configuration {} is valid: {} stage(s), {} warning(s)",
@@ -69,11 +69,21 @@ pub fn test_report(
     if unhealthy > 0 {
         return Exit::Incomplete;
     }
-    match (&plan.driver, path) {
+    for (driver, path) in plan.drivers.iter().zip(paths) {
+        if let Err(code) = check_input(driver, path.as_deref()) {
+            return code;
+        }
+    }
+    Exit::Ok
+}
+
+/// What would stop a driver from reading `path`.
+fn check_input(driver: &DriverPlan, path: Option<&Path>) -> Result<(), Exit> {
+    match (driver, path) {
         (DriverPlan::File { .. }, Some(p)) => match list_traces(p) {
             Err(e) => {
                 eprintln!("sfprocessor: input error: {e}");
-                return Exit::Config;
+                Err(Exit::Config)
             }
             Ok(l) if !l.skipped.is_empty() => {
                 eprintln!(
@@ -83,20 +93,19 @@ pub fn test_report(
                 for s in &l.skipped {
                     eprintln!("  - {s}");
                 }
-                return Exit::Incomplete;
+                Err(Exit::Incomplete)
             }
-            Ok(_) => {}
+            Ok(_) => Ok(()),
         },
         (DriverPlan::Socket(_), Some(p)) => {
             // Not created by -test: only what would stop it from being created.
             if let Err(e) = crate::seqpacket::check_bindable(p) {
                 eprintln!("sfprocessor: input error: socket: {e}");
-                return Exit::Config;
+                return Err(Exit::Config);
             }
             println!("socket driver: would listen on {}", p.display());
+            Ok(())
         }
-        (_, None) => {}
+        (_, None) => Ok(()),
     }
-    Exit::Ok
 }
-

@@ -17,7 +17,7 @@ use crate::config::PipelineConfig;
 use crate::observe::profile::{self, CpuProfile};
 use crate::observe::server::MetricsServer;
 use crate::observe::{configured_listen, parse_listen};
-use crate::pipeline::driver::{list_traces, DriverPlan};
+use crate::pipeline::driver::{list_traces, resolve_paths, DriverPlan};
 use crate::pipeline::{self, RunOptions};
 use crate::seqpacket::Listener;
 
@@ -107,6 +107,11 @@ pub fn run(cli: Cli) -> Exit {
         }
     }
     plan.warnings.extend(flag_warnings(&cli));
+    let paths = resolve_paths(
+        &plan.drivers,
+        cli.path.as_deref().map(Path::new),
+        &mut plan.warnings,
+    );
     let listen = match &cli.metrics {
         Some(v) => parse_listen(v).map_err(|e| format!("-metrics: {e}")),
         None => configured_listen(&cfg).map_err(|e| format!("configuration error: {e}")),
@@ -121,15 +126,10 @@ pub fn run(cli: Cli) -> Exit {
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
-    let path = cli
-        .path
-        .as_deref()
-        .map(PathBuf::from)
-        .or_else(|| plan.driver.configured_path().cloned());
     if cli.test {
-        return check::test_report(&cfg, &plan, path.as_deref());
+        return check::test_report(&cfg, &plan, &paths);
     }
-    let Some(path) = path else {
+    let Some(paths) = paths.into_iter().collect::<Option<Vec<PathBuf>>>() else {
         eprintln!("sfprocessor: missing PATH (a trace file or directory, or the socket path with -driver socket)\n\n{USAGE}");
         return Exit::Config;
     };
@@ -139,12 +139,20 @@ pub fn run(cli: Cli) -> Exit {
             return Exit::Config;
         }
     }
-    let input = match open_input(&plan, &path) {
-        Ok(i) => i,
-        Err((code, e)) => {
-            eprintln!("sfprocessor: input error: {e}");
-            return code;
+    let mut inputs = Vec::new();
+    for (driver, path) in plan.drivers.iter().zip(&paths) {
+        match open_input(driver, path) {
+            Ok(i) => inputs.push(i),
+            Err((code, e)) => {
+                eprintln!("sfprocessor: input error: {e}");
+                return code;
+            }
         }
+    }
+    let input = if inputs.len() == 1 {
+        inputs.remove(0)
+    } else {
+        pipeline::Input::Many(inputs)
     };
     let live = pipeline::Live::new();
     if let Some(addr) = listen {
@@ -229,11 +237,8 @@ pub fn run(cli: Cli) -> Exit {
 
 /// What feeds the run: the traces under `path`, or the socket bound at `path`. A socket path
 /// another listener holds is [`Exit::Busy`]; other errors are [`Exit::Config`].
-fn open_input(
-    plan: &pipeline::PipelinePlan,
-    path: &Path,
-) -> Result<pipeline::Input, (Exit, String)> {
-    match &plan.driver {
+fn open_input(driver: &DriverPlan, path: &Path) -> Result<pipeline::Input, (Exit, String)> {
+    match driver {
         DriverPlan::File { .. } => list_traces(path)
             .map(pipeline::Input::Files)
             .map_err(|e| (Exit::Config, e)),

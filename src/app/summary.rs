@@ -92,7 +92,7 @@ pub fn summarize(outcome: &pipeline::RunOutcome, live: &pipeline::Live) -> Exit 
             eprintln!("  - {u}");
         }
     }
-    if live.driver() == "socket" {
+    if live.socket_drivers() > 0 {
         let st = &live.socket;
         let bad = st.bad_total();
         eprintln!(

@@ -48,9 +48,8 @@ impl Footprint for Container {
 
 impl Footprint for Pod {
     fn footprint(&self) -> usize {
-        let pairs = |v: &[(String, String)]| -> usize {
-            v.iter().map(|(k, x)| item(k) + item(x)).sum()
-        };
+        let pairs =
+            |v: &[(String, String)]| -> usize { v.iter().map(|(k, x)| item(k) + item(x)).sum() };
         size_of::<Pod>()
             + self.id.len()
             + self.name.len()

@@ -338,8 +338,7 @@ impl EntityCache {
             SysFlow::Container(c) => {
                 ensure_room(&mut self.containers, self.limits.containers);
                 if self.containers.len() >= self.limits.containers {
-                    let (n, freed) =
-                        evict_oldest(&mut self.containers, |s| s.last_ts, |s| s.bytes);
+                    let (n, freed) = evict_oldest(&mut self.containers, |s| s.last_ts, |s| s.bytes);
                     self.stats.evicted += n;
                     self.bytes[CONTAINERS] = self.bytes[CONTAINERS].saturating_sub(freed);
                 }

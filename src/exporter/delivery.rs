@@ -233,7 +233,7 @@ impl Delivery {
 
     /// Ends the input and waits for the worker to deliver (or give up on) what is queued.
     pub fn finish(&mut self) {
-        self.shutdown.input_ended();
+        self.shutdown.all_input_ended();
         self.tx = None;
         if let Some(w) = self.worker.take() {
             if w.join().is_err() {
@@ -353,7 +353,7 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.shutdown.input_ended();
+        self.shutdown.all_input_ended();
         self.drain_deadline();
         self.ship();
         if let Err(e) = self.transport.flush() {

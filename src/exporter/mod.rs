@@ -12,6 +12,7 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::vault::{Secret, Vault};
 use crate::config::{ConfigError, PipelineConfig, StageConfig};
 pub use delivery::{DeliveryConfig, Payload, WhenFull};
 use es::EsConfig;
@@ -148,6 +149,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "es.bulk.numworkers",
     "es.bulk.flushbuffer",
     "es.bulk.flushtimeout",
+    "es.tls.verify",
+    "vault.secrets",
+    "vault.path",
+    "vault.encoding",
+    // Upstream 0.7.0 reads none of these (its Findings exporter is gone); warned, not errors.
+    "findings.*",
 ];
 
 fn syslog_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<SyslogConfig, ConfigError> {
@@ -224,7 +231,11 @@ fn syslog_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<SyslogConfig,
 
 /// `kafka.config` (a JSON object, as upstream) and flat `kafka.<setting>` keys, over our
 /// defaults. Every setting is checked by librdkafka now, so `-test` reports a misspelt one.
-fn kafka_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<KafkaConfig, ConfigError> {
+fn kafka_config(
+    cfg: &PipelineConfig,
+    st: &StageConfig,
+    vault: Option<&Vault>,
+) -> Result<KafkaConfig, ConfigError> {
     let mut settings = std::collections::BTreeMap::new();
     if let Some(text) = st
         .get("kafka.config")
@@ -308,6 +319,22 @@ fn kafka_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<KafkaConfig, C
             ));
         }
     }
+    // Secrets upstream's vault does not cover, read the same way when this stage has one:
+    // the SASL password when SASL is on, the key password when a key file is named.
+    if let Some(v) = vault {
+        let protocol = settings
+            .get("security.protocol")
+            .map(|p| p.to_ascii_lowercase())
+            .unwrap_or_default();
+        if protocol.starts_with("sasl") && !settings.contains_key("sasl.password") {
+            let s = v.read(cfg, st, "kafka.sasl.password")?;
+            settings.insert("sasl.password".into(), s.expose().to_string());
+        }
+        if settings.contains_key("ssl.key.location") && !settings.contains_key("ssl.key.password") {
+            let s = v.read(cfg, st, "kafka.ssl.key.password")?;
+            settings.insert("ssl.key.password".into(), s.expose().to_string());
+        }
+    }
     if settings
         .get("bootstrap.servers")
         .is_none_or(|b| b.trim().is_empty())
@@ -336,18 +363,12 @@ fn kafka_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<KafkaConfig, C
     Ok(c)
 }
 
-fn es_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<EsConfig, ConfigError> {
-    if let Some(s) = st
-        .settings
-        .values()
-        .find(|s| s.key.to_ascii_lowercase().starts_with("findings."))
-    {
-        return Err(cfg.error(
-            st,
-            Some(&s.key),
-            "the IBM Findings exporter is not supported by this build (findings.* keys)".into(),
-        ));
-    }
+fn es_config(
+    cfg: &PipelineConfig,
+    st: &StageConfig,
+    vault: Option<&Vault>,
+    warnings: &mut Vec<String>,
+) -> Result<EsConfig, ConfigError> {
     let mut c = EsConfig::default();
     let addrs = st.get("es.addresses").unwrap_or("");
     for a in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
@@ -373,11 +394,41 @@ fn es_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<EsConfig, ConfigE
         }
         c.index = v.to_string();
     }
-    c.username = st
-        .get("es.username")
-        .map(str::to_string)
-        .filter(|v| !v.is_empty());
-    c.password = st.get("es.password").map(str::to_string);
+    // As upstream: with a vault, credentials missing from the configuration come from it.
+    c.username = match (st.get("es.username"), vault) {
+        (Some(u), _) => Some(Secret::new(u)),
+        (None, Some(v)) => Some(v.read(cfg, st, "es.username")?),
+        (None, None) => None,
+    }
+    .filter(|u| !u.is_empty());
+    c.password = match (st.get("es.password"), vault) {
+        (Some(p), _) => Some(Secret::new(p)),
+        (None, Some(v)) => Some(v.read(cfg, st, "es.password")?),
+        (None, None) => None,
+    };
+    match st
+        .get("es.tls.verify")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "true" | "on" | "yes" | "1") => {}
+        Some("false" | "off" | "no" | "0") => {
+            c.verify = false;
+            warnings.push(format!(
+                "{}: pipeline[{}] (exporter): es.tls.verify is false: the Elasticsearch server's certificate is not checked, so alerts and credentials go to whoever answers at {}",
+                cfg.file.display(),
+                st.index,
+                st.get("es.addresses").unwrap_or_default()
+            ));
+        }
+        Some(other) => {
+            return Err(cfg.error(
+                st,
+                Some("es.tls.verify"),
+                format!("`{other}` is not true or false"),
+            ))
+        }
+    }
     if let Some(v) = st.get("es.cafile").map(str::trim).filter(|v| !v.is_empty()) {
         if !std::path::Path::new(v).is_file() {
             return Err(cfg.error(
@@ -395,16 +446,14 @@ fn es_config(cfg: &PipelineConfig, st: &StageConfig) -> Result<EsConfig, ConfigE
         1 << 10,
         256 << 20,
     )? as usize;
-    c.timeout = cfg.duration(
-        st,
-        "es.bulk.flushTimeout",
-        c.timeout,
-        Duration::from_secs(1),
-        Duration::from_secs(600),
-        false,
-    )?;
-    // Accepted for upstream's configs; one worker per exporter here (docs/configuration.md).
-    cfg.count(st, "es.bulk.numWorkers", 1, 1, 64)?;
+    // Upstream's 0 (its default) is one worker per core.
+    let workers = cfg.count(st, "es.bulk.numWorkers", 0, 0, 64)? as usize;
+    c.workers = match workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    };
     Ok(c)
 }
 
@@ -542,7 +591,26 @@ fn check_file_path(cfg: &PipelineConfig, st: &StageConfig, path: &str) -> Result
 }
 
 impl ExporterConfig {
-    pub fn from_stage(cfg: &PipelineConfig, st: &StageConfig) -> Result<Self, ConfigError> {
+    /// Validates an exporter stage; what upstream only tolerates goes to `warnings`.
+    pub fn from_stage(
+        cfg: &PipelineConfig,
+        st: &StageConfig,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let vault = Vault::of(cfg, st)?;
+        if let Some(s) = st
+            .settings
+            .values()
+            .find(|s| s.key.to_ascii_lowercase().starts_with("findings."))
+        {
+            warnings.push(format!(
+                "{}: pipeline[{}] (exporter): key `{}` (and the other findings.* keys) is ignored: upstream 0.7.0 reads none of them (its IBM Findings exporter was removed); this stage runs as `export: {}`",
+                cfg.file.display(),
+                st.index,
+                s.key,
+                st.get("export").unwrap_or("terminal")
+            ));
+        }
         let export = match st.get("export").unwrap_or("terminal").to_ascii_lowercase().as_str() {
             "terminal" | "" => Export::Terminal,
             "null" => Export::Null,
@@ -550,8 +618,8 @@ impl ExporterConfig {
                 path: st.get("file.path").unwrap_or("./export.out").to_string(),
             },
             "syslog" => Export::Syslog(syslog_config(cfg, st)?),
-            "kafka" => Export::Kafka(kafka_config(cfg, st)?),
-            "es" => Export::Es(es_config(cfg, st)?),
+            "kafka" => Export::Kafka(kafka_config(cfg, st, vault.as_ref())?),
+            "es" => Export::Es(es_config(cfg, st, vault.as_ref(), warnings)?),
             other @ ("findings" | "otel") => {
                 return Err(cfg.error(
                     st,
@@ -592,7 +660,21 @@ impl ExporterConfig {
                 ))
             }
         };
-        let delivery = delivery_config(cfg, st, &export)?;
+        let mut delivery = delivery_config(cfg, st, &export)?;
+        if let Export::Es(_) = &export {
+            // Upstream's bulk flush interval: a partial bulk waits at most this long. Without
+            // it, the exporter's own idle flush (1 s) applies, not upstream's 30 s.
+            if st.get("es.bulk.flushTimeout").is_some() {
+                delivery.idle_flush = cfg.duration(
+                    st,
+                    "es.bulk.flushTimeout",
+                    delivery.idle_flush,
+                    Duration::from_millis(1),
+                    Duration::from_secs(600),
+                    false,
+                )?;
+            }
+        }
         if let Export::File { path } = &export {
             check_file_path(cfg, st, path)?;
         }
@@ -684,7 +766,7 @@ mod tests {
             r#"{{"pipeline":[{{"processor":"exporter","in":"a eventchan","export":"kafka","kafka.topic":"t","kafka.config":{{"bootstrap.servers":"127.0.0.1:9"{settings}}}}}]}}"#
         );
         let cfg = PipelineConfig::parse(&text, "k.json", &[]).expect("parses");
-        kafka_config(&cfg, &cfg.stages[0])
+        kafka_config(&cfg, &cfg.stages[0], None)
     }
 
     #[test]

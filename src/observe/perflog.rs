@@ -31,7 +31,7 @@ pub fn lines(
     for s in live.snapshots() {
         rate(&s.name, s.sent_records, &mut out);
     }
-    if live.driver() == "socket" {
+    if live.socket_drivers() > 0 {
         let packets = live.socket.packets.load(Ordering::Relaxed);
         rate("socket packets", packets, &mut out);
     }
@@ -79,6 +79,9 @@ mod tests {
         );
         reader.add_sent(500);
         let l = lines(&live, &mut last, Duration::from_secs(1), "T");
-        assert_eq!(l, vec!["[Perf] T reader rate (records/sec): 500 (total 3500)"]);
+        assert_eq!(
+            l,
+            vec!["[Perf] T reader rate (records/sec): 500 (total 3500)"]
+        );
     }
 }

@@ -258,14 +258,14 @@ impl Collector for LiveCollector {
             "socket_listening",
             "1 while the socket driver accepts connections.",
             None,
-            &[(vec![], s.listening.load(Ordering::Relaxed) as u64)],
+            &[(vec![], s.listening.load(Ordering::Relaxed))],
         )?;
         gauges(
             &mut enc,
             "socket_connected",
-            "1 while a collector is connected.",
+            "Collectors connected now (1 with one socket driver).",
             None,
-            &[(vec![], s.connected.load(Ordering::Relaxed) as u64)],
+            &[(vec![], s.connected.load(Ordering::Relaxed))],
         )?;
         counters(
             &mut enc,
@@ -371,9 +371,10 @@ impl Collector for LiveCollector {
             MetricType::Info,
         )?;
         let mut info = info;
+        let driver = live.driver();
         info.encode_info(&vec![
             ("version", env!("CARGO_PKG_VERSION")),
-            ("driver", live.driver()),
+            ("driver", driver.as_str()),
         ])?;
         Ok(())
     }

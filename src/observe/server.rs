@@ -152,7 +152,9 @@ async fn serve(std_listener: std::net::TcpListener, registry: Arc<Registry>, liv
                 .serve_connection(io, svc);
             match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
                 Ok(Err(e)) => tracing::debug!("metrics endpoint: connection: {e}"),
-                Err(_) => tracing::debug!("metrics endpoint: connection closed after {CONNECTION_TIMEOUT:?}"),
+                Err(_) => tracing::debug!(
+                    "metrics endpoint: connection closed after {CONNECTION_TIMEOUT:?}"
+                ),
                 Ok(Ok(())) => {}
             }
             lock(&done).open.retain(|(i, _)| *i != id);

@@ -15,6 +15,9 @@ pub struct TraceSource {
     pub path: String,
     pub plan: Arc<DatumPlan>,
     pub codec: Codec,
+    /// The driver it came from (its index in the run's drivers): each driver's records keep
+    /// entity tables of their own, so one collector's header cannot reset another's.
+    pub driver: u16,
 }
 
 /// One compressed block and the trace it came from. From the socket driver, the block is
@@ -38,9 +41,16 @@ impl BatchLen for Blocks {
     }
 }
 
-/// Reader -> flattener: decoded datums in stream order.
+/// Reader -> flattener: decoded datums in stream order, and the driver they came from.
 #[derive(Debug, Clone, Default)]
-pub struct Datums(pub Vec<SysFlow>);
+pub struct Datums(pub Vec<SysFlow>, pub u16);
+
+impl Datums {
+    /// Datums of the first (or only) driver.
+    pub fn new(datums: Vec<SysFlow>) -> Self {
+        Datums(datums, 0)
+    }
+}
 
 impl BatchLen for Datums {
     fn batch_len(&self) -> usize {

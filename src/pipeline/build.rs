@@ -34,6 +34,18 @@ pub enum Input {
         listener: Listener,
         settings: SocketSettings,
     },
+    /// Several drivers (`drivers` entries) into one reader.
+    Many(Vec<Input>),
+}
+
+impl Input {
+    /// The drivers this input starts, in order.
+    fn flatten(self) -> Vec<Input> {
+        match self {
+            Input::Many(v) => v.into_iter().flat_map(Input::flatten).collect(),
+            one => vec![one],
+        }
+    }
 }
 
 impl From<Listing> for Input {
@@ -284,6 +296,7 @@ impl Builder<'_> {
             plan.block_limits,
             self.live.socket.clone(),
         );
+        let inputs = input.flatten();
         let reader = self.start(
             &arb,
             node,
@@ -292,55 +305,70 @@ impl Builder<'_> {
                 recipient: flat.recipient(),
                 metrics: fm,
             }],
-            1,
+            inputs.len(),
         );
-        let (arb, dm) = self.spawn("driver".to_string(), "driver", "");
-        let to_reader = vec![Downstream {
-            recipient: reader.recipient(),
-            metrics: rm,
-        }];
-        let window = self.opts.window;
-        self.nodes += 1;
-        match input {
-            Input::Files(listing) => {
-                self.live.set_driver("file");
-                let driver = FileDriver::new(
-                    listing,
-                    self.diag.clone(),
-                    self.opts.batch_records,
-                    self.shutdown.clone(),
-                    plan.block_limits,
-                    self.live.bytes_read.clone(),
-                );
-                SourceActor::start(
-                    &arb,
-                    driver,
-                    dm,
-                    to_reader,
-                    window,
-                    self.control.clone(),
-                    self.stop.clone(),
-                );
-            }
-            Input::Socket { listener, settings } => {
-                self.live.set_driver("socket");
-                let driver = SocketDriver::new(
-                    listener,
-                    settings,
-                    self.stop.clone(),
-                    self.shutdown.clone(),
-                    self.live.socket.clone(),
-                    self.opts.batch_records as usize,
-                )?;
-                SourceActor::start(
-                    &arb,
-                    driver,
-                    dm,
-                    to_reader,
-                    window,
-                    self.control.clone(),
-                    self.stop.clone(),
-                );
+        let many = inputs.len() > 1;
+        self.shutdown.expect_inputs(inputs.len());
+        for (index, input) in inputs.into_iter().enumerate() {
+            // One driver keeps the node name `driver` (metrics and summaries unchanged);
+            // several are `driver[0]`, `driver[1]`, ... each with its own counters.
+            let name = if many {
+                format!("driver[{index}]")
+            } else {
+                "driver".to_string()
+            };
+            let (arb, dm) = self.spawn(name, "driver", "");
+            let to_reader = vec![Downstream {
+                recipient: reader.clone().recipient(),
+                metrics: rm.clone(),
+            }];
+            let window = self.opts.window;
+            self.nodes += 1;
+            let index = index as u16;
+            match input {
+                Input::Files(listing) => {
+                    self.live.add_driver("file");
+                    let driver = FileDriver::new(
+                        listing,
+                        self.diag.clone(),
+                        self.opts.batch_records,
+                        self.shutdown.clone(),
+                        plan.block_limits,
+                        self.live.bytes_read.clone(),
+                    )
+                    .with_index(index);
+                    SourceActor::start(
+                        &arb,
+                        driver,
+                        dm,
+                        to_reader,
+                        window,
+                        self.control.clone(),
+                        self.stop.clone(),
+                    );
+                }
+                Input::Socket { listener, settings } => {
+                    self.live.add_driver("socket");
+                    let driver = SocketDriver::new(
+                        listener,
+                        settings,
+                        self.stop.clone(),
+                        self.shutdown.clone(),
+                        self.live.socket.clone(),
+                        self.opts.batch_records as usize,
+                    )?
+                    .with_index(index);
+                    SourceActor::start(
+                        &arb,
+                        driver,
+                        dm,
+                        to_reader,
+                        window,
+                        self.control.clone(),
+                        self.stop.clone(),
+                    );
+                }
+                Input::Many(_) => return Err("nested driver inputs".to_string()),
             }
         }
         Ok(())

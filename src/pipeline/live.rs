@@ -45,8 +45,8 @@ pub struct Live {
     policies: Mutex<Vec<PolicyEntry>>,
     pub socket: Arc<SocketStats>,
     pub tables: Arc<TableStats>,
-    /// Which driver feeds the pipeline (`file`, `socket`), once started.
-    driver: Mutex<&'static str>,
+    /// Which drivers feed the pipeline (`file`, `socket`), once started.
+    drivers: Mutex<Vec<&'static str>>,
     /// Set while the pipeline runs (cleared when it has drained).
     pub running: AtomicBool,
     /// Set when a signal has started the drain (systemd is told `STOPPING=1`).
@@ -90,12 +90,22 @@ impl Live {
         });
     }
 
-    pub fn set_driver(&self, name: &'static str) {
-        *lock(&self.driver) = name;
+    /// A driver of the run started.
+    pub fn add_driver(&self, name: &'static str) {
+        lock(&self.drivers).push(name);
     }
 
-    pub fn driver(&self) -> &'static str {
-        *lock(&self.driver)
+    /// The drivers' names (`socket`, `file+socket`, ...).
+    pub fn driver(&self) -> String {
+        lock(&self.drivers).join("+")
+    }
+
+    /// Socket drivers in the run.
+    pub fn socket_drivers(&self) -> u64 {
+        lock(&self.drivers)
+            .iter()
+            .filter(|d| **d == "socket")
+            .count() as u64
     }
 
     /// Records the driver has read and records the policy stages have passed on (in alert
@@ -141,7 +151,8 @@ impl Live {
         if !self.running.load(Ordering::Relaxed) {
             why.push("the pipeline is not running".to_string());
         }
-        if self.driver() == "socket" && !self.socket.listening.load(Ordering::Relaxed) {
+        let sockets = self.socket_drivers();
+        if sockets > 0 && self.socket.listening.load(Ordering::Relaxed) < sockets {
             why.push("the socket driver is not listening".to_string());
         }
         for e in self.exporters() {

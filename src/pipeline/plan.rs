@@ -86,8 +86,9 @@ pub struct StagePlan {
 #[derive(Debug, Clone)]
 pub struct PipelinePlan {
     pub stages: Vec<StagePlan>,
-    /// What feeds the reader (`drivers` entry or `-driver`; the file driver by default).
-    pub driver: DriverPlan,
+    /// What feeds the reader (`drivers` entries or `-driver`; the file driver by default).
+    /// Never empty.
+    pub drivers: Vec<DriverPlan>,
     /// Entity table limits (the reader stage's `cache.*` keys).
     pub cache_limits: CacheLimits,
     /// What a trace block may hold (the reader stage's `block.maxsize`/`block.maxrecords`).
@@ -428,12 +429,26 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
                 StageKind::Reader(handler)
             }
             "policyengine" => {
+                if let Some(dir) = st.get("actiondir") {
+                    // Upstream loads `*.so` action plugins from it (and ignores a missing one).
+                    warnings.push(format!(
+                        "{}: pipeline[{}] (policyengine): key `actiondir` (`{dir}`): Go action plugins are not loaded; rules may name the built-in actions ({})",
+                        cfg.file.display(),
+                        st.index,
+                        {
+                            let mut names: Vec<String> =
+                                crate::policy::actions::registry().into_keys().collect();
+                            names.sort();
+                            names.join(", ")
+                        }
+                    ));
+                }
                 policy_stage = policy_stage_of(cfg, st, strict, &mut warnings)?;
                 warn_unknown_keys(cfg, st, POLICY_KEYS, &mut warnings);
                 StageKind::Policy
             }
             "exporter" => {
-                let e = ExporterConfig::from_stage(cfg, st)?;
+                let e = ExporterConfig::from_stage(cfg, st, &mut warnings)?;
                 warn_unknown_keys(cfg, st, EXPORTER_KEYS, &mut warnings);
                 StageKind::Exporter(Box::new(e))
             }
@@ -616,13 +631,16 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
         }
     }
     let reader_in = stages[entry].config.input.as_ref().map(|c| c.name.as_str());
-    let driver = driver::plan_driver(cfg, reader_in, &mut warnings)?.unwrap_or_default();
+    let mut drivers = driver::plan_drivers(cfg, reader_in, &mut warnings)?;
+    if drivers.is_empty() {
+        drivers.push(DriverPlan::default());
+    }
     let upstream_quirks = stages
         .iter()
         .any(|s: &StagePlan| s.policy.as_ref().is_some_and(|p| !p.load.fixed_quirks));
     Ok(PipelinePlan {
         stages,
-        driver,
+        drivers,
         cache_limits: cache,
         rate_limit,
         upstream_quirks,
@@ -633,19 +651,29 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
 }
 
 impl PipelinePlan {
-    /// Applies the command line's `-driver`: it wins over the `drivers` entry, whose
-    /// settings are kept when it names the same driver.
+    /// Applies the command line's `-driver NAME`: only the `drivers` entries of that name
+    /// run (with their settings), or one such driver with default settings when there is
+    /// none.
     pub fn with_cli_driver(&mut self, name: &str) -> Result<(), String> {
-        self.driver = match (name, &self.driver) {
-            ("file", DriverPlan::File { .. }) | ("socket", DriverPlan::Socket(_)) => return Ok(()),
-            ("file", _) => DriverPlan::File { path: None },
-            ("socket", _) => DriverPlan::Socket(driver::SocketSettings::default()),
-            (other, _) => {
-                return Err(format!(
-                    "unknown driver `{other}` (expected {})",
-                    driver::DRIVERS.join(" or ")
-                ))
-            }
+        let keep: Vec<DriverPlan> = self
+            .drivers
+            .iter()
+            .filter(|d| d.name() == name)
+            .cloned()
+            .collect();
+        self.drivers = if !keep.is_empty() {
+            keep
+        } else {
+            vec![match name {
+                "file" => DriverPlan::File { path: None },
+                "socket" => DriverPlan::Socket(driver::SocketSettings::default()),
+                other => {
+                    return Err(format!(
+                        "unknown driver `{other}` (expected {})",
+                        driver::DRIVERS.join(" or ")
+                    ))
+                }
+            }]
         };
         Ok(())
     }

@@ -207,7 +207,10 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert!(matches!(e, DecodeError::Oversize { limit: 10_000, .. }), "{e}");
+        assert!(
+            matches!(e, DecodeError::Oversize { limit: 10_000, .. }),
+            "{e}"
+        );
         assert_eq!(n, 10_000 / 24);
         // The next datum starts from zero.
         c.start_datum();

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Payload, Transport, TransportError};
+use crate::config::vault::Secret;
 use http::{Client, Url};
 
 /// A validated `es` exporter.
@@ -23,13 +24,17 @@ use http::{Client, Url};
 pub struct EsConfig {
     pub addresses: Vec<Url>,
     pub index: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
+    pub username: Option<Secret>,
+    pub password: Option<Secret>,
     pub ca_file: Option<String>,
+    /// `es.tls.verify: false`: the server certificate is not checked (warned at every start).
+    pub verify: bool,
     /// Largest bulk request body in bytes (`es.bulk.flushBuffer`); a batch is split to fit.
     pub max_request_bytes: usize,
-    /// Per-request I/O timeout (`es.bulk.flushTimeout`).
+    /// Per-request I/O timeout.
     pub timeout: Duration,
+    /// Bulk requests in flight at once (`es.bulk.numWorkers`; upstream's 0 is one per core).
+    pub workers: usize,
 }
 
 impl Default for EsConfig {
@@ -40,11 +45,16 @@ impl Default for EsConfig {
             username: None,
             password: None,
             ca_file: None,
+            verify: true,
             max_request_bytes: 5_000_000,
             timeout: Duration::from_secs(30),
+            workers: 1,
         }
     }
 }
+
+/// What an error about a TLS handshake adds: the two ways out.
+const TLS_HINT: &str = "the server certificate could not be verified: set es.cafile to the CA that signed it, or es.tls.verify: false to skip verification (alerts and credentials then go to whoever answers)";
 
 #[derive(Deserialize)]
 struct BulkResponse {
@@ -77,11 +87,24 @@ fn outcome(status: u16) -> Outcome {
 
 pub struct EsTransport {
     cfg: EsConfig,
-    clients: Vec<Client>,
-    /// The address in use; moves on after a connection failure.
-    current: usize,
+    /// One per `es.bulk.numWorkers`: its own connections, one per address.
+    workers: Vec<Worker>,
     target: String,
-    /// The drain deadline, once the input has ended (see `apply_deadline`).
+    /// The drain deadline, once the input has ended (see `Worker::apply_deadline`).
+    deadline: Option<std::time::Instant>,
+}
+
+/// One bulk sender: a connection per address, and the address in use (it moves on after a
+/// connection failure).
+struct Worker {
+    clients: Vec<Client>,
+    current: usize,
+}
+
+/// What every worker reads.
+struct Shared<'a> {
+    cfg: &'a EsConfig,
+    target: &'a str,
     deadline: Option<std::time::Instant>,
 }
 
@@ -97,52 +120,82 @@ impl EsTransport {
             cfg.index
         );
         let tls = if cfg.addresses.iter().any(|u| u.tls) {
-            Some(super::tls::connector(cfg.ca_file.as_deref()).map_err(|e| {
-                TransportError::Rejected {
-                    target: target.clone(),
-                    reason: format!("es.cafile {e}"),
-                }
-            })?)
+            Some(
+                super::tls::connector_with(cfg.ca_file.as_deref(), cfg.verify).map_err(|e| {
+                    TransportError::Rejected {
+                        target: target.clone(),
+                        reason: format!("es.cafile {e}"),
+                    }
+                })?,
+            )
         } else {
             None
         };
-        let clients = cfg
-            .addresses
-            .iter()
-            .map(|u| {
-                Client::new(
-                    u.clone(),
-                    cfg.username.as_deref(),
-                    cfg.password.as_deref(),
-                    tls.clone(),
-                    cfg.timeout,
-                )
+        let workers = (0..cfg.workers.max(1))
+            .map(|_| Worker {
+                clients: cfg
+                    .addresses
+                    .iter()
+                    .map(|u| {
+                        Client::new(
+                            u.clone(),
+                            cfg.username.as_ref().map(Secret::expose),
+                            cfg.password.as_ref().map(Secret::expose),
+                            tls.clone(),
+                            cfg.timeout,
+                        )
+                    })
+                    .collect(),
+                current: 0,
             })
             .collect();
         Ok(EsTransport {
             cfg,
-            clients,
-            current: 0,
+            workers,
             target,
             deadline: None,
         })
     }
+}
 
+/// Appends the bulk lines of record `i`.
+fn action(index: &str, body: &mut Vec<u8>, batch: &Payload, i: usize, doc: &[u8]) {
+    body.extend_from_slice(b"{\"create\":{\"_index\":");
+    crate::encode::json::write_str(body, index);
+    if let Some(id) = batch.ids.get(i) {
+        let mut hex = [0u8; 16];
+        super::kafka::hex16(*id, &mut hex);
+        body.extend_from_slice(b",\"_id\":\"");
+        body.extend_from_slice(&hex);
+        body.push(b'"');
+    }
+    body.extend_from_slice(b"}}\n");
+    body.extend_from_slice(doc);
+    body.push(b'\n');
+}
+
+impl Worker {
     /// Near the drain deadline a request times out sooner (whole seconds, at least one), so
-    /// a server that stalls cannot hold the shutdown for a whole `es.bulk.flushTimeout`.
-    fn apply_deadline(&mut self) {
-        let Some(d) = self.deadline else { return };
+    /// a server that stalls cannot hold the shutdown for a whole request timeout.
+    fn apply_deadline(&mut self, sh: &Shared) {
+        let Some(d) = sh.deadline else { return };
         let left = d.saturating_duration_since(std::time::Instant::now());
         let t = Duration::from_secs(left.as_secs().max(1))
-            .min(self.cfg.timeout.max(Duration::from_secs(1)));
+            .min(sh.cfg.timeout.max(Duration::from_secs(1)));
         for c in &mut self.clients {
             c.set_timeout(t);
         }
     }
 
     /// Sends one bulk request; on a connection failure the next address gets the next try.
-    fn post(&mut self, path: &str, ctype: &str, body: &[u8]) -> Result<http::Response, String> {
-        self.apply_deadline();
+    fn post(
+        &mut self,
+        sh: &Shared,
+        path: &str,
+        ctype: &str,
+        body: &[u8],
+    ) -> Result<http::Response, String> {
+        self.apply_deadline(sh);
         let n = self.clients.len();
         let c = self
             .clients
@@ -151,37 +204,60 @@ impl EsTransport {
         match c.request("POST", path, ctype, body) {
             Ok(r) => Ok(r),
             Err(e) => {
-                let msg = format!("{}: {e}", c.url);
+                let msg = with_tls_hint(format!("{}: {e}", c.url));
                 self.current = (self.current + 1) % n.max(1);
                 Err(msg)
             }
         }
     }
 
-    /// Appends the bulk lines of record `i`.
-    fn action(&self, body: &mut Vec<u8>, batch: &Payload, i: usize, doc: &[u8]) {
-        body.extend_from_slice(b"{\"create\":{\"_index\":");
-        crate::encode::json::write_str(body, &self.cfg.index);
-        if let Some(id) = batch.ids.get(i) {
-            let mut hex = [0u8; 16];
-            super::kafka::hex16(*id, &mut hex);
-            body.extend_from_slice(b",\"_id\":\"");
-            body.extend_from_slice(&hex);
-            body.push(b'"');
+    /// Sends the records `idx` of `batch`, as many bulk requests as `es.bulk.flushBuffer`
+    /// needs, and writes each record's outcome. Returns the first reason something was not
+    /// delivered.
+    fn send(&mut self, sh: &Shared, batch: &Payload, idx: &[usize], out: &mut [Outcome]) -> String {
+        let lines: Vec<&[u8]> = batch.lines().collect();
+        let mut body = Vec::with_capacity(batch.bytes.len() / 4 + idx.len() * 80);
+        let mut part: Vec<usize> = Vec::new();
+        let mut reason = String::new();
+        for &i in idx {
+            let before = body.len();
+            action(&sh.cfg.index, &mut body, batch, i, lines[i]);
+            if body.len() > sh.cfg.max_request_bytes && !part.is_empty() {
+                // Send what fits, start the next request with this record.
+                let tail = body.split_off(before);
+                let r = self.bulk(sh, batch, &part, &body, out);
+                if reason.is_empty() {
+                    reason = r;
+                }
+                body = tail;
+                part.clear();
+            }
+            part.push(i);
         }
-        body.extend_from_slice(b"}}\n");
-        body.extend_from_slice(doc);
-        body.push(b'\n');
+        if !part.is_empty() {
+            let r = self.bulk(sh, batch, &part, &body, out);
+            if reason.is_empty() {
+                reason = r;
+            }
+        }
+        reason
     }
 
     /// Sends records `idx` (one bulk request) and sorts them by outcome.
-    fn bulk(&mut self, batch: &Payload, idx: &[usize], body: &[u8], out: &mut [Outcome]) -> String {
+    fn bulk(
+        &mut self,
+        sh: &Shared,
+        batch: &Payload,
+        idx: &[usize],
+        body: &[u8],
+        out: &mut [Outcome],
+    ) -> String {
         let mark = |out: &mut [Outcome], o: Outcome| {
             for i in idx {
                 out[*i] = o;
             }
         };
-        let resp = match self.post("/_bulk", "application/x-ndjson", body) {
+        let resp = match self.post(sh, "/_bulk", "application/x-ndjson", body) {
             Ok(r) => r,
             Err(e) => {
                 mark(out, Outcome::Retry);
@@ -190,16 +266,16 @@ impl EsTransport {
         };
         if resp.status == 413 && idx.len() > 1 {
             // Request too large for the server: send each half on its own.
-            tracing::warn!(target = %self.target, records = idx.len(), bytes = body.len(), "bulk request too large (HTTP 413): splitting it; consider a smaller es.bulk.flushBuffer");
+            tracing::warn!(target = %sh.target, records = idx.len(), bytes = body.len(), "bulk request too large (HTTP 413): splitting it; consider a smaller es.bulk.flushBuffer");
             let lines: Vec<&[u8]> = batch.lines().collect();
             let (a, b) = idx.split_at(idx.len() / 2);
             let mut reason = String::new();
             for half in [a, b] {
                 let mut part = Vec::new();
                 for &i in half {
-                    self.action(&mut part, batch, i, lines[i]);
+                    action(&sh.cfg.index, &mut part, batch, i, lines[i]);
                 }
-                let r = self.bulk(batch, half, &part, out);
+                let r = self.bulk(sh, batch, half, &part, out);
                 if reason.is_empty() {
                     reason = r;
                 }
@@ -214,7 +290,7 @@ impl EsTransport {
             };
             let text = String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)]).to_string();
             if o == Outcome::Failed {
-                tracing::error!(target = %self.target, records = idx.len(), status = resp.status, "bulk request refused: {text}");
+                tracing::error!(target = %sh.target, records = idx.len(), status = resp.status, "bulk request refused: {text}");
             }
             mark(out, o);
             return format!("bulk request answered HTTP {}: {text}", resp.status);
@@ -250,7 +326,7 @@ impl EsTransport {
                         .get(i)
                         .map(|v| format!("{v:016x}"))
                         .unwrap_or_default();
-                    tracing::error!(target = %self.target, id = %id, status = it.status, "document refused: {err}");
+                    tracing::error!(target = %sh.target, id = %id, status = it.status, "document refused: {err}");
                 }
                 if reason.is_empty() {
                     reason = format!("item status {}: {err}", it.status);
@@ -258,6 +334,25 @@ impl EsTransport {
             }
         }
         reason
+    }
+}
+
+/// A TLS handshake that failed on the certificate says how to fix it.
+fn with_tls_hint(msg: String) -> String {
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("tls handshake") && lower.contains("certificate") {
+        format!("{msg} ({TLS_HINT})")
+    } else {
+        msg
+    }
+}
+
+/// Which worker sends record `i`: by document id, so one document always goes through one
+/// worker (its retries cannot overtake each other); round robin without ids.
+fn worker_of(batch: &Payload, i: usize, workers: usize) -> usize {
+    match batch.ids.get(i) {
+        Some(id) => (*id % workers as u64) as usize,
+        None => i % workers,
     }
 }
 
@@ -272,30 +367,56 @@ impl Transport for EsTransport {
 
     fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
         let mut out = vec![Outcome::Retry; batch.records];
-        let mut body = Vec::with_capacity(batch.bytes.len() + batch.records * 80);
-        let mut idx = Vec::new();
-        let mut reason = String::new();
-        for (i, doc) in batch.lines().enumerate() {
-            let before = body.len();
-            self.action(&mut body, batch, i, doc);
-            if body.len() > self.cfg.max_request_bytes && !idx.is_empty() {
-                // Send what fits, start the next request with this record.
-                let tail = body.split_off(before);
-                let r = self.bulk(batch, &idx, &body, &mut out);
+        let n = self.workers.len().max(1);
+        let mut parts: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for i in 0..batch.records {
+            parts[worker_of(batch, i, n)].push(i);
+        }
+        let sh = Shared {
+            cfg: &self.cfg,
+            target: &self.target,
+            deadline: self.deadline,
+        };
+        let reason = if n == 1 || batch.records < 2 * n {
+            // One worker (or too few records to share): no thread.
+            let all: Vec<usize> = (0..batch.records).collect();
+            self.workers[0].send(&sh, batch, &all, &mut out)
+        } else {
+            // Every worker sends its share at once, on a thread of its own; outcomes are
+            // per record, so the shares merge without ordering concerns.
+            let results: Vec<(Vec<(usize, Outcome)>, String)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = self
+                    .workers
+                    .iter_mut()
+                    .zip(parts.iter())
+                    .map(|(w, idx)| {
+                        let sh = &sh;
+                        scope.spawn(move || {
+                            let mut local = vec![Outcome::Retry; batch.records];
+                            let r = w.send(sh, batch, idx, &mut local);
+                            (idx.iter().map(|i| (*i, local[*i])).collect::<Vec<_>>(), r)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| (Vec::new(), "a bulk worker panicked".into()))
+                    })
+                    .collect()
+            });
+            let mut reason = String::new();
+            for (outcomes, r) in results {
+                for (i, o) in outcomes {
+                    out[i] = o;
+                }
                 if reason.is_empty() {
                     reason = r;
                 }
-                body = tail;
-                idx.clear();
             }
-            idx.push(i);
-        }
-        if !idx.is_empty() {
-            let r = self.bulk(batch, &idx, &body, &mut out);
-            if reason.is_empty() {
-                reason = r;
-            }
-        }
+            reason
+        };
         let delivered = out.iter().filter(|o| **o == Outcome::Delivered).count();
         if delivered == batch.records {
             return Ok(());
@@ -320,7 +441,10 @@ impl Transport for EsTransport {
     /// Asks every address for the cluster banner (checks reachability and credentials).
     fn healthcheck(&mut self) -> Result<(), TransportError> {
         let mut errors = Vec::new();
-        for c in &mut self.clients {
+        let Some(w) = self.workers.first_mut() else {
+            return Ok(());
+        };
+        for c in &mut w.clients {
             match c.request("GET", "/", "", b"") {
                 Ok(r) if r.status == 200 => return Ok(()),
                 Ok(r) if r.status == 401 || r.status == 403 => {
@@ -333,7 +457,7 @@ impl Transport for EsTransport {
                     })
                 }
                 Ok(r) => errors.push(format!("{}: HTTP {}", c.url, r.status)),
-                Err(e) => errors.push(format!("{}: {e}", c.url)),
+                Err(e) => errors.push(with_tls_hint(format!("{}: {e}", c.url))),
             }
         }
         Err(TransportError::Unavailable {
@@ -358,5 +482,22 @@ mod tests {
         assert_eq!(outcome(429), Outcome::Retry);
         assert_eq!(outcome(503), Outcome::Retry);
         assert_eq!(outcome(400), Outcome::Failed);
+    }
+
+    #[test]
+    fn a_document_always_goes_through_the_same_worker() {
+        let p = Payload {
+            bytes: b"a\nb\nc\n".to_vec(),
+            records: 3,
+            keys: vec![],
+            ids: vec![7, 8, 7],
+        };
+        assert_eq!(worker_of(&p, 0, 4), worker_of(&p, 2, 4));
+        assert_eq!(worker_of(&p, 1, 4), 0);
+        assert!(
+            with_tls_hint("x: TLS handshake: certificate verify failed".into())
+                .contains("es.cafile")
+        );
+        assert_eq!(with_tls_hint("x: refused".into()), "x: refused");
     }
 }

@@ -119,6 +119,8 @@ pub struct FileDriver {
     /// Bytes read so far: the files done, plus the position in the current one.
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
     bytes_done: u64,
+    /// Which driver of the run this is.
+    index: u16,
 }
 
 impl FileDriver {
@@ -143,7 +145,14 @@ impl FileDriver {
             limits,
             bytes_read,
             bytes_done: 0,
+            index: 0,
         }
+    }
+
+    /// This driver's index among the run's drivers.
+    pub fn with_index(mut self, index: u16) -> Self {
+        self.index = index;
+        self
     }
 
     fn open(&self, path: &Path) -> Result<OpenTrace, String> {
@@ -160,6 +169,7 @@ impl FileDriver {
                 path: path.display().to_string(),
                 plan: Arc::new(plan),
                 codec: reader.codec(),
+                driver: self.index,
             }),
             reader,
             len,

@@ -69,74 +69,119 @@ pub fn check_names(cfg: &PipelineConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The `drivers` entries: at most one, `file` or `socket`, whose `out` (if given) is the
-/// reader's input channel. Unknown keys are warnings.
-pub fn plan_driver(
+/// The `drivers` entries (upstream 0.5.1+ runs every one of them): each `file` or
+/// `socket`, whose `out` (if given) is the reader's input channel. Unknown keys are warnings.
+/// Several entries feed the one reader; each keeps its own counters and entity tables.
+pub fn plan_drivers(
     cfg: &PipelineConfig,
     reader_in: Option<&str>,
     warnings: &mut Vec<String>,
-) -> Result<Option<DriverPlan>, ConfigError> {
-    let Some(first) = cfg.drivers.first() else {
-        return Ok(None);
-    };
-    if let Some(second) = cfg.drivers.get(1) {
-        return Err(cfg.error(
-            second,
-            Some("driver"),
-            "only one driver is supported (the first feeds the reader)".into(),
-        ));
+) -> Result<Vec<DriverPlan>, ConfigError> {
+    let mut plans = Vec::new();
+    for d in &cfg.drivers {
+        for o in &d.outputs {
+            if o.ctype != super::READER_IN {
+                return Err(cfg.error(
+                    d,
+                    Some("out"),
+                    format!(
+                        "channel type `{}` does not fit a driver (expected {})",
+                        o.ctype,
+                        super::READER_IN
+                    ),
+                ));
+            }
+            if reader_in.is_some_and(|r| r != o.name) {
+                return Err(cfg.error(
+                    d,
+                    Some("out"),
+                    format!(
+                        "channel `{}` is not the reader's input (`{}`)",
+                        o.name,
+                        reader_in.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let path = d
+            .get("path")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let plan = match d.processor.as_str() {
+            "file" => {
+                warn_keys(cfg, d, FILE_KEYS, warnings);
+                DriverPlan::File { path }
+            }
+            "socket" => {
+                warn_keys(cfg, d, socket::KEYS, warnings);
+                DriverPlan::Socket(socket::settings(cfg, d, path)?)
+            }
+            other => {
+                return Err(cfg.error(
+                    d,
+                    Some("driver"),
+                    format!(
+                        "driver `{other}` is not supported by this build (supported: {})",
+                        DRIVERS.join(", ")
+                    ),
+                ))
+            }
+        };
+        plans.push(plan);
     }
-    let d = first;
-    for o in &d.outputs {
-        if o.ctype != super::READER_IN {
-            return Err(cfg.error(
-                d,
-                Some("out"),
-                format!(
-                    "channel type `{}` does not fit a driver (expected {})",
-                    o.ctype,
-                    super::READER_IN
-                ),
+    let sockets: Vec<&PathBuf> = plans
+        .iter()
+        .filter_map(|p| match p {
+            DriverPlan::Socket(s) => s.path.as_ref(),
+            _ => None,
+        })
+        .collect();
+    for (i, a) in sockets.iter().enumerate() {
+        if sockets[..i].contains(a) {
+            return Err(ConfigError::top(
+                cfg.file.display().to_string(),
+                Some("drivers"),
+                format!("two socket drivers listen on `{}`", a.display()),
             ));
         }
-        if reader_in.is_some_and(|r| r != o.name) {
-            return Err(cfg.error(
-                d,
-                Some("out"),
-                format!(
-                    "channel `{}` is not the reader's input (`{}`)",
-                    o.name,
-                    reader_in.unwrap_or_default()
-                ),
-            ));
-        }
     }
-    let path = d
-        .get("path")
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from);
-    let plan = match d.processor.as_str() {
-        "file" => {
-            warn_keys(cfg, d, FILE_KEYS, warnings);
-            DriverPlan::File { path }
-        }
-        "socket" => {
-            warn_keys(cfg, d, socket::KEYS, warnings);
-            DriverPlan::Socket(socket::settings(cfg, d, path)?)
-        }
-        other => {
-            return Err(cfg.error(
-                d,
-                Some("driver"),
-                format!(
-                    "driver `{other}` is not supported by this build (supported: {})",
-                    DRIVERS.join(", ")
-                ),
-            ))
-        }
-    };
-    Ok(Some(plan))
+    Ok(plans)
+}
+
+/// Where each driver reads: its own `path` from the configuration wins over the command
+/// line's PATH (upstream's precedence for the file driver; upstream ignores `path` for the
+/// socket driver — said in a warning when both are given and differ), and PATH goes to the
+/// drivers without one. `None` for a driver that has neither.
+pub fn resolve_paths(
+    drivers: &[DriverPlan],
+    cli: Option<&std::path::Path>,
+    warnings: &mut Vec<String>,
+) -> Vec<Option<PathBuf>> {
+    drivers
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match (d.configured_path(), cli) {
+            (Some(own), Some(c)) => {
+                if own.as_path() != c {
+                    warnings.push(format!(
+                        "drivers[{i}] ({}): the configuration's path `{}` is read, not the command line's `{}`{}",
+                        d.name(),
+                        own.display(),
+                        c.display(),
+                        match d {
+                            DriverPlan::Socket(_) => " (upstream uses the command line's for a socket)",
+                            DriverPlan::File { .. } => " (upstream's precedence)",
+                        }
+                    ));
+                }
+                Some(own.clone())
+            }
+            (Some(own), None) => Some(own.clone()),
+            (None, Some(c)) => Some(c.to_path_buf()),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 fn warn_keys(cfg: &PipelineConfig, d: &StageConfig, known: &[&str], w: &mut Vec<String>) {
@@ -174,8 +219,8 @@ mod tests {
             r#"{"driver":"socket","out":"sysflow sysflowchan","path":"/run/sf.sock","schema.version":"4","packet.maxsize":"2MiB"}"#,
         )
         .unwrap();
-        let DriverPlan::Socket(s) = &p.driver else {
-            panic!("{:?}", p.driver)
+        let DriverPlan::Socket(s) = &p.drivers[0] else {
+            panic!("{:?}", p.drivers)
         };
         assert_eq!(
             s.path.as_deref(),
@@ -183,7 +228,31 @@ mod tests {
         );
         assert_eq!(s.version, Some(4));
         assert_eq!(s.max_packet, 2 << 20);
-        assert_eq!(p.driver.configured_path(), s.path.as_ref());
+        assert_eq!(p.drivers[0].configured_path(), s.path.as_ref());
+    }
+
+    #[test]
+    fn several_drivers_run_side_by_side_and_paths_resolve_as_upstream() {
+        let p = planned(
+            r#"{"driver":"socket","path":"/run/a.sock"},{"driver":"file","path":"/traces"},{"driver":"socket"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.drivers.len(), 3);
+        let mut w = Vec::new();
+        let paths = resolve_paths(&p.drivers, Some(std::path::Path::new("/cli")), &mut w);
+        assert_eq!(
+            paths,
+            vec![
+                Some(PathBuf::from("/run/a.sock")),
+                Some(PathBuf::from("/traces")),
+                Some(PathBuf::from("/cli"))
+            ]
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].contains("upstream's precedence"), "{w:?}");
+        let e = planned(r#"{"driver":"socket","path":"/a"},{"driver":"socket","path":"/a"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("two socket drivers"), "{e}");
     }
 
     #[test]
@@ -195,8 +264,6 @@ mod tests {
         );
         let e = planned(r#"{"driver":"socket","schema.version":"3"}"#).unwrap_err();
         assert!(e.to_string().contains("key `schema.version`"), "{e}");
-        let e = planned(r#"{"driver":"file"},{"driver":"socket"}"#).unwrap_err();
-        assert!(e.to_string().contains("drivers[1] (socket)"), "{e}");
         let e = planned(r#"{"driver":"otelkafka"}"#).unwrap_err();
         assert!(e.to_string().contains("not supported"), "{e}");
         let text = format!(r#"{{{STAGES},"drivers":[{{"path":"/x"}}]}}"#);
@@ -209,15 +276,20 @@ mod tests {
 
     #[test]
     fn the_command_line_driver_wins_and_keeps_matching_settings() {
-        let mut p = planned(r#"{"driver":"socket","schema.version":"5"}"#).unwrap();
+        let mut p =
+            planned(r#"{"driver":"socket","schema.version":"5"},{"driver":"file"}"#).unwrap();
         p.with_cli_driver("socket").unwrap();
-        assert!(matches!(&p.driver, DriverPlan::Socket(s) if s.version == Some(5)));
+        assert_eq!(p.drivers.len(), 1);
+        assert!(matches!(&p.drivers[0], DriverPlan::Socket(s) if s.version == Some(5)));
         p.with_cli_driver("file").unwrap();
-        assert_eq!(p.driver, DriverPlan::File { path: None });
+        assert_eq!(p.drivers, vec![DriverPlan::File { path: None }]);
         assert!(p.with_cli_driver("kafka").is_err());
         let mut p = planned("").unwrap();
-        assert_eq!(p.driver, DriverPlan::default());
+        assert_eq!(p.drivers, vec![DriverPlan::default()]);
         p.with_cli_driver("socket").unwrap();
-        assert_eq!(p.driver, DriverPlan::Socket(SocketSettings::default()));
+        assert_eq!(
+            p.drivers,
+            vec![DriverPlan::Socket(SocketSettings::default())]
+        );
     }
 }

@@ -105,7 +105,8 @@ pub fn settings(
     }
     if let Some(g) = d.get("group").map(str::trim).filter(|g| !g.is_empty()) {
         access.group = Some(
-            crate::seqpacket::group_id(g).map_err(|e| cfg.error(d, Some("group"), e.to_string()))?,
+            crate::seqpacket::group_id(g)
+                .map_err(|e| cfg.error(d, Some("group"), e.to_string()))?,
         );
     }
     Ok(SocketSettings {
@@ -166,6 +167,12 @@ pub struct SocketDriver {
     /// Set once a stop was asked for (when): the socket file is gone and what the kernel
     /// queued is being read.
     draining: Option<Instant>,
+    /// This driver counts in the shared listening and connected gauges.
+    is_listening: bool,
+    is_connected: bool,
+    /// Which driver of the run this is (records of different drivers keep separate entity
+    /// tables).
+    index: u16,
     /// The batch being gathered and when its first packet came.
     batch: Blocks,
     batch_len: usize,
@@ -184,7 +191,7 @@ impl SocketDriver {
         batch_records: usize,
     ) -> Result<Self, String> {
         let schemas = StreamSchemas::builtin().map_err(|e| e.to_string())?;
-        stats.listening.store(true, Ordering::Relaxed);
+        stats.listening.fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %listener.path().display(), "listening for the collector");
         Ok(SocketDriver {
             slots: RecvSlots::new(slots_for(settings.max_packet), settings.max_packet),
@@ -200,11 +207,20 @@ impl SocketDriver {
             log: RateLimit::new(5, Duration::from_secs(10)),
             conn_log: RateLimit::new(10, Duration::from_secs(10)),
             draining: None,
+            is_listening: true,
+            is_connected: false,
+            index: 0,
             batch: Blocks::default(),
             batch_len: 0,
             started: None,
             sparse: false,
         })
+    }
+
+    /// This driver's index among the run's drivers.
+    pub fn with_index(mut self, index: u16) -> Self {
+        self.index = index;
+        self
     }
 
     fn take_batch(&mut self) -> Blocks {
@@ -234,6 +250,7 @@ impl SocketDriver {
             ),
             plan,
             codec: Codec::Null,
+            driver: self.index,
         }))
     }
 
@@ -249,7 +266,27 @@ impl SocketDriver {
                 );
             }
         }
-        self.stats.connected.store(false, Ordering::Relaxed);
+        self.set_connected(false);
+    }
+
+    /// This driver's share of the connected gauge.
+    fn set_connected(&mut self, on: bool) {
+        if on != self.is_connected {
+            self.is_connected = on;
+            if on {
+                self.stats.connected.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// This driver's share of the listening gauge (it only ever stops listening).
+    fn stop_listening(&mut self) {
+        if self.is_listening {
+            self.is_listening = false;
+            self.stats.listening.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Takes a new connection: counted, announced (rate-limited), its decode plan set when
@@ -258,7 +295,7 @@ impl SocketDriver {
         let id = self.next_id;
         self.next_id += 1;
         let first = self.stats.connections.fetch_add(1, Ordering::Relaxed) == 0;
-        self.stats.connected.store(true, Ordering::Relaxed);
+        self.set_connected(true);
         if first {
             tracing::info!(target: "health", connection = id, "accepted the collector's stream");
         } else if let Some(suppressed) = self.conn_log.allow() {
@@ -311,9 +348,9 @@ impl SocketDriver {
     /// SOCK_SEQPACKET discards unread packets when the socket is closed, so closing at once
     /// would lose records the collector believes were sent.
     fn drain_step(&mut self) -> Option<SourceStep<Blocks>> {
+        self.stop_listening();
         let since = *self.draining.get_or_insert_with(|| {
             self.listener.unlink();
-            self.stats.listening.store(false, Ordering::Relaxed);
             Instant::now()
         });
         if self.batch_len >= self.batch_records {
@@ -512,7 +549,7 @@ impl Source for SocketDriver {
 
 impl Drop for SocketDriver {
     fn drop(&mut self) {
-        self.stats.listening.store(false, Ordering::Relaxed);
-        self.stats.connected.store(false, Ordering::Relaxed);
+        self.stop_listening();
+        self.set_connected(false);
     }
 }

@@ -14,7 +14,11 @@ use crate::record::Record;
 use crate::stats::TableStats;
 
 pub struct FlattenerNode {
+    /// The entity tables of the first driver (the only one, usually).
     cache: EntityCache,
+    /// Those of the other drivers, by driver index - 1: a collector's header resets only its
+    /// own tables.
+    more: Vec<EntityCache>,
     limits: CacheLimits,
     stats_sink: Arc<Mutex<CacheStats>>,
     /// Table sizes and evictions, published after every batch for the metrics endpoint.
@@ -65,6 +69,7 @@ impl FlattenerNode {
     ) -> Self {
         FlattenerNode {
             cache: EntityCache::new(limits),
+            more: Vec::new(),
             limits,
             stats_sink,
             live,
@@ -110,15 +115,56 @@ impl FlattenerNode {
         self.carried_limited + self.limiter.as_ref().map(|l| l.dropped).unwrap_or(0)
     }
 
+    /// The entity tables of driver `index`.
+    fn cache_of(&mut self, index: u16) -> &mut EntityCache {
+        let Some(i) = (index as usize).checked_sub(1) else {
+            return &mut self.cache;
+        };
+        while self.more.len() <= i {
+            self.more
+                .push(EntityCache::new(self.limits).with_frozen_lineage(self.quirks));
+        }
+        &mut self.more[i]
+    }
+
+    /// Every driver's tables.
+    fn caches(&self) -> impl Iterator<Item = &EntityCache> {
+        std::iter::once(&self.cache).chain(self.more.iter())
+    }
+
+    /// Statistics summed over every driver's tables.
+    fn stats(&self) -> CacheStats {
+        let mut t = CacheStats::default();
+        for c in self.caches() {
+            let s = c.stats();
+            t.missing_process += s.missing_process;
+            t.missing_file += s.missing_file;
+            t.missing_container += s.missing_container;
+            t.missing_pod += s.missing_pod;
+            t.evicted += s.evicted;
+            t.reaped += s.reaped;
+            t.headers += s.headers;
+        }
+        t
+    }
+
     fn publish_stats(&self) {
-        let s = self.cache.stats();
-        let (p, f, c, d) = self.cache.sizes();
+        let s = self.stats();
+        let (mut p, mut f, mut c, mut d, mut bytes) = (0, 0, 0, 0, 0);
+        for cache in self.caches() {
+            let (a, b, x, y) = cache.sizes();
+            p += a;
+            f += b;
+            c += x;
+            d += y;
+            bytes += cache.bytes();
+        }
         let t = &self.live;
         t.processes.store(p as u64, Ordering::Relaxed);
         t.files.store(f as u64, Ordering::Relaxed);
         t.containers.store(c as u64, Ordering::Relaxed);
         t.pods.store(d as u64, Ordering::Relaxed);
-        t.bytes.store(self.cache.bytes() as u64, Ordering::Relaxed);
+        t.bytes.store(bytes as u64, Ordering::Relaxed);
         t.evictions
             .store(s.evicted + self.carried.evicted, Ordering::Relaxed);
         t.reaped
@@ -146,8 +192,9 @@ impl Node for FlattenerNode {
             .collect();
         // One clock reading per batch, as the limiter's own `filter` does.
         let now = std::time::Instant::now();
+        let source = input.1;
         for sf in input.0 {
-            let Some(mut r) = self.cache.apply(sf) else {
+            let Some(mut r) = self.cache_of(source).apply(sf) else {
                 continue;
             };
             if let Some(c) = &mut self.op_names {
@@ -186,7 +233,7 @@ impl Node for FlattenerNode {
                 "rate limiter: records dropped as repeats within filter.maxage"
             );
         }
-        let s = self.cache.stats();
+        let s = self.stats();
         if s.missing_process + s.missing_file + s.missing_container + s.missing_pod > 0 {
             tracing::warn!(
                 missing_process = s.missing_process,
@@ -203,11 +250,12 @@ impl Node for FlattenerNode {
     /// records refill it).
     fn reset(&mut self) {
         self.publish_stats();
-        let s = self.cache.stats();
+        let s = self.stats();
         self.carried.evicted += s.evicted;
         self.carried.reaped += s.reaped;
         self.carried.headers += s.headers;
         self.cache = EntityCache::new(self.limits).with_frozen_lineage(self.quirks);
+        self.more.clear();
         if let Some(l) = &mut self.limiter {
             self.carried_limited += l.dropped;
             l.dropped = 0;
@@ -258,7 +306,9 @@ mod tests {
     #[test]
     fn feeding_shards_splits_each_batch_by_process_in_order() {
         let mut out = Vec::new();
-        node(2, None).process(Datums(datums()), &mut out).unwrap();
+        node(2, None)
+            .process(Datums::new(datums()), &mut out)
+            .unwrap();
         assert!(out.len() <= 2);
         let mut n = 0;
         for b in &out {
@@ -272,7 +322,9 @@ mod tests {
         assert_eq!(n, 20);
         // One consumer: one batch in input order, not marked.
         let mut out = Vec::new();
-        node(1, None).process(Datums(datums()), &mut out).unwrap();
+        node(1, None)
+            .process(Datums::new(datums()), &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert!(out[0].1.is_none());
         let ts: Vec<i64> = out[0].0.iter().map(|r| r.event.ts()).collect();
@@ -286,11 +338,11 @@ mod tests {
         let maxage = Some(std::time::Duration::from_secs(3600));
         let mut split = Vec::new();
         node(2, maxage)
-            .process(Datums(datums()), &mut split)
+            .process(Datums::new(datums()), &mut split)
             .unwrap();
         let mut whole = Vec::new();
         node(1, maxage)
-            .process(Datums(datums()), &mut whole)
+            .process(Datums::new(datums()), &mut whole)
             .unwrap();
         let mut a: Vec<i64> = split
             .iter()

@@ -165,7 +165,8 @@ mod tests {
     use crate::config::PipelineConfig;
     use std::sync::atomic::Ordering;
 
-    const RULE: &str = "- rule: r\n  desc: d\n  condition: sf.proc.exe = /bin/a\n  output: o\n  priority: low\n";
+    const RULE: &str =
+        "- rule: r\n  desc: d\n  condition: sf.proc.exe = /bin/a\n  output: o\n  priority: low\n";
 
     fn monitor(path: &std::path::Path) -> PolicyMonitor {
         let text = format!(
@@ -189,7 +190,10 @@ mod tests {
 
     fn counts(m: &PolicyMonitor) -> (u64, u64) {
         let r = &m.stage.handle.reloads;
-        (r.ok.load(Ordering::Relaxed), r.failed.load(Ordering::Relaxed))
+        (
+            r.ok.load(Ordering::Relaxed),
+            r.failed.load(Ordering::Relaxed),
+        )
     }
 
     #[test]

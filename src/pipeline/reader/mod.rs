@@ -89,6 +89,8 @@ impl Node for ReaderNode {
             })
             .fold(0u64, |a, n| a.saturating_add(n));
         let mut datums = Vec::with_capacity(hint.min(1 << 16) as usize);
+        // A driver batch comes from one driver.
+        let driver = input.0.first().map(|j| j.source.driver).unwrap_or(0);
         let mut failed = None;
         for job in input.0 {
             if !job.packets.is_empty() {
@@ -125,7 +127,7 @@ impl Node for ReaderNode {
         if self.scratch.capacity() > 4 << 20 {
             self.scratch = Vec::new();
         }
-        out.push(Datums(datums));
+        out.push(Datums(datums, driver));
         match failed {
             Some(reason) => Err(NodeError::new(reason)),
             None => Ok(()),
