@@ -845,5 +845,8 @@ fn a_collector_reconnecting_in_a_loop_does_not_flood_the_log() {
         .filter(|l| l.contains("collector connected") || l.contains("collector disconnected"))
         .count();
     assert!(lines <= 25, "{lines} connection lines for 200 connections");
-    assert!(log.contains("suppressed="), "the count of what was left out");
+    assert!(
+        log.contains("suppressed="),
+        "the count of what was left out"
+    );
 }

@@ -36,11 +36,7 @@ struct Seen {
 /// A small Elasticsearch bulk API on loopback: `GET /` answers the banner, `POST /_bulk`
 /// creates every document (after `delay`, counting requests in progress), over TLS when an
 /// identity is given. Returns the port.
-fn fake_es(
-    delay: Duration,
-    tls: Option<native_tls::TlsAcceptor>,
-    seen: Arc<Seen>,
-) -> u16 {
+fn fake_es(delay: Duration, tls: Option<native_tls::TlsAcceptor>, seen: Arc<Seen>) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -102,7 +98,11 @@ fn serve(stream: Box<dyn ReadWrite>, delay: Duration, seen: &Seen) {
             seen.most_busy.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(delay);
             seen.busy.fetch_sub(1, Ordering::SeqCst);
-            let actions = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() / 2;
+            let actions = body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+                / 2;
             seen.docs.fetch_add(actions, Ordering::SeqCst);
             let items: Vec<&str> = (0..actions)
                 .map(|_| r#"{"create":{"status":201}}"#)
@@ -154,8 +154,16 @@ fn vault_secrets_are_read_from_files_sent_and_never_shown() {
     let port = fake_es(Duration::ZERO, None, seen.clone());
     let vault = dir.path().join("secrets");
     std::fs::create_dir(&vault).unwrap();
-    std::fs::write(vault.join("es.username"), format!("{}\n", base64("elastic"))).unwrap();
-    std::fs::write(vault.join("es.password"), format!("{}\n", base64("Sup3rSecret"))).unwrap();
+    std::fs::write(
+        vault.join("es.username"),
+        format!("{}\n", base64("elastic")),
+    )
+    .unwrap();
+    std::fs::write(
+        vault.join("es.password"),
+        format!("{}\n", base64("Sup3rSecret")),
+    )
+    .unwrap();
     let cfg = write_file(
         dir.path(),
         "es.json",
@@ -198,7 +206,8 @@ fn vault_secrets_are_read_from_files_sent_and_never_shown() {
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(
-        e.contains("key `es.username`") && e.contains(&vault.join("es.username").display().to_string()),
+        e.contains("key `es.username`")
+            && e.contains(&vault.join("es.username").display().to_string()),
         "{e}"
     );
     let cfg = write_file(
@@ -250,7 +259,9 @@ fn self_signed(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let key = dir.join("key.pem");
     let cert = dir.join("cert.pem");
     let st = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .args(["-subj", "/CN=127.0.0.1"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
         .arg("-keyout")
@@ -352,7 +363,11 @@ fn a_socket_and_a_file_driver_feed_one_reader_with_their_own_counters() {
             ),
         )
     };
-    assert_eq!(received("driver[0]"), (sent + 1) as f64, "the socket's packets");
+    assert_eq!(
+        received("driver[0]"),
+        (sent + 1) as f64,
+        "the socket's packets"
+    );
     assert!(received("driver[1]") > 0.0, "the file's records");
     assert_eq!(agent.terminate(), 0, "{}", tail(&agent.log(), 20));
     let mut got: Vec<String> = std::fs::read_to_string(&out)
@@ -440,7 +455,11 @@ fn the_file_drivers_own_path_wins_actiondir_and_findings_are_warned() {
                 r#""mode":"enrich","actiondir":"../resources/actions""#,
                 1,
             )
-            .replacen(r#""format":"json""#, r#""format":"json","findings.region":"us-south""#, 1),
+            .replacen(
+                r#""format":"json""#,
+                r#""format":"json","findings.region":"us-south""#,
+                1,
+            ),
     );
     // Upstream's precedence: the configuration's path is read, the command line's is not.
     let o = sfprocessor(
@@ -451,7 +470,13 @@ fn the_file_drivers_own_path_wins_actiondir_and_findings_are_warned() {
     assert!(events(&out) > 0);
     let e = stderr(&o);
     assert!(e.contains("the configuration's path"), "{e}");
-    assert!(e.contains("key `actiondir`") && e.contains("not loaded"), "{e}");
-    assert!(e.contains("findings.region") && e.contains("ignored"), "{e}");
+    assert!(
+        e.contains("key `actiondir`") && e.contains("not loaded"),
+        "{e}"
+    );
+    assert!(
+        e.contains("findings.region") && e.contains("ignored"),
+        "{e}"
+    );
     let _ = sfprocessor(&["-test", "-config", cfg.to_str().unwrap()], &[]);
 }
