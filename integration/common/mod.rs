@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod kafka;
 pub mod peers;
+pub mod proxy;
 pub mod rsyslog;
 
 use std::collections::BTreeMap;

