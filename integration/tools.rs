@@ -65,6 +65,8 @@ fn deliberate(key: &str, theirs: &Value, ours: &Value) -> bool {
             Value::String(b),
         ) => a.trim() == b,
         ("k8s.msg", Value::String(a), Value::String(b)) => a.trim_end_matches(['\n', '\0']) == b,
+        // One `version` in every layout: the export schema (sysprint: its flat layout's "4").
+        ("version", Value::String(a), Value::Number(b)) => a == "4" && b.as_u64() == Some(5),
         _ => false,
     }
 }
@@ -691,6 +693,7 @@ fn the_debian_package_holds_both_tools_the_unit_and_the_config_as_conffiles() {
         "./usr/bin/sfprint",
         "./lib/systemd/system/sfprocessor.service",
         "./etc/sfprocessor/pipeline.json",
+        "./etc/logrotate.d/sfprocessor",
         "./usr/share/doc/sfprocessor/migrating.md",
     ] {
         assert!(list.lines().any(|l| l.ends_with(p)), "{p} missing:\n{list}");
@@ -734,19 +737,33 @@ fn the_debian_package_holds_both_tools_the_unit_and_the_config_as_conffiles() {
         .arg("-version")
         .output()
         .unwrap();
-    assert!(v.status.success() && String::from_utf8_lossy(&v.stdout).starts_with("sfprocessor "));
+    assert!(v.status.success() && String::from_utf8_lossy(&v.stdout).starts_with("Version: "));
     let v = Command::new(x.join("usr/bin/sfprint"))
         .arg("-v")
         .output()
         .unwrap();
     assert!(v.status.success() && String::from_utf8_lossy(&v.stdout).starts_with("sfprint "));
-    // The packaged configuration is valid (its log directory is in the package).
-    let cfg = std::fs::read_to_string(x.join("etc/sfprocessor/pipeline.json")).unwrap();
-    assert!(x.join("var/log/sysflow").is_dir());
-    let cfg = cfg.replace(
-        "/var/log/sysflow",
-        &x.join("var/log/sysflow").display().to_string(),
+    // The package creates its user and the log directory it owns; the log is rotated
+    // (logrotate, SIGHUP to the agent).
+    let postinst = std::fs::read_to_string(ctl.join("postinst")).unwrap();
+    assert!(
+        postinst.contains("adduser --system --group") && postinst.contains("sysflow"),
+        "{postinst}"
     );
+    assert!(postinst.contains("install -d -o sysflow -g sysflow -m 0750 /var/log/sysflow"));
+    let rotate = std::fs::read_to_string(x.join("etc/logrotate.d/sfprocessor")).unwrap();
+    assert!(
+        rotate.contains("/var/log/sysflow/*.json") && rotate.contains("kill -s HUP sfprocessor"),
+        "{rotate}"
+    );
+    assert!(conffiles
+        .lines()
+        .any(|l| l == "/etc/logrotate.d/sfprocessor"));
+    // The packaged configuration is valid.
+    let cfg = std::fs::read_to_string(x.join("etc/sfprocessor/pipeline.json")).unwrap();
+    let logs = dir.path().join("log");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = cfg.replace("/var/log/sysflow", &logs.display().to_string());
     let cfg = common::write_file(dir.path(), "pipeline.json", &cfg);
     let t = Command::new(x.join("usr/bin/sfprocessor"))
         .args(["-config", cfg.to_str().unwrap(), "-test"])
@@ -762,6 +779,8 @@ fn the_debian_package_holds_both_tools_the_unit_and_the_config_as_conffiles() {
         "ProtectSystem=strict",
         "NoNewPrivileges=true",
         "RuntimeDirectory=sysflow",
+        "User=sysflow",
+        "LimitNOFILE=",
     ] {
         assert!(unit.contains(key), "{key}");
     }
@@ -786,4 +805,80 @@ fn the_debian_package_holds_both_tools_the_unit_and_the_config_as_conffiles() {
         v.status.success() && err.trim().is_empty(),
         "systemd-analyze verify: {err}"
     );
+}
+
+/// The shipped unit's exposure as `systemd-analyze security --offline=true` rates it.
+fn unit_exposure(unit: &Path) -> f64 {
+    let o = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    text.lines()
+        .find_map(|l| l.split("Overall exposure level for").nth(1))
+        .and_then(|r| r.split(':').nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {text}"))
+}
+
+#[test]
+fn the_shipped_unit_runs_with_the_least_it_needs() {
+    if !tool("systemd-analyze") {
+        return;
+    }
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/systemd/sfprocessor.service");
+    let level = unit_exposure(&unit);
+    assert!(
+        level <= 3.0,
+        "exposure {level} (target: 3.0 or less, \"OK\")"
+    );
+}
+
+#[test]
+fn sfprint_first_hour_details() {
+    let t = trace("mon.1531776742.sf");
+    let ts = t.to_str().unwrap();
+    // A filter naming an attribute that does not exist is an error, as an unknown -c column.
+    let o = sfprint(&["-f", "sf.proc.nmae = bash", ts]);
+    assert_eq!(o.status.code(), Some(2), "not zero matches");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("-f:1:1: unknown attribute `sf.proc.nmae`"),
+        "{e}"
+    );
+    // A syntax error names the column in the filter as given.
+    let o = sfprint(&["-f", "sf.proc.name = bash and (", ts]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("-f:1:26: syntax error"), "{e}");
+    let o = sfprint(&["-f", "sf.proc.name = \"x\\\"y\" and (", ts]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("-f:1:"), "{e}");
+    // A missing path: said once, no table header, exit 1.
+    let o = sfprint(&["/no/such/trace.sf"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "no header for nothing");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(e.matches("/no/such/trace.sf").count(), 1, "{e}");
+    // The table shows the start time as CSV does (ISO), not raw nanoseconds.
+    let table = String::from_utf8_lossy(&sfprint(&["-o", "str", ts]).stdout).into_owned();
+    let csv = String::from_utf8_lossy(&sfprint(&["-o", "csv", "-c", "ts", ts]).stdout).into_owned();
+    let first_ts = csv.lines().nth(1).unwrap().trim().to_string();
+    assert!(first_ts.contains('T'), "{first_ts}");
+    assert!(table.lines().nth(2).unwrap().contains(&first_ts), "{table}");
+    // One `version` in every layout.
+    let v = |fmt: &str| -> String {
+        let o = sfprint(&["-o", fmt, "-c", "version", ts]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        out.lines()
+            .nth(if fmt == "csv" { 1 } else { 0 })
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(v("flatjson"), r#"{"version":5}"#);
+    assert_eq!(v("csv"), "5");
+    let exporter = json_lines(&sfprint(&["-o", "json", ts]).stdout);
+    assert_eq!(exporter[0]["version"], 5);
 }

@@ -73,6 +73,9 @@ pub struct Cli {
     pub traceprofile: Option<String>,
     /// `-perflog`: throughput lines on stderr at this interval (upstream: every 15 s).
     pub perflog: Option<Duration>,
+    /// `-health URL`: probe a running agent's endpoint and exit (a container's HEALTHCHECK
+    /// needs no curl).
+    pub health: Option<String>,
 }
 
 /// Upstream's perf log interval.
@@ -106,6 +109,8 @@ pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket]
   -perflog[=DUR]   log records/s per node on stderr every DUR (default 15s)
   -cpuprofile FILE write a CPU profile of the run (pprof format) when it ends
   -memprofile FILE write the allocator's statistics when the run ends
+  -health URL      probe a running agent (e.g. http://127.0.0.1:9464/readyz): exit 0 when it
+                   answers 2xx, 1 otherwise (a container HEALTHCHECK without curl)
   -traceprofile FILE, -plugdir DIR, -driverdir DIR
                    upstream's flags, accepted: Go plugins and Go's tracer do not exist
                    here (a warning says so)
@@ -137,6 +142,7 @@ impl Cli {
             memprofile: None,
             traceprofile: None,
             perflog: None,
+            health: None,
         };
         let mut it = args.into_iter();
         let mut positional = Vec::new();
@@ -213,6 +219,7 @@ impl Cli {
                 "cpuprofile" => cli.cpuprofile = Some(value(name)?),
                 "memprofile" => cli.memprofile = Some(value(name)?),
                 "traceprofile" => cli.traceprofile = Some(value(name)?),
+                "health" => cli.health = Some(value(name)?),
                 "perflog" => {
                     cli.perflog = match inline.as_deref() {
                         None => Some(PERFLOG_INTERVAL),

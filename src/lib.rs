@@ -19,6 +19,7 @@ pub mod print;
 pub mod progress;
 pub mod ratelimit;
 pub mod record;
+pub mod reopen;
 pub mod seqpacket;
 pub mod shutdown;
 pub mod sim;

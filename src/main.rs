@@ -24,5 +24,8 @@ fn main() -> ExitCode {
         println!("{}", app::version_line());
         return ExitCode::SUCCESS;
     }
+    if let Some(url) = &cli.health {
+        return app::health::probe(url).into();
+    }
     app::run(cli).into()
 }

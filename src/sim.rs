@@ -74,6 +74,8 @@ impl Collector {
 
     fn connect(&mut self) -> io::Result<()> {
         let mut wait = Duration::from_millis(10);
+        let since = std::time::Instant::now();
+        let mut said = false;
         loop {
             match Client::connect(&self.path) {
                 Ok(c) => {
@@ -89,6 +91,16 @@ impl Collector {
                 Err(e) if self.reconnect && server_gone(&e) => {
                     if self.stop.load(Ordering::Relaxed) {
                         return Err(e);
+                    }
+                    // A socket that is not there yet (the agent not started, a wrong path)
+                    // is waited for, and said so after a second rather than in silence.
+                    if !said && since.elapsed() >= Duration::from_secs(1) {
+                        said = true;
+                        eprintln!(
+                            "sfgen: waiting for an agent to listen on {} ({e}); start `sfprocessor -driver socket {}` or check the path",
+                            self.path.display(),
+                            self.path.display()
+                        );
                     }
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_millis(500));

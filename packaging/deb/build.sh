@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package: sfprocessor and sfprint in /usr/bin, the systemd unit, the
-# default configuration in /etc/sfprocessor/ (conffiles), the docs. Needs dpkg-deb only.
+# default configuration in /etc/sfprocessor/ (conffiles), the logrotate rule, the docs; the
+# package creates the system user sysflow the unit runs as. Needs dpkg-deb only.
 #   packaging/deb/build.sh                 release binaries (built if missing)
 #   BIN_DIR=target/debug packaging/deb/build.sh   other binaries (the tests package these)
 #   OUT_DIR=DIR                            where the .deb goes (default target/debian)
@@ -21,7 +22,7 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/sfprocessor-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
 install -d "$stage/DEBIAN" "$stage/usr/bin" "$stage/lib/systemd/system" \
-  "$stage/etc/sfprocessor/policies" "$stage/usr/share/doc/sfprocessor" "$stage/var/log/sysflow"
+  "$stage/etc/sfprocessor/policies" "$stage/etc/logrotate.d" "$stage/usr/share/doc/sfprocessor"
 for b in sfprocessor sfprint; do
   install -m 0755 "$bin_dir/$b" "$stage/usr/bin/$b"
   # Debug info stays in the build tree; the package carries stripped binaries.
@@ -30,6 +31,7 @@ done
 install -m 0644 config/systemd/sfprocessor.service "$stage/lib/systemd/system/"
 install -m 0644 packaging/deb/pipeline.json "$stage/etc/sfprocessor/pipeline.json"
 install -m 0644 packaging/deb/policies-README "$stage/etc/sfprocessor/policies/README"
+install -m 0644 packaging/deb/logrotate "$stage/etc/logrotate.d/sfprocessor"
 install -m 0644 README.md docs/*.md "$stage/usr/share/doc/sfprocessor/"
 install -d "$stage/usr/share/doc/sfprocessor/examples"
 install -m 0644 config/systemd/sf-collector.service.d/sfprocessor.conf \
@@ -50,7 +52,8 @@ Version: $version
 Architecture: $arch
 Maintainer: sfprocessor maintainers <sfprocessor@localhost>
 Installed-Size: $size
-Depends: libc6 (>= 2.34), libssl3 | libssl3t64, zlib1g
+Depends: libc6 (>= 2.34), libssl3 | libssl3t64, zlib1g, adduser
+Recommends: logrotate
 Section: admin
 Priority: optional
 Homepage: https://github.com/sysflow-telemetry
@@ -60,10 +63,18 @@ Description: SysFlow processor: policies, alerts and exports for SysFlow telemet
  to Kafka, syslog, Elasticsearch, files or the terminal. Also ships sfprint,
  the successor of sysprint, to print and convert traces.
 CTRL
-printf '/etc/sfprocessor/pipeline.json\n/etc/sfprocessor/policies/README\n' > "$stage/DEBIAN/conffiles"
+printf '/etc/sfprocessor/pipeline.json\n/etc/sfprocessor/policies/README\n/etc/logrotate.d/sfprocessor\n' > "$stage/DEBIAN/conffiles"
 cat > "$stage/DEBIAN/postinst" <<'POST'
 #!/bin/sh
 set -e
+if [ "$1" = "configure" ]; then
+  # The unit runs as sysflow; the collector (root, or a user added to group sysflow) reaches
+  # its socket through the group.
+  if ! getent passwd sysflow >/dev/null; then
+    adduser --system --group --no-create-home --home /nonexistent --quiet sysflow
+  fi
+  install -d -o sysflow -g sysflow -m 0750 /var/log/sysflow
+fi
 # The unit is installed, not enabled: enable it once /etc/sfprocessor/pipeline.json suits.
 if [ "$1" = "configure" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload >/dev/null 2>&1 || true

@@ -9,12 +9,34 @@ use crate::pipeline::driver::{list_traces, DriverPlan};
 use crate::pipeline::{self};
 
 /// `-test`: the configuration is valid (it got this far), policies and warnings are listed,
-/// network targets are contacted, and the input path is checked.
+/// network targets are contacted, and the input path is checked. The last line counts the
+/// warnings; the line before it names the unknown keys that look like typos of known ones.
 pub fn test_report(
     cfg: &PipelineConfig,
     plan: &pipeline::PipelinePlan,
     paths: &[Option<PathBuf>],
 ) -> Exit {
+    let code = checks(cfg, plan, paths);
+    if !plan.typos.is_empty() {
+        println!(
+            "warning: {} unknown key(s) look like a typo of a known key, so that setting is not applied: {}",
+            plan.typos.len(),
+            plan.typos.join(", ")
+        );
+    }
+    println!(
+        "{} warning(s){}",
+        plan.warnings.len(),
+        if plan.warnings.is_empty() {
+            ""
+        } else {
+            " (listed above; -strict makes unknown keys and lax policy constructs errors)"
+        }
+    );
+    code
+}
+
+fn checks(cfg: &PipelineConfig, plan: &pipeline::PipelinePlan, paths: &[Option<PathBuf>]) -> Exit {
     println!(
         "configuration {} is valid: {} stage(s), {} warning(s)",
         cfg.file.display(),

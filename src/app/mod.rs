@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod exit;
+pub mod health;
 pub mod summary;
 
 use std::path::{Path, PathBuf};

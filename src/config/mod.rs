@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub mod suggest;
 pub mod values;
 pub mod vault;
 
@@ -95,8 +96,31 @@ pub struct PipelineConfig {
     pub drivers: Vec<StageConfig>,
     /// The top-level `metrics` object (`listen`), as settings.
     pub metrics: Option<StageConfig>,
-    /// Warnings found while loading (unknown keys, legacy values).
+    /// Warnings found while loading (legacy values).
     pub warnings: Vec<String>,
+    /// Top-level keys this build does not know (checked with the stages' keys).
+    pub unknown_top: Vec<String>,
+}
+
+/// What the key checks found beyond errors: the warnings, and the unknown keys that are a
+/// near miss of a known one (`polices` for `policies`), which `-test` names first.
+#[derive(Debug, Default, Clone)]
+pub struct KeyFindings {
+    pub warnings: Vec<String>,
+    /// `` `polices` (did you mean `policies`?) `` per near miss.
+    pub typos: Vec<String>,
+}
+
+/// Top-level keys of `pipeline.json`.
+pub const TOP_KEYS: &[&str] = &["pipeline", "drivers", "metrics"];
+
+/// Whether `key` is one of `known` (case-insensitively; `prefix.*` patterns match a prefix).
+pub fn is_known(key: &str, known: &[&str]) -> bool {
+    let key = key.to_ascii_lowercase();
+    known.iter().any(|k| match k.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => k.eq_ignore_ascii_case(&key),
+    })
 }
 
 /// A setting's value as text; `None` for `null`, which is refused (upstream reads it as
@@ -225,12 +249,12 @@ impl PipelineConfig {
         let obj = root
             .as_object()
             .ok_or_else(|| err(None, "top level must be a JSON object".into()))?;
-        let mut warnings = Vec::new();
-        for k in obj.keys() {
-            if !["pipeline", "drivers", "metrics"].contains(&k.as_str()) && !k.starts_with('_') {
-                warnings.push(format!("{file}: unknown top-level key `{k}` ignored"));
-            }
-        }
+        let warnings = Vec::new();
+        let unknown_top: Vec<String> = obj
+            .keys()
+            .filter(|k| !TOP_KEYS.contains(&k.as_str()) && !k.starts_with('_'))
+            .cloned()
+            .collect();
         let list = obj
             .get("pipeline")
             .ok_or_else(|| err(Some("pipeline"), "missing".into()))?
@@ -272,7 +296,78 @@ impl PipelineConfig {
             drivers,
             metrics,
             warnings,
+            unknown_top,
         })
+    }
+
+    /// Checks `st`'s keys against `known`: a key this build does not use is a warning, as
+    /// upstream ignores it — naming the nearest known key of the stage when there is one
+    /// (`did you mean \`policies\`?`) — or, with `strict`, a configuration error.
+    pub fn check_keys(
+        &self,
+        st: &StageConfig,
+        known: &[&str],
+        strict: bool,
+        found: &mut KeyFindings,
+    ) -> Result<(), ConfigError> {
+        for s in st.settings.values() {
+            if is_known(&s.key, known) {
+                continue;
+            }
+            let near = suggest::nearest(&s.key, known);
+            let hint = near
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            if strict {
+                return Err(self.error(
+                    st,
+                    Some(&s.key),
+                    format!("unknown key{hint} (strict: unknown keys are errors)"),
+                ));
+            }
+            if near.is_some() {
+                found.typos.push(format!("`{}`{hint}", s.key));
+            }
+            let at = match st.section {
+                "metrics" => format!("{}: metrics", self.file.display()),
+                section => format!(
+                    "{}: {section}[{}] ({})",
+                    self.file.display(),
+                    st.index,
+                    st.processor
+                ),
+            };
+            found.warnings.push(format!(
+                "{at}: key `{}` is not used by this build and is ignored{hint}",
+                s.key
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the top-level keys, as [`PipelineConfig::check_keys`] does a stage's.
+    pub fn check_top_keys(&self, strict: bool, found: &mut KeyFindings) -> Result<(), ConfigError> {
+        for k in &self.unknown_top {
+            let near = suggest::nearest(k, TOP_KEYS);
+            let hint = near
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            if strict {
+                return Err(ConfigError::top(
+                    self.file.display().to_string(),
+                    Some(k),
+                    format!("unknown top-level key{hint} (strict: unknown keys are errors)"),
+                ));
+            }
+            if near.is_some() {
+                found.typos.push(format!("`{k}`{hint}"));
+            }
+            found.warnings.push(format!(
+                "{}: unknown top-level key `{k}` ignored{hint}",
+                self.file.display()
+            ));
+        }
+        Ok(())
     }
 
     pub fn error(&self, stage: &StageConfig, key: Option<&str>, message: String) -> ConfigError {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::driver::{self, DriverPlan};
 use super::policy;
 use crate::cache::CacheLimits;
-use crate::config::{ConfigError, PipelineConfig, StageConfig};
+use crate::config::{ConfigError, KeyFindings, PipelineConfig, StageConfig};
 use crate::exporter::{ExporterConfig, KNOWN_KEYS as EXPORTER_KEYS};
 use crate::policy::engine::{load_policies, Language, LoadOptions, Mode};
 use crate::sysflow::ocf::BlockLimits;
@@ -101,6 +101,9 @@ pub struct PipelinePlan {
     /// Index of the reader stage the driver feeds.
     pub entry: usize,
     pub warnings: Vec<String>,
+    /// Unknown keys that are a near miss of a known one (also among `warnings`): `-test`
+    /// names them first.
+    pub typos: Vec<String>,
 }
 
 const READER_KEYS: &[&str] = &[
@@ -162,23 +165,16 @@ const POLICY_KEYS: &[&str] = &[
     "jsonschemaversion",
 ];
 
-fn warn_unknown_keys(cfg: &PipelineConfig, st: &StageConfig, known: &[&str], w: &mut Vec<String>) {
-    for s in st.settings.values() {
-        let key = s.key.to_ascii_lowercase();
-        let known_key = known.iter().any(|k| match k.strip_suffix('*') {
-            Some(prefix) => key.starts_with(prefix),
-            None => k.eq_ignore_ascii_case(&key),
-        });
-        if !known_key {
-            w.push(format!(
-                "{}: pipeline[{}] ({}): key `{}` is not used by this build and is ignored",
-                cfg.file.display(),
-                st.index,
-                st.processor,
-                s.key
-            ));
-        }
-    }
+/// Unknown keys of `st`: warnings (with the nearest known key) into `found`, or errors when
+/// `strict`.
+fn check_keys(
+    cfg: &PipelineConfig,
+    st: &StageConfig,
+    known: &[&str],
+    strict: bool,
+    found: &mut KeyFindings,
+) -> Result<(), ConfigError> {
+    cfg.check_keys(st, known, strict, found)
 }
 
 /// `filter.enabled` and `filter.maxage` of the reader stage, as upstream reads them: the
@@ -378,7 +374,27 @@ pub fn plan(cfg: &PipelineConfig) -> Result<PipelinePlan, ConfigError> {
 
 /// As [`plan`]; `strict` (the `-strict` flag) makes every policy stage strict.
 pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, ConfigError> {
-    let mut warnings = cfg.warnings.clone();
+    let mut found = KeyFindings {
+        warnings: cfg.warnings.clone(),
+        typos: Vec::new(),
+    };
+    cfg.check_top_keys(strict, &mut found)?;
+    let KeyFindings {
+        mut warnings,
+        mut typos,
+    } = found;
+    // Warnings of the key checks go to the same list, in stage order.
+    let mut keys = |st: &StageConfig,
+                    known: &[&str],
+                    strict: bool,
+                    warnings: &mut Vec<String>|
+     -> Result<(), ConfigError> {
+        let mut f = KeyFindings::default();
+        check_keys(cfg, st, known, strict, &mut f)?;
+        warnings.extend(f.warnings);
+        typos.extend(f.typos);
+        Ok(())
+    };
     driver::check_names(cfg)?;
     if cfg.stages.is_empty() {
         return Err(ConfigError {
@@ -423,7 +439,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
                     ));
                 }
                 rate_limit = rate_limit_of(cfg, st, &mut warnings)?;
-                warn_unknown_keys(cfg, st, READER_KEYS, &mut warnings);
+                keys(st, READER_KEYS, strict, &mut warnings)?;
                 limits = block_limits(cfg, st)?;
                 cache = cache_limits(cfg, st)?;
                 StageKind::Reader(handler)
@@ -444,16 +460,17 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
                     ));
                 }
                 policy_stage = policy_stage_of(cfg, st, strict, &mut warnings)?;
-                warn_unknown_keys(cfg, st, POLICY_KEYS, &mut warnings);
+                let stage_strict = strict || parse_flag(cfg, st, "strict")?;
+                keys(st, POLICY_KEYS, stage_strict, &mut warnings)?;
                 StageKind::Policy
             }
             "exporter" => {
                 let e = ExporterConfig::from_stage(cfg, st, &mut warnings)?;
-                warn_unknown_keys(cfg, st, EXPORTER_KEYS, &mut warnings);
+                keys(st, EXPORTER_KEYS, strict, &mut warnings)?;
                 StageKind::Exporter(Box::new(e))
             }
             "example" => {
-                warn_unknown_keys(cfg, st, &[], &mut warnings);
+                keys(st, &[], strict, &mut warnings)?;
                 StageKind::Example
             }
             other => {
@@ -631,7 +648,10 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
         }
     }
     let reader_in = stages[entry].config.input.as_ref().map(|c| c.name.as_str());
-    let mut drivers = driver::plan_drivers(cfg, reader_in, &mut warnings)?;
+    let mut found = KeyFindings::default();
+    let mut drivers = driver::plan_drivers(cfg, reader_in, strict, &mut found)?;
+    warnings.extend(found.warnings);
+    typos.extend(found.typos);
     if drivers.is_empty() {
         drivers.push(DriverPlan::default());
     }
@@ -647,6 +667,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
         block_limits: limits,
         entry,
         warnings,
+        typos,
     })
 }
 

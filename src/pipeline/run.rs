@@ -139,6 +139,17 @@ pub fn run_live(
             b.build(input)?;
             let nodes = b.nodes;
             live.running.store(true, Ordering::Relaxed);
+            // SIGHUP reopens output files (logrotate), for as long as the run lasts.
+            actix::spawn(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    crate::reopen::request();
+                    tracing::info!("SIGHUP: output files are reopened before their next write");
+                }
+            });
             // A signal stops the driver and starts the drain clock; the pipeline then drains.
             // Should a stage still be blocked once the drain time and a grace period are
             // spent (a second signal ends the drain at once), the run is abandoned.

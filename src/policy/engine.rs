@@ -256,6 +256,16 @@ pub fn load_condition(
         "- rule: {CONDITION_RULE}\n  desc: {label}\n  condition: {quoted}\n  output: {label}\n  priority: low\n"
     );
     super::loader::load_text(label, &text, &mut all, &mut diags);
+    // Errors point into the condition as given (line 1, its column), not into the wrapper.
+    for f in &mut all.files {
+        for e in &mut f.entries {
+            if let super::loader::Entry::Rule(r) = e {
+                if r.condition.is_some() {
+                    r.condition = Some(super::source::CondText::standalone(label, condition));
+                }
+            }
+        }
+    }
     compile_loaded(&all, diags, opts)
 }
 

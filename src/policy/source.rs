@@ -61,10 +61,33 @@ pub struct CondText {
 }
 
 impl CondText {
+    /// A condition given on its own (a command line's `-f`): it is its own source, so every
+    /// position is its line and column as typed.
+    pub fn standalone(label: &str, text: &str) -> Self {
+        CondText {
+            text: text.to_string(),
+            pos: Pos {
+                file: Arc::from(label),
+                line: 1,
+                col: 1,
+            },
+            byte_offset: Some(0),
+            source: Arc::from(text),
+        }
+    }
+
     /// The file position of byte `offset` of the condition text: found by searching the
     /// offending token in the file from where the value starts (folded scalars change
     /// whitespace, not tokens).
     pub fn pos_of(&self, offset: usize) -> Pos {
+        if self.byte_offset == Some(0) && *self.source == *self.text {
+            // Standalone: the offset is the position.
+            let mut at = offset.min(self.text.len());
+            while !self.text.is_char_boundary(at) {
+                at -= 1;
+            }
+            return line_col(&self.file_name(), &self.source, at);
+        }
         let token: String = self.text[offset.min(self.text.len())..]
             .chars()
             .take_while(|c| !c.is_whitespace())

@@ -55,10 +55,16 @@ pub fn list_local(paths: &[PathBuf], damage: &mut Vec<Damage>) -> Vec<PathBuf> {
                     message: s.reason,
                 }));
             }
-            Err(e) => damage.push(Damage {
-                file: p.display().to_string(),
-                message: e,
-            }),
+            Err(e) => {
+                // The listing's message names the path already: said once.
+                let file = p.display().to_string();
+                let message = e
+                    .strip_prefix(&format!("`{file}`: "))
+                    .or_else(|| e.strip_prefix(&format!("{file}: ")))
+                    .unwrap_or(&e)
+                    .to_string();
+                damage.push(Damage { file, message })
+            }
         }
     }
     out

@@ -150,12 +150,21 @@ fn load_opts(o: &Options) -> LoadOptions {
     }
 }
 
+/// A `-f` condition is checked strictly: an unknown attribute or macro there is a typo (it
+/// would match nothing, or everything), so it is an error, as an unknown `-c` column is.
+fn filter_opts(o: &Options) -> LoadOptions {
+    LoadOptions {
+        strict: true,
+        ..load_opts(o)
+    }
+}
+
 /// Runs sfprint with parsed options (not `-l`, `-h`, `-v`).
 pub fn run(o: &Options) -> Result<Outcome, String> {
     let cols = columns(o)?;
     let filter = match &o.filter {
         Some(f) => Some(Engine::new(
-            Arc::new(load_condition("-f", f, &load_opts(o)).map_err(|e| format!("-f: {e}"))?),
+            Arc::new(load_condition("-f", f, &filter_opts(o)).map_err(|e| format!("{e}"))?),
             Mode::Alert,
         )),
         None => None,
@@ -193,6 +202,10 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         }
     };
 
+    // Nothing readable at all: the problems are the answer (no empty table header first).
+    if files.is_empty() && !outcome.damage.is_empty() {
+        return Ok(outcome);
+    }
     let out: Box<dyn Write + Send> = match &o.file {
         Some(p) => Box::new(BufWriter::with_capacity(
             1 << 16,

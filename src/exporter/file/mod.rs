@@ -6,6 +6,9 @@
 //! a torn tail is ended with a newline and reported with its byte offset. Every complete
 //! record is then a line that parses as a JSON object, and the torn one is the only line that
 //! does not (a strict prefix of a JSON object is never valid JSON).
+//!
+//! SIGHUP (logrotate's `postrotate`) reopens the file at its path before the next write
+//! (`crate::reopen`), so a rotated file receives nothing after the signal.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -17,10 +20,13 @@ pub struct FileTransport {
     /// Unbuffered: each batch is one `write_all`, so nothing of a failed batch lingers in a
     /// buffer to be written (and delivered after being counted failed) by a later flush.
     out: std::fs::File,
+    /// The reopen generation the file was opened at.
+    generation: u64,
 }
 
 impl FileTransport {
     pub fn open(path: &str) -> Result<Self, TransportError> {
+        let generation = crate::reopen::current();
         let open = |read: bool| {
             OpenOptions::new()
                 .create(true)
@@ -50,6 +56,7 @@ impl FileTransport {
         let mut t = FileTransport {
             path: path.to_string(),
             out: f,
+            generation,
         };
         if !(readable && regular) {
             return Ok(t);
@@ -125,6 +132,12 @@ impl Transport for FileTransport {
     /// a retry (or the next batch) does not follow half a line; a full disk or quota is
     /// retried (space can be freed), other errors fail the batch.
     fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+        if self.generation != crate::reopen::current() {
+            // Everything written so far is in the old file; the new one starts here.
+            let _ = self.out.sync_data();
+            *self = FileTransport::open(&self.path)?;
+            tracing::info!(path = %self.path, "output file reopened (SIGHUP)");
+        }
         let before = self.out.metadata().map(|m| m.len()).ok();
         let Err(e) = self.out.write_all(payload) else {
             return Ok(());
@@ -178,5 +191,23 @@ mod tests {
             torn_tail(&mut std::fs::File::open(&empty).unwrap()).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_reopen_request_moves_the_next_write_to_a_new_file_at_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.json");
+        let mut t = FileTransport::open(p.to_str().unwrap()).unwrap();
+        t.send(b"{\"a\":1}\n", 1).unwrap();
+        let rotated = dir.path().join("events.json.1");
+        std::fs::rename(&p, &rotated).unwrap();
+        t.send(b"{\"b\":2}\n", 1).unwrap();
+        crate::reopen::request();
+        t.send(b"{\"c\":3}\n", 1).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"c\":3}\n");
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub use file::{list_traces, FileDriver, Listing};
 pub use socket::{SocketDriver, SocketSettings};
 
-use crate::config::{ConfigError, PipelineConfig, StageConfig};
+use crate::config::{ConfigError, KeyFindings, PipelineConfig};
 
 /// Driver names this build knows.
 pub const DRIVERS: &[&str] = &["file", "socket"];
@@ -75,7 +75,8 @@ pub fn check_names(cfg: &PipelineConfig) -> Result<(), ConfigError> {
 pub fn plan_drivers(
     cfg: &PipelineConfig,
     reader_in: Option<&str>,
-    warnings: &mut Vec<String>,
+    strict: bool,
+    found: &mut KeyFindings,
 ) -> Result<Vec<DriverPlan>, ConfigError> {
     let mut plans = Vec::new();
     for d in &cfg.drivers {
@@ -110,11 +111,11 @@ pub fn plan_drivers(
             .map(PathBuf::from);
         let plan = match d.processor.as_str() {
             "file" => {
-                warn_keys(cfg, d, FILE_KEYS, warnings);
+                cfg.check_keys(d, FILE_KEYS, strict, found)?;
                 DriverPlan::File { path }
             }
             "socket" => {
-                warn_keys(cfg, d, socket::KEYS, warnings);
+                cfg.check_keys(d, socket::KEYS, strict, found)?;
                 DriverPlan::Socket(socket::settings(cfg, d, path)?)
             }
             other => {
@@ -182,20 +183,6 @@ pub fn resolve_paths(
             (None, None) => None,
         })
         .collect()
-}
-
-fn warn_keys(cfg: &PipelineConfig, d: &StageConfig, known: &[&str], w: &mut Vec<String>) {
-    for s in d.settings.values() {
-        if !known.iter().any(|k| k.eq_ignore_ascii_case(&s.key)) {
-            w.push(format!(
-                "{}: drivers[{}] ({}): key `{}` is not used by this build and is ignored",
-                cfg.file.display(),
-                d.index,
-                d.processor,
-                s.key
-            ));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -194,7 +194,7 @@ keys![
     ("node.ip", "Node IP", 16, "str", "Node IP address", false, NodeIp),
     ("tags", "Tags", 10, "list", "Enrichment tags (and the rules that matched, with -p)", false, Tags),
     ("schema", "SF Schema", 8, "int", "SysFlow schema version", false, Schema),
-    ("version", "API version", 8, "str", "sysprint's flat layout version", false, Version),
+    ("version", "Version", 8, "int", "Export schema version (as sfprocessor's JSON; sysprint wrote the string \"4\")", false, Version),
     ("filename", "File name", 15, "str", "SysFlow trace file name", false, Filename),
 ];
 
@@ -277,9 +277,10 @@ pub const FLAT_ORDER: &[&str] = &[
     "k8s.msg",
 ];
 
-/// sysprint's default `str` columns.
+/// sysprint's default `str` columns, with the start time as the ISO time CSV and JSON show
+/// (sysprint printed raw nanoseconds here).
 pub const DEFAULT_STR: &[&str] = &[
-    "ts_uts",
+    "ts",
     "type",
     "proc.exe",
     "proc.args",
@@ -294,4 +295,4 @@ pub const DEFAULT_STR: &[&str] = &[
 ];
 
 /// sysprint's `-K` columns (Kubernetes events).
-pub const K8S_EVENT_STR: &[&str] = &["ts_uts", "type", "k8s.action", "k8s.kind", "k8s.msg"];
+pub const K8S_EVENT_STR: &[&str] = &["ts", "type", "k8s.action", "k8s.kind", "k8s.msg"];

@@ -217,7 +217,7 @@ fn key_cell<'a>(c: Col, x: &Ctx<'a>, row: &Row) -> Cell<'a> {
     };
     match c {
         Idx => Cell::Int(row.idx as i64),
-        Version => st("4"),
+        Version => Cell::Int(i64::from(crate::encode::json::JSON_SCHEMA_VERSION)),
         Type => st(kind.short()),
         State => match (proc, rec.file.as_deref()) {
             (Some(p), _) => st(p.state.symbol()),
