@@ -12,8 +12,8 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
-    /// Upstream's `health`: only the health messages (checks passed, collector connected,
-    /// first record read) — and, unlike upstream, errors too (docs/operations.md).
+    /// Upstream's `health`: only the health messages (here: the first collector connection) —
+    /// and, unlike upstream, errors too (docs/operations.md).
     Health,
     Quiet,
 }
@@ -90,21 +90,22 @@ impl fmt::Display for CliError {
     }
 }
 
-pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket] [-metrics ADDR] [-log trace|debug|info|warn|error|health|quiet] [-test] [-strict] [-version] [-perflog] [-cpuprofile FILE] [-memprofile FILE] PATH
+pub const USAGE: &str = "Usage: sfprocessor [-config FILE] [-driver file|socket] [-metrics ADDR] [-log trace|debug|info|warn|error|health|quiet] [-test] [-strict] [-version] [-perflog[=DUR]] [-cpuprofile FILE] [-memprofile FILE] [-traceprofile FILE] [-plugdir DIR] [-driverdir DIR] [-health URL] PATH
 
   PATH             file driver: a SysFlow trace file, or a directory of traces (read in name
                    order); socket driver: the Unix socket to listen on for the collector
   -config FILE     pipeline configuration (default: pipeline.json)
-  -driver NAME     input driver: file or socket (default: the `drivers` entry of the
-                   configuration, else file)
+  -driver NAME     input driver: file or socket (default: every `drivers` entry of the
+                   configuration, else file; with -driver, the entries of that name)
   -metrics ADDR    serve /metrics, /healthz and /readyz on ADDR (HOST:PORT, or :PORT for
                    127.0.0.1; default: the configuration's metrics.listen, else off)
   -log LEVEL       log level on stderr (default: info; health: errors and health
                    messages only)
   -test            validate the configuration and policies, list warnings and exit (non-zero
                    on any error); PATH is optional
-  -strict          policies: every warning about what upstream only tolerates (unknown
-                   attributes and actions, repaired YAML, ...) is an error
+  -strict          unknown configuration keys, and every policy warning about what
+                   upstream only tolerates (unknown attributes and actions, repaired
+                   YAML, ...), are errors
   -version         print the version and the schema versions (upstream's line)
   -perflog[=DUR]   log records/s per node on stderr every DUR (default 15s)
   -cpuprofile FILE write a CPU profile of the run (pprof format) when it ends

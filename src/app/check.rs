@@ -123,7 +123,12 @@ fn check_input(driver: &DriverPlan, path: Option<&Path>) -> Result<(), Exit> {
             // Not created by -test: only what would stop it from being created.
             if let Err(e) = crate::seqpacket::check_bindable(p) {
                 eprintln!("sfprocessor: input error: socket: {e}");
-                return Err(Exit::Config);
+                // Another agent listening there is busy, as at start (exit 4).
+                return Err(if e.kind() == std::io::ErrorKind::AddrInUse {
+                    Exit::Busy
+                } else {
+                    Exit::Config
+                });
             }
             println!("socket driver: would listen on {}", p.display());
             Ok(())

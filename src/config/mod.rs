@@ -503,9 +503,14 @@ fn parse_entry(
     Ok(stage)
 }
 
+/// Keys of this build with a `_` in their name: an environment variable, where `_` stands
+/// for `.`, names them with a `.` there (`EXPORTER_WHEN_FULL` is `when.full`).
+const UNDERSCORE_KEYS: &[&str] = &["when_full", "retry.drain_timeout"];
+
 /// Applies `<PROCESSOR>_<KEY>` environment variables: `_` in the key becomes `.`, and the key
 /// is matched case-insensitively, so `EXPORTER_SYSLOG_HOST` overrides `syslog.host` and
-/// `EXPORTER_ES_BULK_NUMWORKERS` overrides `es.bulk.numWorkers`.
+/// `EXPORTER_ES_BULK_NUMWORKERS` overrides `es.bulk.numWorkers`; a key written with `_`
+/// (`when_full`) is matched too, so `EXPORTER_WHEN_FULL` overrides it.
 fn apply_env(stage: &mut StageConfig, env: &[(String, String)]) {
     let prefix = format!("{}_", stage.processor.to_ascii_uppercase());
     for (name, value) in env {
@@ -515,7 +520,19 @@ fn apply_env(stage: &mut StageConfig, env: &[(String, String)]) {
         if rest.is_empty() {
             continue;
         }
-        let key = rest.to_ascii_lowercase().replace('_', ".");
+        let dotted = rest.to_ascii_lowercase().replace('_', ".");
+        let key = stage
+            .settings
+            .keys()
+            .find(|k| k.replace('_', ".") == dotted)
+            .cloned()
+            .or_else(|| {
+                UNDERSCORE_KEYS
+                    .iter()
+                    .find(|k| k.replace('_', ".") == dotted)
+                    .map(|k| k.to_string())
+            })
+            .unwrap_or(dotted);
         let original = stage
             .settings
             .get(&key)
@@ -579,6 +596,15 @@ mod tests {
         assert_eq!(e.settings["es.bulk.numworkers"].key, "es.bulk.numWorkers");
         assert_eq!(e.get("syslog.port"), Some("1514"), "new keys are added");
         assert_eq!(c.stages[0].get("mode"), None, "other processors untouched");
+        // Keys with `_` in their name.
+        let env = vec![
+            ("EXPORTER_WHEN_FULL".to_string(), "drop_newest".to_string()),
+            ("EXPORTER_RETRY_DRAIN_TIMEOUT".to_string(), "5s".to_string()),
+        ];
+        let c = PipelineConfig::parse(CFG, "p.json", &env).unwrap();
+        assert_eq!(c.stages[1].get("when_full"), Some("drop_newest"));
+        assert_eq!(c.stages[1].get("retry.drain_timeout"), Some("5s"));
+        assert_eq!(c.stages[1].get("when.full"), None);
     }
 
     #[test]

@@ -495,12 +495,20 @@ fn push_message(out: &mut Vec<u8>, ts: &str, host_app_pid_tag: &str, line: &[u8]
     out.extend_from_slice(line);
 }
 
+/// The machine's host name, from gethostname(2) (not `/proc/sys`, which a sandboxed unit's
+/// `ProcSubset=pid` hides), else `$HOSTNAME`, else `-`.
 fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // fails, and only the bytes before the first NUL are read.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let name = (r == 0)
+        .then(|| {
+            let n = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..n]).trim().to_string()
+        })
+        .filter(|s| !s.is_empty());
+    name.or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "-".into())
 }
 

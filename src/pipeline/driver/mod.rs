@@ -1,6 +1,7 @@
 //! Drivers: what feeds the reader. The file driver reads traces; the socket driver is the
-//! server the collector streams to. Which one runs is part of the plan: `-driver` on the
-//! command line, else the `drivers` entry of `pipeline.json`, else the file driver.
+//! server the collector streams to. Which ones run is part of the plan: every `drivers`
+//! entry of `pipeline.json` (`-driver NAME` keeps the entries of that name, or one with
+//! default settings), else the file driver.
 
 mod file;
 pub mod socket;
@@ -18,7 +19,7 @@ pub const DRIVERS: &[&str] = &["file", "socket"];
 /// The driver of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverPlan {
-    /// Trace files; `path` from the `drivers` entry (the command line's PATH wins).
+    /// Trace files; `path` from the `drivers` entry (it wins over the command line's PATH).
     File {
         path: Option<PathBuf>,
     },

@@ -37,7 +37,7 @@ pub const KEYS: &[&str] = &[
 /// Settings of the socket driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketSettings {
-    /// The socket path from the configuration (the command line's PATH wins).
+    /// The socket path from the configuration (it wins over the command line's PATH).
     pub path: Option<PathBuf>,
     /// Decode every connection with this schema version, whatever its header says (and
     /// before any header).
