@@ -292,3 +292,44 @@ fn rotating_the_output_file_under_load_loses_nothing() {
     assert!(!a.is_empty() && !b.is_empty());
     assert_eq!(a.len() + b.len(), per_pass * passes, "0 lost, none twice");
 }
+
+#[test]
+fn a_socket_that_cannot_be_created_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let cfg = file_config(dir.path(), &out);
+    // /proc takes no new files, whoever asks.
+    let o = sfprocessor(
+        &[
+            "-config",
+            cfg.to_str().unwrap(),
+            "-driver",
+            "socket",
+            "/proc/sfprocessor-test.sock",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("/proc/sfprocessor-test.sock"),
+        "the path is named: {e}"
+    );
+    let o = sfprocessor(
+        &[
+            "-test",
+            "-config",
+            cfg.to_str().unwrap(),
+            "-driver",
+            "socket",
+            "/proc/sfprocessor-test.sock",
+        ],
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "-test does not say it would listen"
+    );
+    assert!(stderr(&o).contains("/proc"), "{}", stderr(&o));
+}
