@@ -686,21 +686,22 @@ fn kafka_readiness_follows_the_broker_and_nothing_is_lost_across_stop_kill_and_f
     agent.wait_packets(2_000);
     ready_within(&agent, 200, Duration::from_secs(10), "streaming");
     let length = outage(20);
-    // "crash": every connection dropped and new ones refused, as a kill -9 does, played by
-    // the proxy in front of the broker (this broker's own kill -9 loses messages it had
-    // acknowledged; see `peers::DurableTansu`).
+    // A stop (connections closed, new ones refused) and a crash (connections reset, new ones
+    // refused) are played by the forwarder in front of the broker: this broker's own kill -9
+    // — and, now and then, its SIGTERM — loses messages it had acknowledged (see
+    // `peers::DurableTansu`), which would hide what the agent loses. The freeze is the
+    // broker's own SIGSTOP.
     for kind in ["stop", "crash", "SIGSTOP"] {
         match kind {
-            "stop" => k.broker.terminate(),
-            "crash" => k.proxy.cut(),
+            "stop" => k.proxy.cut(),
+            "crash" => k.proxy.crash(),
             _ => k.broker.pause(),
         }
         let down = ready_within(&agent, 503, Duration::from_secs(5), kind);
         std::thread::sleep(length.saturating_sub(down));
         match kind {
-            "stop" => k.broker.restart(),
-            "crash" => k.proxy.restore(),
-            _ => k.broker.resume(),
+            "SIGSTOP" => k.broker.resume(),
+            _ => k.proxy.restore(),
         }
         ready_within(
             &agent,

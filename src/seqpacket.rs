@@ -475,6 +475,9 @@ impl Conn {
         // While packets keep coming, one system call per batch: poll only when the queue
         // is empty.
         match self.recv_now(slots)? {
+            // Nothing queued and no wait asked for. (A peer that hung up reads as the end
+            // of the stream, not as nothing queued, so no poll is needed to tell.)
+            Received::Idle if timeout.is_zero() => return Ok(Received::Idle),
             Received::Idle => {}
             other => return Ok(other),
         }

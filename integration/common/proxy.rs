@@ -35,7 +35,16 @@ impl Proxy {
         p
     }
 
-    /// Drops every connection at once and stops listening (connections are refused).
+    /// Drops every connection at once, each with a reset as a killed process's kernel sends
+    /// when data was unread, and stops listening (connections are refused).
+    pub fn crash(&mut self) {
+        for s in self.open.lock().unwrap().iter() {
+            set_linger_zero(s);
+        }
+        self.cut();
+    }
+
+    /// Closes every connection (FIN, as a server that stops) and stops listening.
     pub fn cut(&mut self) {
         self.up.store(false, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -103,6 +112,25 @@ impl Proxy {
                 }
             }
         }));
+    }
+}
+
+/// `SO_LINGER` 0: closing the socket resets the connection.
+fn set_linger_zero(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor and a linger struct of the size given.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 

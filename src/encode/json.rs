@@ -241,12 +241,6 @@ impl<K, V> FragCache<K, V> {
             cap,
         }
     }
-    /// Makes room for `n` inserts, so entries looked up after them are still present.
-    pub(crate) fn reserve(&mut self, n: usize) {
-        if self.map.len() + n > self.cap {
-            self.map.clear();
-        }
-    }
     pub(crate) fn get_or_insert(
         &mut self,
         key: (usize, usize),
@@ -276,6 +270,132 @@ struct ProcFrag {
 
 type ProcKeep = (Arc<Process>, Arc<[Arc<Process>]>);
 
+/// The parts of the `file` section that depend on the file entity alone, rendered once per
+/// file (records of one file repeat them: a flow per read and write), escaped and ready to
+/// copy around the event's own fields (`fd`, the open flags).
+/// One allocation holds the four parts end to end: `,"file":{"directory":"…"`, then
+/// `,"name":"…"` from `name`, `,"oid":"…"` from `oid`, and
+/// `,"path":"…","symlink":"…","type":"…"}` from `tail`.
+struct FileFrag {
+    bytes: Vec<u8>,
+    name: usize,
+    oid: usize,
+    tail: usize,
+}
+
+impl FileFrag {
+    fn head(&self) -> &[u8] {
+        &self.bytes[..self.name]
+    }
+    fn name(&self) -> &[u8] {
+        &self.bytes[self.name..self.oid]
+    }
+    fn oid(&self) -> &[u8] {
+        &self.bytes[self.oid..self.tail]
+    }
+    fn tail(&self) -> &[u8] {
+        &self.bytes[self.tail..]
+    }
+}
+
+/// The `new*` fields of a file section, for a renamed or linked file's new name.
+fn render_new_file(nf: Option<&File>) -> Vec<u8> {
+    render(|w| {
+        let (npath, nsym) = split_sym_path(path_of(nf));
+        w.str("newdirectory", &dir_or_empty(npath));
+        w.str("newname", base_or_empty(npath));
+        w.key("newoid");
+        match nf {
+            Some(n) => write_hex(w.out, &n.oid),
+            None => write_str(w.out, ""),
+        }
+        w.str("newpath", npath);
+        w.str("newsymlink", nsym);
+    })
+}
+
+fn render_file(f: Option<&File>) -> FileFrag {
+    let (path, sym) = split_sym_path(path_of(f));
+    let (mut name, mut oid, mut tail) = (0, 0, 0);
+    let bytes = render(|w| {
+        w.section("file");
+        w.str("directory", &dir_or_empty(path));
+        name = w.out.len();
+        w.str("name", base_or_empty(path));
+        oid = w.out.len();
+        w.key("oid");
+        match f {
+            Some(f) => write_hex(w.out, &f.oid),
+            None => write_str(w.out, ""),
+        }
+        tail = w.out.len();
+        w.str("path", path);
+        w.str("symlink", sym);
+        let t = f.and_then(|f| char::from_u32(f.restype as u32));
+        let mut tb = [0u8; 4];
+        w.str(
+            "type",
+            match t {
+                Some(c) if f.is_some_and(|f| f.restype != 0) => c.encode_utf8(&mut tb),
+                _ => "",
+            },
+        );
+        w.end_section();
+    });
+    FileFrag {
+        bytes,
+        name,
+        oid,
+        tail,
+    }
+}
+
+/// Name lists rendered once per flags value: `op_flag_names` per (flags, record kind),
+/// `open_flag_names` per flags.
+#[derive(Default)]
+struct FlagLists {
+    ops: rustc_hash::FxHashMap<(i32, u8), Vec<u8>>,
+    opens: rustc_hash::FxHashMap<i32, Vec<u8>>,
+}
+
+/// Most distinct flag values remembered (they are bit sets: a few dozen occur).
+const FLAG_LISTS: usize = 4096;
+
+impl FlagLists {
+    fn ops(&mut self, flags: i32, kind: Kind) -> &[u8] {
+        if self.ops.len() >= FLAG_LISTS {
+            self.ops.clear();
+        }
+        self.ops.entry((flags, kind as u8)).or_insert_with(|| {
+            let mut out = Vec::with_capacity(32);
+            write_str_array(&mut out, op_flag_names(flags, kind));
+            out
+        })
+    }
+    fn opens(&mut self, flags: i32) -> &[u8] {
+        if self.opens.len() >= FLAG_LISTS {
+            self.opens.clear();
+        }
+        self.opens.entry(flags).or_insert_with(|| {
+            let mut out = Vec::with_capacity(32);
+            write_str_array(&mut out, open_flag_names(flags));
+            out
+        })
+    }
+}
+
+/// `["A","B"]`.
+fn write_str_array<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, s);
+    }
+    out.push(b']');
+}
+
 /// Encodes records as one JSON object each.
 pub struct JsonEncoder {
     num: itoa::Buffer,
@@ -283,7 +403,13 @@ pub struct JsonEncoder {
     containers: FragCache<Arc<Container>, Vec<u8>>,
     pods: FragCache<Arc<Pod>, Vec<u8>>,
     headers: FragCache<Arc<Header>, (Vec<u8>, Vec<u8>)>,
-    dirs: FragCache<Arc<File>, String>,
+    files: FragCache<Arc<File>, FileFrag>,
+    new_files: FragCache<Arc<File>, Vec<u8>>,
+    flags: FlagLists,
+    /// The `new*` fields when there is no new file (most records).
+    no_new_file: Vec<u8>,
+    /// The whole `file` section's entity parts when the record names no file.
+    no_file: FileFrag,
 }
 
 impl Default for JsonEncoder {
@@ -294,7 +420,11 @@ impl Default for JsonEncoder {
             containers: FragCache::new(1024),
             pods: FragCache::new(1024),
             headers: FragCache::new(16),
-            dirs: FragCache::new(4096),
+            files: FragCache::new(4096),
+            new_files: FragCache::new(256),
+            flags: FlagLists::default(),
+            no_new_file: render_new_file(None),
+            no_file: render_file(None),
         }
     }
 }
@@ -460,7 +590,11 @@ impl JsonEncoder {
             containers,
             pods,
             headers,
-            dirs,
+            files,
+            new_files,
+            flags,
+            no_new_file,
+            no_file,
         } = self;
         let (meta, node) = headers.get_or_insert(
             (ptr(&rec.header), 0),
@@ -479,7 +613,8 @@ impl JsonEncoder {
         };
         w.int("version", i64::from(JSON_SCHEMA_VERSION));
         w.int("endts", ev.end_ts());
-        w.str_list("opflags", op_flag_names(ev.op_flags(), kind));
+        w.key("opflags");
+        w.out.extend_from_slice(flags.ops(ev.op_flags(), kind));
         w.int("ret", i64::from(ev.ret()));
         w.int("ts", ev.ts());
         w.str("type", kind.short());
@@ -516,57 +651,32 @@ impl JsonEncoder {
                 Event::FileFlow(ff) => (ff.fd, ff.open_flags),
                 _ => (0, 0),
             };
-            let f = rec.file.as_deref();
-            let nf = rec.new_file.as_deref();
-            let (path, sym) = split_sym_path(path_of(f));
-            let (npath, nsym) = split_sym_path(path_of(nf));
-            dirs.reserve(2);
-            if let Some(a) = &rec.file {
-                dirs.get_or_insert((ptr(a), 0), || a.clone(), || dir_or_empty(path));
-            }
-            if let Some(a) = &rec.new_file {
-                dirs.get_or_insert((ptr(a), 0), || a.clone(), || dir_or_empty(npath));
-            }
-            let dir_of = |a: &Option<Arc<File>>| -> &str {
-                a.as_ref()
-                    .and_then(|a| dirs.map.get(&(ptr(a), 0)))
-                    .map(|(_, d)| d.as_str())
-                    .unwrap_or("")
+            // The entity parts come rendered (once per file), the event's fields between.
+            let file = match &rec.file {
+                Some(a) => files.get_or_insert((ptr(a), 0), || a.clone(), || render_file(Some(a))),
+                None => &*no_file,
             };
-            let (dir, ndir) = (dir_of(&rec.file), dir_of(&rec.new_file));
-            w.section("file");
-            w.str("directory", dir);
+            w.out.extend_from_slice(file.head());
+            w.first = false;
             w.int("fd", i64::from(fd));
             w.boolean("is_open_read", is_open_read(open_flags));
             w.boolean("is_open_write", is_open_write(open_flags));
-            w.str("name", base_or_empty(path));
-            w.str("newdirectory", ndir);
-            w.str("newname", base_or_empty(npath));
-            w.key("newoid");
-            match nf {
-                Some(n) => write_hex(w.out, &n.oid),
-                None => write_str(w.out, ""),
+            w.out.extend_from_slice(file.name());
+            match &rec.new_file {
+                Some(a) => {
+                    let nf = new_files.get_or_insert(
+                        (ptr(a), 0),
+                        || a.clone(),
+                        || render_new_file(Some(a)),
+                    );
+                    w.out.extend_from_slice(nf);
+                }
+                None => w.out.extend_from_slice(no_new_file),
             }
-            w.str("newpath", npath);
-            w.str("newsymlink", nsym);
-            w.key("oid");
-            match f {
-                Some(f) => write_hex(w.out, &f.oid),
-                None => write_str(w.out, ""),
-            }
-            w.str_list("openflags", open_flag_names(open_flags));
-            w.str("path", path);
-            w.str("symlink", sym);
-            let t = f.and_then(|f| char::from_u32(f.restype as u32));
-            let mut tb = [0u8; 4];
-            w.str(
-                "type",
-                match t {
-                    Some(c) if f.is_some_and(|f| f.restype != 0) => c.encode_utf8(&mut tb),
-                    _ => "",
-                },
-            );
-            w.end_section();
+            w.out.extend_from_slice(file.oid());
+            w.key("openflags");
+            w.out.extend_from_slice(flags.opens(open_flags));
+            w.out.extend_from_slice(file.tail());
         }
 
         let counters = match ev {

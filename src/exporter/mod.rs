@@ -469,6 +469,17 @@ fn default_buffer(export: &Export, base: usize) -> usize {
     }
 }
 
+/// `linger` when not set: none for the transports whose batch is what arrives (the socket
+/// driver already gathers a latency budget's worth of records, and a wait here would only add
+/// to the alert's latency and wake the worker once more per batch); 5 ms for Kafka and
+/// Elasticsearch, whose batches wait for acknowledgements and gain from being fuller.
+fn default_linger(export: &Export) -> Duration {
+    match export {
+        Export::Kafka(_) | Export::Es(_) => Duration::from_millis(5),
+        _ => Duration::ZERO,
+    }
+}
+
 /// Upper bounds of the delivery settings: beyond them a value is a mistake, not a tuning.
 const MAX_BUFFER_RECORDS: u64 = 1_000_000;
 const MAX_BUFFER_BYTES: u64 = 256 << 20;
@@ -539,7 +550,7 @@ fn delivery_config(
         linger: cfg.duration(
             st,
             "linger",
-            d.linger,
+            default_linger(export),
             Duration::ZERO,
             Duration::from_secs(1),
             false,

@@ -135,6 +135,7 @@ pub fn run_live(
                 arbiters,
                 nodes: 0,
                 reclaim: None,
+                shared: None,
             };
             b.build(input)?;
             let nodes = b.nodes;

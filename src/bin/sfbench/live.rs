@@ -28,6 +28,10 @@ pub struct LiveArgs {
     pub records: u64,
     pub distinct: bool,
     pub stamp: bool,
+    /// `-agent PATH`: the agent binary `live-cpu` measures.
+    pub agent: Option<PathBuf>,
+    /// `-latency`: `live-cpu` also measures alert latency (alerts to rsyslog).
+    pub latency: bool,
 }
 
 const PASS_THROUGH: &str = r#"{"pipeline":[
@@ -243,6 +247,113 @@ pub fn soak_stage(records: u64) -> Result<(u64, f64), String> {
     Ok((sent, secs))
 }
 
+/// An rsyslogd of the benchmark's own on a free loopback port, writing each message with its
+/// arrival time (`%timegenerated%`) to `out`.
+struct Rsyslogd {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl Rsyslogd {
+    fn start(dir: &Path) -> Result<Rsyslogd, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let out = dir.join("received.log");
+        let conf = dir.join("rsyslog.conf");
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{}" maxMessageSize="256k")
+main_queue(queue.timeoutShutdown="60000")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+template(name="lat" type="string" string="%timegenerated:::date-rfc3339% %msg%\n")
+*.* action(type="omfile" file="{}" template="lat")
+"#,
+                work.display(),
+                out.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut child = Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("rsyslogd (apt-get install rsyslog): {e}"))?;
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                return Err("rsyslogd did not listen".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Rsyslogd { child, port, out })
+    }
+
+    /// Stops it (it writes out its queue on SIGTERM) and returns each message's latency in
+    /// µs: arrival minus the `ts` the simulator stamped it with at its send.
+    fn latencies(mut self) -> Result<Vec<f64>, String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.out).map_err(|e| e.to_string())?;
+        let mut lat_us: Vec<f64> = Vec::new();
+        for line in text.lines() {
+            let Some((when, msg)) = line.split_once(' ') else {
+                continue;
+            };
+            let Some(arrived) = rfc3339_ns(when) else {
+                continue;
+            };
+            let Some(json) = msg.find('{').map(|i| &msg[i..]) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+                continue;
+            };
+            if let Some(ts) = v.get("ts").and_then(|t| t.as_i64()) {
+                lat_us.push((arrived - ts as i128) as f64 / 1000.0);
+            }
+        }
+        lat_us.sort_by(f64::total_cmp);
+        Ok(lat_us)
+    }
+}
+
+/// The `p` quantile of sorted values.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The rule of the latency runs: every process event is an alert.
+const EVERY_PE: &str =
+    "- rule: process event\n  desc: every process event\n  condition: sf.type = PE\n  priority: low\n";
+
+/// An alert-mode pipeline on `policy` sending to syslog TCP `port`.
+fn alert_to_syslog(policy: &Path, port: u16) -> String {
+    format!(
+        r#"{{"pipeline":[
+ {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
+ {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","policies":"{}"}},
+ {{"processor":"exporter","in":"evt eventchan","export":"syslog","syslog.proto":"tcp","syslog.host":"127.0.0.1","syslog.port":"{port}"}}]}}"#,
+        policy.display()
+    )
+}
+
 /// `-stage latency`: the simulator at `rate` records/s for `seconds`, every event stamped
 /// with its send time; the agent alerts on process events and sends them to an rsyslogd of
 /// its own (started here) over TCP; rsyslog writes each message with its arrival time.
@@ -250,60 +361,10 @@ pub fn soak_stage(records: u64) -> Result<(u64, f64), String> {
 pub fn latency_stage(rate: u64, seconds: u64) -> Result<(u64, f64), String> {
     let dir = std::env::temp_dir().join(format!("sfbench-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let out = dir.join("received.log");
-    let conf = dir.join("rsyslog.conf");
-    let work = dir.join("work");
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{}" maxMessageSize="256k")
-main_queue(queue.timeoutShutdown="60000")
-module(load="imtcp")
-input(type="imtcp" address="127.0.0.1" port="{port}")
-template(name="lat" type="string" string="%timegenerated:::date-rfc3339% %msg%\n")
-*.* action(type="omfile" file="{}" template="lat")
-"#,
-            work.display(),
-            out.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut rsyslog = Command::new("rsyslogd")
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("rsyslogd (apt-get install rsyslog): {e}"))?;
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t0.elapsed() > Duration::from_secs(20) {
-            let _ = rsyslog.kill();
-            return Err("rsyslogd did not listen".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let rsyslog = Rsyslogd::start(&dir)?;
     let policy = dir.join("alerts.yaml");
-    std::fs::write(
-        &policy,
-        "- rule: process event\n  desc: every process event\n  condition: sf.type = PE\n  priority: low\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let cfg = format!(
-        r#"{{"pipeline":[
- {{"processor":"sysflowreader","handler":"flattener","in":"sysflow sysflowchan","out":"flat flattenerchan"}},
- {{"processor":"policyengine","in":"flat flattenerchan","out":"evt eventchan","mode":"alert","policies":"{}"}},
- {{"processor":"exporter","in":"evt eventchan","export":"syslog","syslog.proto":"tcp","syslog.host":"127.0.0.1","syslog.port":"{port}"}}]}}"#,
-        policy.display()
-    );
-    let agent = Agent::start(&cfg)?;
+    std::fs::write(&policy, EVERY_PE).map_err(|e| e.to_string())?;
+    let agent = Agent::start(&alert_to_syslog(&policy, rsyslog.port))?;
     let mut sim = simulator(
         &agent.sock,
         &[
@@ -320,44 +381,13 @@ template(name="lat" type="string" string="%timegenerated:::date-rfc3339% %msg%\n
     let _ = sim.wait();
     let outcome = agent.finish(sent)?;
     let alerts = outcome.exported();
-    // rsyslogd writes out its queue on SIGTERM.
-    let _ = Command::new("kill")
-        .args(["-TERM", &rsyslog.id().to_string()])
-        .status();
-    let _ = rsyslog.wait();
-    let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
-    let mut lat_us: Vec<f64> = Vec::new();
-    for line in text.lines() {
-        let Some((when, msg)) = line.split_once(' ') else {
-            continue;
-        };
-        let Some(arrived) = rfc3339_ns(when) else {
-            continue;
-        };
-        let Some(json) = msg.find('{').map(|i| &msg[i..]) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
-            continue;
-        };
-        if let Some(ts) = v.get("ts").and_then(|t| t.as_i64()) {
-            lat_us.push((arrived - ts as i128) as f64 / 1000.0);
-        }
-    }
-    lat_us.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> f64 {
-        if lat_us.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lat_us.len() as f64 - 1.0) * p).round() as usize;
-        lat_us[i]
-    };
+    let lat_us = rsyslog.latencies()?;
     println!(
         "latency rate={rate}/s records={sent} alerts={alerts} received={} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
         lat_us.len(),
-        pct(0.5) / 1000.0,
-        pct(0.9) / 1000.0,
-        pct(0.99) / 1000.0,
+        quantile(&lat_us, 0.5) / 1000.0,
+        quantile(&lat_us, 0.9) / 1000.0,
+        quantile(&lat_us, 0.99) / 1000.0,
         lat_us.last().copied().unwrap_or(f64::NAN) / 1000.0
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -368,6 +398,162 @@ template(name="lat" type="string" string="%timegenerated:::date-rfc3339% %msg%\n
         ));
     }
     Ok((sent, seconds as f64))
+}
+
+/// CPU seconds (user + system) of process `pid` so far.
+fn proc_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the state.
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz.max(1.0))
+}
+
+/// Context switches (voluntary, involuntary) of every thread of process `pid` so far.
+fn proc_switches(pid: u32) -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return total;
+    };
+    for t in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        for l in status.lines() {
+            let v = |p: &str| l.strip_prefix(p).and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(n) = v("voluntary_ctxt_switches:") {
+                total.0 += n;
+            } else if let Some(n) = v("nonvoluntary_ctxt_switches:") {
+                total.1 += n;
+            }
+        }
+    }
+    total
+}
+
+/// `-stage live-cpu`: what the live agent costs the node at a collector's rate. The agent
+/// (`-agent PATH`, default the `sfprocessor` beside this binary, so an older build can be
+/// measured the same way) runs as a process of its own on a socket — enrich mode, JSON, the
+/// null exporter — and the simulator sends `-rate` records/s for `-seconds` (rate 0: the
+/// agent idles that long). Over the sending window: the agent's CPU (`/proc/PID/stat`), its
+/// context switches summed over its threads, CPU per record. With `-latency`, the agent alerts
+/// on every process event and sends the alerts to an rsyslogd of its own: latency p50/p99/max
+/// from the collector's send to rsyslog's arrival, on the same run.
+pub fn live_cpu_stage(a: &LiveArgs) -> Result<(u64, f64), String> {
+    let dir = std::env::temp_dir().join(format!("sfbench-livecpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let agent_bin = match &a.agent {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("sfprocessor"),
+    };
+    let rsyslog = if a.latency {
+        Some(Rsyslogd::start(&dir)?)
+    } else {
+        None
+    };
+    let cfg_text = match &rsyslog {
+        Some(r) => {
+            let policy = dir.join("alerts.yaml");
+            std::fs::write(&policy, EVERY_PE).map_err(|e| e.to_string())?;
+            alert_to_syslog(&policy, r.port)
+        }
+        None => PASS_THROUGH.to_string(),
+    };
+    let cfg = dir.join("pipeline.json");
+    std::fs::write(&cfg, cfg_text).map_err(|e| e.to_string())?;
+    let sock = dir.join("sysflow.sock");
+    let log = dir.join("agent.log");
+    let mut agent = Command::new(&agent_bin)
+        .arg("-config")
+        .arg(&cfg)
+        .args(["-driver", "socket", "-log", "warn"])
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", agent_bin.display()))?;
+    let pid = agent.id();
+    let t0 = Instant::now();
+    while !sock.exists() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = agent.kill();
+            return Err(format!(
+                "the agent did not listen: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Settled: start-up work (policy compile, thread start) is not the steady state.
+    std::thread::sleep(Duration::from_millis(500));
+    let (cpu0, sw0, t);
+    let sent = if a.rate == 0 {
+        cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+        sw0 = proc_switches(pid);
+        t = Instant::now();
+        std::thread::sleep(Duration::from_secs(a.seconds.max(1)));
+        0
+    } else {
+        let mut sim = simulator(
+            &sock,
+            &[
+                "-stamp".into(),
+                "-rate".into(),
+                a.rate.to_string(),
+                "-seconds".into(),
+                a.seconds.to_string(),
+            ],
+        )?;
+        let mut sout = SimOutput::new(&mut sim)?;
+        sout.expect("ready")?;
+        cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+        sw0 = proc_switches(pid);
+        t = Instant::now();
+        let sent = sout.expect("sent")?;
+        let _ = sim.wait();
+        // What is still in flight at the end is the agent's too: a moment to finish it.
+        std::thread::sleep(Duration::from_millis(100));
+        sent
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+    let sw1 = proc_switches(pid);
+    let (vol, invol) = (sw1.0 - sw0.0, sw1.1 - sw0.1);
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = agent.wait();
+    let records = sent.saturating_sub(1);
+    println!(
+        "live-cpu rate={}/s seconds={secs:.1} records={records} cpu_pct={:.2} us_per_record={:.1} wakeups_per_sec={:.0} (voluntary {:.0}/s, involuntary {:.0}/s) agent={}",
+        a.rate,
+        cpu / secs * 100.0,
+        if records > 0 { cpu / records as f64 * 1e6 } else { 0.0 },
+        (vol + invol) as f64 / secs,
+        vol as f64 / secs,
+        invol as f64 / secs,
+        agent_bin.display()
+    );
+    if let Some(r) = rsyslog {
+        let lat_us = r.latencies()?;
+        println!(
+            "live-latency rate={}/s alerts={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+            a.rate,
+            lat_us.len(),
+            quantile(&lat_us, 0.5) / 1000.0,
+            quantile(&lat_us, 0.99) / 1000.0,
+            lat_us.last().copied().unwrap_or(f64::NAN) / 1000.0
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((records, secs))
 }
 
 /// Nanoseconds since the epoch of an RFC 3339 time with a fraction and an offset

@@ -1,8 +1,13 @@
 //! `sfbench`: records/s and peak RSS per stage configuration, each stage in a fresh process so
 //! its peak RSS is its own.
 //!
-//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|ruleprof|kafka-bare|kafka|es|syslog|socket|socket-vs-file|soak|latency|all]
-//!                [-policies P1,P2] [-rules N] [-repeat N] [-rate N] [-seconds N]
+//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|ruleprof|kafka-bare|kafka|es|syslog|socket|socket-vs-file|soak|latency|live-cpu|all]
+//!                [-policies P1,P2] [-rules N] [-repeat N] [-rate N] [-seconds N] [-agent PATH] [-latency]
+//!
+//! `live-cpu` (`live.rs`): the agent binary (`-agent`, default the `sfprocessor` beside this
+//! one) as a process of its own fed by the simulator at `-rate` records/s for `-seconds`
+//! (rate 0: idle): its CPU % of a core, µs per record and context switches per second;
+//! `-latency` alerts to an rsyslogd and adds p50/p99/max latency.
 //!
 //! Live stages (`live.rs`): `socket` (the socket path: pass-through, JSON, null exporter, fed
 //! by a simulator child that preloads the trace), `socket-vs-file` (that and `pipeline`
@@ -82,6 +87,8 @@ fn decode_stage(trace: &Path, with_cache: bool, encode: bool) -> Result<u64, Str
     let mut enc = sfprocessor::encode::JsonEncoder::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut bytes = 0u64;
+    // The first records, kept assembled to time the encoder alone afterwards.
+    let mut kept: Vec<sfprocessor::record::Record> = Vec::new();
     loop {
         match r.next_frame() {
             Frame::Block(b) => {
@@ -95,6 +102,9 @@ fn decode_stage(trace: &Path, with_cache: bool, encode: bool) -> Result<u64, Str
                         if let Some(r) = cache.apply(rec) {
                             events += 1;
                             if encode {
+                                if kept.len() < ENCODE_ALONE {
+                                    kept.push(r.clone());
+                                }
                                 enc.encode(&r, &mut buf);
                                 buf.push(b'\n');
                                 if buf.len() > 1 << 20 {
@@ -120,9 +130,37 @@ fn decode_stage(trace: &Path, with_cache: bool, encode: bool) -> Result<u64, Str
             "encode: {events} events, {:.0} JSON bytes per event",
             bytes as f64 / events.max(1) as f64
         );
+        // The encoder alone, on one core: the kept records three times over, with a fresh
+        // encoder (its entity caches fill as in a run).
+        let mut enc = sfprocessor::encode::JsonEncoder::new();
+        let mut out = 0u64;
+        let t = Instant::now();
+        for _ in 0..3 {
+            for r in &kept {
+                enc.encode(r, &mut buf);
+                buf.push(b'\n');
+                if buf.len() > 1 << 20 {
+                    out += buf.len() as u64;
+                    buf.clear();
+                }
+            }
+        }
+        out += buf.len() as u64;
+        let secs = t.elapsed().as_secs_f64();
+        let n = (kept.len() * 3) as f64;
+        println!(
+            "json_encoder events={} bytes_per_event={:.0} gb_per_sec={:.2} ns_per_event={:.0}",
+            kept.len() * 3,
+            out as f64 / n,
+            out as f64 / secs / 1e9,
+            secs / n * 1e9
+        );
     }
     Ok(n)
 }
+
+/// Records kept to time the JSON encoder alone (`-stage encode`).
+const ENCODE_ALONE: usize = 500_000;
 
 /// Runs a pipeline configuration over `trace`; returns the records the driver read.
 fn env_number(name: &str) -> Option<u64> {
@@ -643,6 +681,8 @@ fn main() -> ExitCode {
             "socket" => la.socket = args.next().map(PathBuf::from),
             "distinct" => la.distinct = true,
             "stamp" => la.stamp = true,
+            "agent" => la.agent = args.next().map(PathBuf::from),
+            "latency" => la.latency = true,
             "trace" => trace = args.next().map(PathBuf::from),
             "stage" => stage = args.next().unwrap_or(stage),
             "policies" => policies = args.next().unwrap_or_default(),
@@ -661,6 +701,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sfbench: simulate: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if stage == "live-cpu" {
+        return match live::live_cpu_stage(&la) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sfbench: live-cpu: {e}");
                 ExitCode::from(1)
             }
         };
