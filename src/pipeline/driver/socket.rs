@@ -548,9 +548,7 @@ impl SocketDriver {
         let now = Instant::now();
         let mut ended = false;
         if self.fast {
-            let Some(c) = self.conn.as_mut() else {
-                return None;
-            };
+            let c = self.conn.as_mut()?;
             match c
                 .conn
                 .recv_many(&mut self.slots, deadline.saturating_duration_since(now))
