@@ -58,7 +58,8 @@ pub fn poll(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<l
         events,
         revents: 0,
     };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // Rounded up: a wait of a fraction of a millisecond is a wait, not a spin.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
     // SAFETY: `p` is one valid pollfd for the duration of the call.
     let r = unsafe { libc::poll(&mut p, 1, ms) };
     if r < 0 {
@@ -343,6 +344,15 @@ impl Listener {
         &self.path
     }
 
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Waits up to `timeout` for a connection to accept (without accepting it).
+    pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        Ok(poll(self.fd.as_raw_fd(), libc::POLLIN, timeout)? != 0)
+    }
+
     /// Waits up to `timeout` for a connection.
     pub fn accept(&self, timeout: Duration) -> io::Result<Option<Conn>> {
         if poll(self.fd.as_raw_fd(), libc::POLLIN, timeout)? == 0 {
@@ -380,6 +390,9 @@ impl Drop for Listener {
     }
 }
 
+/// Packets one `recvmmsg` takes at most (its headers live on the stack).
+pub const MAX_SLOTS: usize = 32;
+
 /// Receive buffers for [`Conn::recv_many`]: `slots` packets of at most `max_packet` bytes.
 /// The default has no slots (a placeholder while the real ones are lent out).
 #[derive(Default)]
@@ -394,7 +407,7 @@ pub struct RecvSlots {
 
 impl RecvSlots {
     pub fn new(slots: usize, max_packet: usize) -> Self {
-        let slots = slots.max(1);
+        let slots = slots.clamp(1, MAX_SLOTS);
         let slot = max_packet.max(1);
         RecvSlots {
             // Zeroed: the allocator maps fresh pages, which stay untouched (not resident)
@@ -405,6 +418,11 @@ impl RecvSlots {
             truncated: vec![false; slots],
             count: 0,
         }
+    }
+
+    /// Packets one receive takes at most.
+    pub fn capacity(&self) -> usize {
+        self.lens.len()
     }
 
     /// Packets of the last receive: `Ok(bytes)`, or `Err(real_len)` for a packet larger than
@@ -465,6 +483,11 @@ impl Conn {
         self.fd.as_raw_fd()
     }
 
+    /// Waits up to `timeout` for packets or the peer's hang-up (without receiving).
+    pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        Ok(poll(self.fd.as_raw_fd(), libc::POLLIN | libc::POLLRDHUP, timeout)? != 0)
+    }
+
     /// Waits up to `timeout` for packets, then receives as many as are queued (up to the
     /// number of slots) with one `recvmmsg`.
     pub fn recv_many(&mut self, slots: &mut RecvSlots, timeout: Duration) -> io::Result<Received> {
@@ -495,28 +518,24 @@ impl Conn {
 
     /// One `recvmmsg` without waiting.
     fn recv_now(&mut self, slots: &mut RecvSlots) -> io::Result<Received> {
-        let n = slots.lens.len();
+        let n = slots.lens.len().min(MAX_SLOTS);
         let base = slots.buf.as_mut_ptr();
-        let mut iovs: Vec<libc::iovec> = (0..n)
-            .map(|i| libc::iovec {
-                // SAFETY (pointer arithmetic): i * slot < buf.len().
-                iov_base: unsafe { base.add(i * slots.slot) } as *mut libc::c_void,
-                iov_len: slots.slot,
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: msghdr is plain old data; zero is "no name, no control data".
-                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-                h.msg_iov = iov as *mut libc::iovec;
-                h.msg_iovlen = 1;
-                libc::mmsghdr {
-                    msg_hdr: h,
-                    msg_len: 0,
-                }
-            })
-            .collect();
+        // On the stack: a receive per batch allocates nothing.
+        let mut iovs = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_SLOTS];
+        for (i, iov) in iovs.iter_mut().enumerate().take(n) {
+            // SAFETY (pointer arithmetic): i * slot < buf.len().
+            iov.iov_base = unsafe { base.add(i * slots.slot) } as *mut libc::c_void;
+            iov.iov_len = slots.slot;
+        }
+        // SAFETY: mmsghdr is plain old data; zero is "no name, no control data".
+        let mut msgs: [libc::mmsghdr; MAX_SLOTS] = unsafe { std::mem::zeroed() };
+        for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()).take(n) {
+            m.msg_hdr.msg_iov = iov as *mut libc::iovec;
+            m.msg_hdr.msg_iovlen = 1;
+        }
         // SAFETY: `msgs` holds `n` headers, each pointing at one iovec into `slots.buf`
         // (alive and exclusively borrowed for the call); MSG_TRUNC makes msg_len the real
         // packet length; MSG_DONTWAIT: an empty queue is EAGAIN, not a wait.

@@ -4,8 +4,9 @@
 //! its mailbox, but it does not catch panics, has no restart budget, and its `send(..).await`
 //! waits for the *handler result*, which would make a pipeline run in lock step. This crate adds:
 //!
-//! * [`Node`] / [`Source`]: plain-Rust traits a pipeline stage implements (no actor types leak
-//!   into the core);
+//! * [`Node`] / [`Source`] / [`AsyncSource`]: plain-Rust traits a pipeline stage implements
+//!   (no actor types leak into the core); an `AsyncSource` waits without blocking, so it can
+//!   share a thread with the nodes it feeds;
 //! * [`NodeActor`]: the actor that owns a node, catches panics at the handler boundary, counts
 //!   the failed batch as a dead letter and lets the actix `Supervisor` restart it with the
 //!   **same mailbox** (queued batches survive), with exponential backoff and a restart budget
@@ -23,12 +24,11 @@ mod node;
 mod outbox;
 mod pipeline;
 mod restart;
+mod source;
 
 pub use metrics::{MetricsSnapshot, NodeMetrics};
-pub use node::{
-    panic_message, BatchLen, Envelope, Node, NodeActor, NodeError, NodeSpec, Source, SourceActor,
-    SourceStep,
-};
+pub use node::{panic_message, BatchLen, Envelope, Node, NodeActor, NodeError, NodeSpec};
 pub use outbox::{Downstream, Outbox};
 pub use pipeline::{Control, ControlEvent, PipelineHandle, StopFlag};
 pub use restart::RestartPolicy;
+pub use source::{AsyncSource, Blocking, Source, SourceActor, SourceStep, StepFuture};

@@ -1,4 +1,4 @@
-//! Node and source traits and the supervised actors that run them.
+//! The node trait and the supervised actor that runs it.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,7 +9,7 @@ use actix::prelude::*;
 
 use crate::metrics::NodeMetrics;
 use crate::outbox::{Downstream, Outbox};
-use crate::pipeline::{Control, StopFlag};
+use crate::pipeline::Control;
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 
 /// Number of records in a batch, for the metrics.
@@ -86,25 +86,6 @@ pub trait Node: Send + Unpin + 'static {
     /// `process` call goes to. `None` (the default) sends every batch to every downstream.
     fn route(&self, _position: usize) -> Option<usize> {
         None
-    }
-}
-
-/// What a source produced on one step.
-pub enum SourceStep<T> {
-    Batch(T),
-    /// No more input.
-    End,
-}
-
-/// The head of a pipeline (a driver). `next` may block its own arbiter thread (file reads).
-pub trait Source: Send + Unpin + 'static {
-    type Out: BatchLen + Clone + Send + 'static;
-    fn next(&mut self) -> SourceStep<Self::Out>;
-    /// Whether the source ends by itself once the stop flag is set (returning what it still
-    /// holds, then `End`). A source that does (a socket with packets already queued in the
-    /// kernel) keeps being called after a stop request; the others are ended at once.
-    fn drains_on_stop(&self) -> bool {
-        false
     }
 }
 
@@ -316,77 +297,5 @@ impl<N: Node> Handler<Envelope<N::In>> for NodeActor<N> {
                 self.forward(out, true)
             }
         }
-    }
-}
-
-/// Runs a [`Source`]: pulls batches until the source ends or the stop flag is set, then sends
-/// the end marker downstream and reports completion.
-pub struct SourceActor<S: Source> {
-    parts: Option<(S, Outbox<S::Out>)>,
-    metrics: Arc<NodeMetrics>,
-    control: Control,
-    stop: StopFlag,
-}
-
-impl<S: Source> SourceActor<S> {
-    pub fn start(
-        arbiter: &ArbiterHandle,
-        source: S,
-        metrics: Arc<NodeMetrics>,
-        downstream: Vec<Downstream<S::Out>>,
-        window: usize,
-        control: Control,
-        stop: StopFlag,
-    ) -> Addr<SourceActor<S>> {
-        Actor::start_in_arbiter(arbiter, move |_ctx| SourceActor {
-            parts: Some((source, Outbox::new(downstream, window, metrics.clone()))),
-            metrics,
-            control,
-            stop,
-        })
-    }
-}
-
-impl<S: Source> Actor for SourceActor<S> {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some((mut source, mut outbox)) = self.parts.take() else {
-            return;
-        };
-        let stop = self.stop.clone();
-        let metrics = self.metrics.clone();
-        let control = self.control.clone();
-        let fut = async move {
-            let name = metrics.name().to_string();
-            loop {
-                if stop.is_stopped() && !source.drains_on_stop() {
-                    tracing::info!(node = %name, "stop requested: draining the pipeline");
-                    break;
-                }
-                match catch_unwind(AssertUnwindSafe(|| source.next())) {
-                    Ok(SourceStep::Batch(b)) => {
-                        metrics.add_received(b.batch_len() as u64);
-                        if let Err(e) = outbox.push(b).await {
-                            control.failed(&name, format!("downstream mailbox closed: {e}"));
-                            return;
-                        }
-                        // Let other tasks on this arbiter (and signal handling) run.
-                        tokio::task::yield_now().await;
-                    }
-                    Ok(SourceStep::End) => break,
-                    Err(p) => {
-                        metrics.add_dead_letter();
-                        tracing::error!(node = %name, "source panicked: {}", panic_message(&p));
-                        break;
-                    }
-                }
-            }
-            match outbox.finish().await {
-                Ok(()) => control.finished(&name),
-                Err(e) => control.failed(&name, format!("downstream mailbox closed: {e}")),
-            }
-        };
-        ctx.spawn(actix::fut::wrap_future(fut));
     }
 }

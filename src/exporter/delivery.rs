@@ -18,11 +18,12 @@
 //! queued records are counted failed at once, which unblocks the pipeline behind it); after
 //! a signal nothing new is attempted at all.
 
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::handoff::{self, RecvError, SendError};
 use super::{Transport, TransportError};
 use crate::counters::Counters;
 use crate::shutdown::Shutdown;
@@ -140,7 +141,10 @@ impl Payload {
 
 /// The producer side, held by the exporter node.
 pub struct Delivery {
-    tx: Option<SyncSender<Payload>>,
+    tx: Option<handoff::Sender<Payload>>,
+    /// The worker of a transport that never waits ([`Transport::inline`]), driven by
+    /// `submit` on the node's thread: each payload is sent at once.
+    inline: Option<Box<Worker>>,
     /// The run's end-of-input clock; `finish` marks the input ended if nobody did.
     shutdown: Arc<Shutdown>,
     worker: Option<JoinHandle<()>>,
@@ -166,8 +170,28 @@ impl Delivery {
         target: String,
         shutdown: Arc<Shutdown>,
     ) -> Delivery {
-        let (tx, rx) = sync_channel::<Payload>(cfg.queue.max(1));
         let (recycle, recycled) = sync_channel::<Vec<u8>>(RECYCLED);
+        if transport.inline() {
+            let worker = Worker::new(
+                transport,
+                cfg.clone(),
+                metrics.clone(),
+                target.clone(),
+                shutdown.clone(),
+                recycle,
+            );
+            return Delivery {
+                tx: None,
+                inline: Some(Box::new(worker)),
+                shutdown,
+                worker: None,
+                when_full: cfg.when_full,
+                metrics,
+                target,
+                recycled,
+            };
+        }
+        let (tx, rx) = handoff::bounded::<Payload>(cfg.queue.max(1));
         let worker_cfg = cfg.clone();
         let m = metrics.clone();
         let t = target.clone();
@@ -178,6 +202,7 @@ impl Delivery {
             .ok();
         Delivery {
             tx: Some(tx),
+            inline: None,
             shutdown,
             worker,
             when_full: cfg.when_full,
@@ -204,6 +229,11 @@ impl Delivery {
 
     /// Queues encoded records (waits or drops when the queue is full, per `when_full`).
     pub fn submit(&mut self, p: Payload) -> Result<(), String> {
+        if let Some(w) = self.inline.as_mut() {
+            w.take(p);
+            w.ship();
+            return Ok(());
+        }
         let Some(tx) = &self.tx else {
             return Err(format!("{}: delivery already finished", self.target));
         };
@@ -215,12 +245,12 @@ impl Delivery {
                 .map_err(|_| format!("{}: delivery worker stopped", self.target)),
             WhenFull::DropNewest => match tx.try_send(p) {
                 Ok(()) => Ok(()),
-                Err(TrySendError::Full(_)) => {
+                Err(SendError::Full(_)) => {
                     self.metrics.add_dropped(n);
                     tracing::warn!(target = %self.target, records = n, "delivery queue full: records dropped (when_full: drop_newest)");
                     return Ok(());
                 }
-                Err(TrySendError::Disconnected(_)) => {
+                Err(SendError::Closed(_)) => {
                     Err(format!("{}: delivery worker stopped", self.target))
                 }
             },
@@ -234,6 +264,9 @@ impl Delivery {
     /// Ends the input and waits for the worker to deliver (or give up on) what is queued.
     pub fn finish(&mut self) {
         self.shutdown.all_input_ended();
+        if let Some(w) = self.inline.take() {
+            w.finish();
+        }
         self.tx = None;
         if let Some(w) = self.worker.take() {
             if w.join().is_err() {
@@ -301,7 +334,7 @@ impl Worker {
         }
     }
 
-    fn run(mut self, rx: Receiver<Payload>) {
+    fn run(mut self, rx: handoff::Receiver<Payload>) {
         loop {
             // A partial batch goes out `idle_flush` after its first record arrived, however
             // steadily records keep trickling in: that bounds an alert's latency (and what a
@@ -317,23 +350,11 @@ impl Worker {
                     .min(self.cfg.linger.saturating_sub(self.last_arrival.elapsed())),
                 None => tick.unwrap_or(Duration::from_secs(3600)),
             };
-            let got = if wait.is_zero() {
-                rx.try_recv().map_err(|e| match e {
-                    std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                })
-            } else {
-                rx.recv_timeout(wait)
-            };
+            let got = rx.recv_timeout(wait);
             match got {
                 Ok(p) => {
-                    self.last_arrival = Instant::now();
                     self.metrics.queue_bytes(-(p.bytes.len() as i64));
-                    if self.batch.records == 0 {
-                        self.batch_started = Some(Instant::now());
-                    }
-                    let spare = self.batch.append(p);
-                    self.recycle(spare);
+                    self.take(p);
                     let old = self
                         .batch_started
                         .is_some_and(|t| t.elapsed() >= self.cfg.idle_flush);
@@ -344,15 +365,30 @@ impl Worker {
                         self.ship();
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Err(RecvError::Timeout) => {
                     self.ship();
                     if tick.is_some() {
                         self.transport.tick();
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvError::Closed) => break,
             }
         }
+        self.finish();
+    }
+
+    /// Adds a payload to the batch.
+    fn take(&mut self, p: Payload) {
+        self.last_arrival = Instant::now();
+        if self.batch.records == 0 {
+            self.batch_started = Some(Instant::now());
+        }
+        let spare = self.batch.append(p);
+        self.recycle(spare);
+    }
+
+    /// The input ended: the last batch goes (within the drain deadline), then the flush.
+    fn finish(mut self) {
         self.shutdown.all_input_ended();
         self.drain_deadline();
         self.ship();

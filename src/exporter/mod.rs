@@ -3,6 +3,7 @@
 pub mod delivery;
 pub mod es;
 pub mod file;
+mod handoff;
 pub mod kafka;
 pub mod null;
 pub mod syslog;
@@ -90,6 +91,12 @@ pub trait Transport: Send {
     }
     /// Housekeeping between batches (serving librdkafka's callbacks).
     fn tick(&mut self) {}
+    /// Whether a send completes at once and can neither wait nor fail (the null transport):
+    /// such a transport is driven on the exporter node's thread, without a delivery worker
+    /// to wake for every batch.
+    fn inline(&self) -> bool {
+        false
+    }
 }
 
 /// Output formats.

@@ -12,7 +12,7 @@ use sfactors::{
 };
 
 use super::batch::Records;
-use super::driver::{FileDriver, Listing, SocketDriver, SocketSettings};
+use super::driver::{FileDriver, Listing, SocketDriver, SocketSettings, SocketSource};
 use super::live::Live;
 use super::plan::{Handler, PipelinePlan, PolicyStage, StageKind};
 use super::reclaim::{Reclaim, Reclaimer};
@@ -112,9 +112,19 @@ impl Builder<'_> {
         stage: &str,
         exporter: &str,
     ) -> (ArbiterHandle, Arc<NodeMetrics>) {
-        // Drivers block their thread (reading files, sleeping on the socket): always their own.
+        self.spawn_on(name, stage, exporter, false)
+    }
+
+    /// As `spawn`, on a thread of its own if `own` (a node that blocks its thread).
+    fn spawn_on(
+        &mut self,
+        name: String,
+        stage: &str,
+        exporter: &str,
+        own: bool,
+    ) -> (ArbiterHandle, Arc<NodeMetrics>) {
         let h = match &self.shared {
-            Some(h) if stage != "driver" => h.clone(),
+            Some(h) if !own => h.clone(),
             _ => {
                 let a = Arbiter::new();
                 let h = a.handle();
@@ -349,7 +359,10 @@ impl Builder<'_> {
             } else {
                 "driver".to_string()
             };
-            let (arb, dm) = self.spawn(name, "driver", "");
+            // A file driver blocks its thread (reads): always its own. A socket driver waits
+            // on the shared thread when there is one (`SocketSource`).
+            let own = matches!(input, Input::Files(_));
+            let (arb, dm) = self.spawn_on(name, "driver", "", own);
             let to_reader = vec![Downstream {
                 recipient: reader.clone().recipient(),
                 metrics: rm.clone(),
@@ -390,9 +403,9 @@ impl Builder<'_> {
                         self.opts.batch_records as usize,
                     )?
                     .with_index(index);
-                    SourceActor::start(
+                    SourceActor::start_async(
                         &arb,
-                        driver,
+                        SocketSource::new(driver),
                         dm,
                         to_reader,
                         window,

@@ -17,4 +17,7 @@ impl Transport for NullTransport {
     fn flush(&mut self) -> Result<(), TransportError> {
         Ok(())
     }
+    fn inline(&self) -> bool {
+        true
+    }
 }

@@ -9,7 +9,7 @@ pub mod socket;
 use std::path::PathBuf;
 
 pub use file::{list_traces, FileDriver, Listing};
-pub use socket::{SocketDriver, SocketSettings};
+pub use socket::{SocketDriver, SocketSettings, SocketSource};
 
 use crate::config::{ConfigError, KeyFindings, PipelineConfig};
 

@@ -1,78 +1,18 @@
-//! The socket driver (`-driver socket PATH`): the server the SysFlow collector streams to.
-//!
-//! It listens on a `SOCK_SEQPACKET` Unix socket at PATH, one collector connection at a time
-//! (as upstream; a second one waits in the listen backlog), and receives one Avro datum per
-//! packet. The first packet of a connection is a header naming the schema version; the
-//! packets are handed to the reader in batches (decoding happens there, per packet), cut by
-//! size or by the latency budget (`batch.latency`): the first packet of a batch starts it,
-//! the driver sleeps while it lasts — packets queue in the kernel meanwhile — and then takes
-//! everything queued at once. Every batch wakes each pipeline stage once, so at a collector's
-//! usual rates (hundreds to tens of thousands of records/s) batches of a budget's worth of
-//! records, not of one or two, are what keeps the agent's CPU low; at high rates batches fill
-//! before the budget is spent and go at once (the budget adapts to the rate). When the
-//! pipeline is full the driver stops receiving: the kernel queue fills and the collector's
-//! sends block, so nothing is dropped inside the agent. A collector that disconnects is
-//! waited for again; what was received from it is delivered first.
+//! The socket driver's state machine (see the module documentation).
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sfactors::{Source, SourceStep, StopFlag};
+use sfactors::{SourceStep, StopFlag};
 
-use crate::config::{ConfigError, PipelineConfig, StageConfig};
+use super::SocketSettings;
 use crate::pipeline::batch::{BlockJob, Blocks, TraceSource};
-use crate::seqpacket::{Conn, Listener, Received, RecvSlots, SocketAccess};
+use crate::seqpacket::{Conn, Listener, Received, RecvSlots};
 use crate::shutdown::Shutdown;
 use crate::stats::{BadPacket, RateLimit, SocketStats};
 use crate::sysflow::ocf::{Codec, RawBlock};
 use crate::sysflow::stream::{header_version, StreamSchemas};
-
-/// Keys of a `socket` entry in `drivers`.
-pub const KEYS: &[&str] = &[
-    "path",
-    "schema.version",
-    "packet.maxsize",
-    "batch.maxage",
-    "batch.latency",
-    "mode",
-    "group",
-];
-
-/// Settings of the socket driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketSettings {
-    /// The socket path from the configuration (it wins over the command line's PATH).
-    pub path: Option<PathBuf>,
-    /// Decode every connection with this schema version, whatever its header says (and
-    /// before any header).
-    pub version: Option<i64>,
-    /// Largest packet accepted whole; a larger one is reported as truncated.
-    pub max_packet: usize,
-    /// The latency budget: a batch is handed on once its first packet is this old (or it is
-    /// full), whatever came meanwhile.
-    pub latency: Duration,
-    /// The socket file's mode and group (`mode`, `group`).
-    pub access: SocketAccess,
-}
-
-impl Default for SocketSettings {
-    fn default() -> Self {
-        SocketSettings {
-            path: None,
-            version: None,
-            max_packet: 1 << 20,
-            latency: DEFAULT_LATENCY,
-            access: SocketAccess::default(),
-        }
-    }
-}
-
-/// Default of `batch.latency`: the part of the 10 ms alert budget (collector's send to the
-/// target's receipt) spent gathering a batch; the pipeline's hops and the exporter take the
-/// rest.
-pub const DEFAULT_LATENCY: Duration = Duration::from_millis(5);
 
 /// How long the driver waits in one poll for a first packet or a connection (a stop request
 /// is seen within it).
@@ -82,69 +22,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(250);
 /// closes the connection (the queue normally runs dry within milliseconds).
 const DRAIN_READ_LIMIT: Duration = Duration::from_secs(2);
 
-/// Parses the settings of a `socket` entry of `drivers`.
-pub fn settings(
-    cfg: &PipelineConfig,
-    d: &StageConfig,
-    path: Option<PathBuf>,
-) -> Result<SocketSettings, ConfigError> {
-    let def = SocketSettings::default();
-    let version = match cfg.choice(d, "schema.version", "", &["4", "5"])? {
-        "" => None,
-        v => v.parse::<i64>().ok(),
-    };
-    let mut access = SocketAccess::default();
-    if let Some(m) = d.get("mode").map(str::trim).filter(|m| !m.is_empty()) {
-        access.mode = u32::from_str_radix(m.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o777)
-            .ok_or_else(|| {
-                cfg.error(
-                    d,
-                    Some("mode"),
-                    format!("`{m}` is not an octal file mode (e.g. 0660)"),
-                )
-            })?;
-        if access.mode & 0o002 != 0 {
-            return Err(cfg.error(
-                d,
-                Some("mode"),
-                format!("`{m}` lets every local user write to the socket (inject events); use a group instead (`group`)"),
-            ));
-        }
-    }
-    if let Some(g) = d.get("group").map(str::trim).filter(|g| !g.is_empty()) {
-        access.group = Some(
-            crate::seqpacket::group_id(g)
-                .map_err(|e| cfg.error(d, Some("group"), e.to_string()))?,
-        );
-    }
-    Ok(SocketSettings {
-        access,
-        path,
-        version,
-        max_packet: cfg.bytes(
-            d,
-            "packet.maxsize",
-            def.max_packet as u64,
-            64 << 10,
-            64 << 20,
-        )? as usize,
-        // `batch.maxage` is this build's earlier name of the budget.
-        latency: cfg.duration(
-            d,
-            if d.get("batch.latency").is_none() && d.get("batch.maxage").is_some() {
-                "batch.maxage"
-            } else {
-                "batch.latency"
-            },
-            def.latency,
-            Duration::from_micros(100),
-            Duration::from_secs(1),
-            false,
-        )?,
-    })
-}
+/// How long the driver waits for a connection in one go (a stop request is seen within it).
+const ACCEPT_WAIT: Duration = Duration::from_millis(100);
 
 /// Slots per receive: up to 32 packets per system call, within 32 MiB of (mostly untouched)
 /// receive buffer.
@@ -162,8 +41,9 @@ struct Connection {
     source: Option<Arc<TraceSource>>,
 }
 
-/// The socket driver. `next` blocks its own arbiter thread (polls with short timeouts so a
-/// stop request is seen within 100 ms).
+/// The socket driver. Its steps never block (see [`SocketDriver::advance`]); the runners in
+/// `run.rs` wait between them, with timeouts short enough that a stop request is seen within
+/// 250 ms.
 pub struct SocketDriver {
     listener: Listener,
     settings: SocketSettings,
@@ -196,6 +76,14 @@ pub struct SocketDriver {
     fast: bool,
     /// The last batch was cut by the budget: the next is gathered by sleeping the budget.
     steady: bool,
+    /// Asleep for a steady stream's budget until then.
+    wake_at: Option<Instant>,
+    /// The last budget caught a single packet: packets are handed on as they come.
+    sparse: bool,
+    /// When the last batch was handed on.
+    last_cut: Option<Instant>,
+    /// Bytes to reserve for the next batch's packets.
+    block_hint: usize,
 }
 
 impl SocketDriver {
@@ -232,6 +120,10 @@ impl SocketDriver {
             started: None,
             fast: false,
             steady: false,
+            wake_at: None,
+            sparse: false,
+            last_cut: None,
+            block_hint: 64 << 10,
         })
     }
 
@@ -244,6 +136,10 @@ impl SocketDriver {
     fn take_batch(&mut self) -> Blocks {
         self.batch_len = 0;
         self.started = None;
+        // The next batch's buffer is sized for a batch like this one (a few hundred bytes at
+        // a slow rate, not 64 KiB), with room to grow.
+        let bytes: usize = self.batch.0.iter().map(|j| j.block.data.len()).sum();
+        self.block_hint = (bytes + bytes / 4).clamp(1 << 10, 64 << 10);
         std::mem::take(&mut self.batch)
     }
 
@@ -471,7 +367,7 @@ impl SocketDriver {
                     index,
                     offset,
                     count: 0,
-                    data: Vec::with_capacity(64 << 10),
+                    data: Vec::with_capacity(self.block_hint),
                 },
                 packets: Vec::new(),
             });
@@ -485,117 +381,171 @@ impl SocketDriver {
         self.started.get_or_insert_with(Instant::now);
     }
 
-    /// Receives until a batch is ready, the connection ends, or the stop flag is set.
-    fn step(&mut self) -> Option<SourceStep<Blocks>> {
-        if self.stop.is_stopped() {
-            return self.drain_step();
-        }
-        let Some(c) = self.conn.as_mut() else {
-            match self.listener.accept(Duration::from_millis(100)) {
-                Ok(Some(conn)) => self.adopt(conn),
-                Ok(None) => {}
-                Err(e) => {
-                    if let Some(suppressed) = self.conn_log.allow() {
-                        tracing::error!(suppressed, "accept failed: {e}");
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-            return None;
-        };
-        let Some(started) = self.started else {
-            // A steady stream: rather than wake at its next packet (within a millisecond at
-            // a thousand records a second) and then sleep out the budget — two wake-ups per
-            // batch — sleep the budget first and take what came (one). A stream that went
-            // quiet is then waited for in the kernel.
-            if self.steady {
-                self.steady = false;
-                std::thread::sleep(self.settings.latency);
-                // Everything that queued meanwhile (it is a budget old already).
-                while self.batch_len < self.batch_records {
-                    let Some(c) = self.conn.as_mut() else { break };
-                    match c.conn.recv_many(&mut self.slots, Duration::ZERO) {
-                        Ok(Received::Packets(_)) => self.take_packets(),
-                        Ok(Received::Idle) => break,
-                        Ok(Received::Closed) => self.close("disconnected"),
-                        Err(e) => self.close(&format!("connection failed ({e})")),
+    /// Takes what the kernel has queued, up to a full batch, without waiting. True when the
+    /// connection ended meanwhile.
+    fn take_queued(&mut self) -> bool {
+        while self.batch_len < self.batch_records {
+            let Some(c) = self.conn.as_mut() else {
+                return true;
+            };
+            match c.conn.recv_many(&mut self.slots, Duration::ZERO) {
+                Ok(Received::Packets(n)) => {
+                    self.take_packets();
+                    // Fewer than asked for: the queue was empty (no second call to learn it).
+                    if n < self.slots.capacity() {
+                        return false;
                     }
                 }
-                if self.batch_len > 0 {
-                    self.fast = self.batch_len >= self.fast_batch();
-                    self.steady = self.conn.is_some() && !self.fast;
-                    return Some(SourceStep::Batch(self.take_batch()));
-                }
-                return None;
-            }
-            // No batch open: wait in the kernel for the first packet.
-            match c.conn.recv_many(&mut self.slots, IDLE_WAIT) {
-                Ok(Received::Packets(_)) => self.take_packets(),
-                Ok(Received::Idle) => {}
-                Ok(Received::Closed) => self.close("disconnected"),
-                Err(e) => self.close(&format!("connection failed ({e})")),
-            }
-            if self.batch_len >= self.batch_records {
-                return Some(SourceStep::Batch(self.take_batch()));
-            }
-            return None;
-        };
-        // A batch is open. A fast stream is read as it comes (waiting in the kernel, not
-        // asleep: the sender's queue is bounded, and a sleeping reader would hold it back);
-        // otherwise the latency budget is spent asleep while the kernel queues the packets,
-        // and everything queued is taken at once.
-        let deadline = started + self.settings.latency;
-        let now = Instant::now();
-        let mut ended = false;
-        if self.fast {
-            let c = self.conn.as_mut()?;
-            match c
-                .conn
-                .recv_many(&mut self.slots, deadline.saturating_duration_since(now))
-            {
-                Ok(Received::Packets(_)) => self.take_packets(),
-                Ok(Received::Idle) => {}
+                Ok(Received::Idle) => return false,
                 Ok(Received::Closed) => {
                     self.close("disconnected");
-                    ended = true;
+                    return true;
                 }
                 Err(e) => {
                     self.close(&format!("connection failed ({e})"));
-                    ended = true;
+                    return true;
                 }
             }
-        } else {
-            if now < deadline {
-                std::thread::sleep(deadline - now);
+        }
+        false
+    }
+
+    /// Hands the gathered batch on and sets how the next one is gathered: a batch of a
+    /// quarter of a full one or more means a fast stream (read as it comes: a reader asleep
+    /// for the budget would hold the sender back); one cut by the budget with packets still
+    /// coming means a steady stream (the next budget is slept first); a budget that caught a
+    /// single packet means a sparse one (packets are handed on as they come).
+    fn cut(&mut self, by_budget: bool, ended: bool) -> SourceStep<Blocks> {
+        self.fast = self.batch_len >= self.fast_batch();
+        self.sparse = by_budget && self.batch_len == 1;
+        self.steady = by_budget && !ended && !self.fast && !self.sparse && self.conn.is_some();
+        self.last_cut = Some(Instant::now());
+        SourceStep::Batch(self.take_batch())
+    }
+
+    /// One step that never blocks: a batch (or the end), or what the driver waits for before
+    /// the next step.
+    pub(super) fn advance(&mut self) -> Advance {
+        loop {
+            if self.stop.is_stopped() {
+                if let Some(step) = self.drain_step() {
+                    return Advance::Step(step);
+                }
+                continue;
             }
-            while self.batch_len < self.batch_records {
-                let Some(c) = self.conn.as_mut() else { break };
+            if self.conn.is_none() {
+                match self.listener.accept(Duration::ZERO) {
+                    Ok(Some(conn)) => {
+                        self.adopt(conn);
+                        continue;
+                    }
+                    Ok(None) => return Advance::Wait(Wait::Connection(ACCEPT_WAIT)),
+                    Err(e) => {
+                        if let Some(suppressed) = self.conn_log.allow() {
+                            tracing::error!(suppressed, "accept failed: {e}");
+                        }
+                        return Advance::Wait(Wait::Until(Instant::now() + ACCEPT_WAIT));
+                    }
+                }
+            }
+            let now = Instant::now();
+            // A steady stream: rather than wake at its next packet (within a millisecond at a
+            // thousand records a second) and then sleep out the budget — two wake-ups per
+            // batch — the budget is slept first and what came meanwhile is taken (one). A
+            // stream that went quiet is then waited for in the kernel.
+            if let Some(at) = self.wake_at {
+                if now < at {
+                    return Advance::Wait(Wait::Until(at));
+                }
+                self.wake_at = None;
+                let ended = self.take_queued();
+                if self.batch_len > 0 {
+                    return Advance::Step(self.cut(true, ended));
+                }
+                continue;
+            }
+            if self.steady {
+                self.steady = false;
+                self.wake_at = Some(now + self.settings.latency);
+                continue;
+            }
+            let Some(started) = self.started else {
+                // No batch open: what is queued now, or a wait in the kernel for it.
+                let Some(c) = self.conn.as_mut() else {
+                    continue;
+                };
                 match c.conn.recv_many(&mut self.slots, Duration::ZERO) {
-                    Ok(Received::Packets(_)) => self.take_packets(),
-                    Ok(Received::Idle) => break,
+                    Ok(Received::Packets(n)) => {
+                        self.take_packets();
+                        if self.batch_len >= self.batch_records {
+                            return Advance::Step(self.cut(false, false));
+                        }
+                        // A sparse stream's packet goes at once, unless the stream has
+                        // picked up (more than one packet queued, or the last hand-off was
+                        // within a budget): then a batch is gathered again.
+                        if self.sparse && self.batch_len > 0 {
+                            let recent = self
+                                .last_cut
+                                .is_some_and(|t| t.elapsed() < self.settings.latency);
+                            if n == 1 && !recent {
+                                let step = self.cut(false, false);
+                                self.sparse = true;
+                                return Advance::Step(step);
+                            }
+                            self.sparse = false;
+                        }
+                    }
+                    Ok(Received::Idle) => {
+                        // Nothing queued right after a batch: not a fast stream any more.
+                        self.fast = false;
+                        return Advance::Wait(Wait::Packets(IDLE_WAIT));
+                    }
+                    Ok(Received::Closed) => self.close("disconnected"),
+                    Err(e) => self.close(&format!("connection failed ({e})")),
+                }
+                continue;
+            };
+            // A batch is open. A fast stream is read as it comes (waiting in the kernel, not
+            // asleep: the sender's queue is bounded, and a sleeping reader would hold it
+            // back); otherwise the latency budget is spent asleep while the kernel queues
+            // the packets, and everything queued is taken at once.
+            let deadline = started + self.settings.latency;
+            let ended = if self.fast {
+                let Some(c) = self.conn.as_mut() else {
+                    return Advance::Step(self.cut(false, true));
+                };
+                match c.conn.recv_many(&mut self.slots, Duration::ZERO) {
+                    Ok(Received::Packets(_)) => {
+                        self.take_packets();
+                        false
+                    }
+                    Ok(Received::Idle) if now < deadline => {
+                        return Advance::Wait(Wait::Packets(deadline - now));
+                    }
+                    Ok(Received::Idle) => false,
                     Ok(Received::Closed) => {
                         self.close("disconnected");
-                        ended = true;
+                        true
                     }
                     Err(e) => {
                         self.close(&format!("connection failed ({e})"));
-                        ended = true;
+                        true
                     }
                 }
+            } else {
+                if now < deadline {
+                    return Advance::Wait(Wait::Until(deadline));
+                }
+                self.take_queued()
+            };
+            let full = self.batch_len >= self.batch_records;
+            if full || ended || Instant::now() >= deadline {
+                if self.batch_len > 0 {
+                    return Advance::Step(self.cut(!full, ended));
+                }
+                self.started = None;
             }
         }
-        let full = self.batch_len >= self.batch_records;
-        if full || ended || Instant::now() >= deadline {
-            // A budget's worth this large would hold the sender back while asleep.
-            self.fast = self.batch_len >= self.fast_batch();
-            // Cut by the budget with packets still coming, at a modest rate: the next batch
-            // is gathered by sleeping the budget first.
-            self.steady = !full && !ended && !self.fast;
-            if self.batch_len > 0 {
-                return Some(SourceStep::Batch(self.take_batch()));
-            }
-        }
-        None
     }
 
     /// Packets per budget from which the stream is read as it comes rather than asleep: a
@@ -603,23 +553,38 @@ impl SocketDriver {
     fn fast_batch(&self) -> usize {
         (self.batch_records / 4).max(1)
     }
+
+    /// Whether the stream is fast (its batches fill within the budget): the shared-thread
+    /// runner then reads it on a blocking-pool thread, in parallel with the pipeline.
+    pub(super) fn is_fast(&self) -> bool {
+        self.fast && !self.stop.is_stopped()
+    }
+
+    /// The connection waited on.
+    pub(super) fn connection(&self) -> Option<&Conn> {
+        self.conn.as_ref().map(|c| &c.conn)
+    }
+
+    pub(super) fn listener(&self) -> &Listener {
+        &self.listener
+    }
 }
 
-impl Source for SocketDriver {
-    type Out = Blocks;
+/// What the driver waits for before its next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// Packets on the connection, or its end, for at most this long.
+    Packets(Duration),
+    /// A connection on the listener, for at most this long.
+    Connection(Duration),
+    /// Nothing until then (the latency budget runs).
+    Until(Instant),
+}
 
-    /// After a stop request the driver reads what the kernel queued, then ends itself.
-    fn drains_on_stop(&self) -> bool {
-        true
-    }
-
-    fn next(&mut self) -> SourceStep<Blocks> {
-        loop {
-            if let Some(step) = self.step() {
-                return step;
-            }
-        }
-    }
+/// One step of the driver.
+pub(super) enum Advance {
+    Step(SourceStep<Blocks>),
+    Wait(Wait),
 }
 
 impl Drop for SocketDriver {
