@@ -162,12 +162,18 @@ impl<N: Node> NodeActor<N> {
             // Only possible if a previous forward never returned the outbox (it always does).
             return AtomicResponse::new(Box::pin(actix::fut::ready(())));
         };
-        let name = self.metrics.name().to_string();
-        let routes: Vec<Option<usize>> = (0..out.len()).map(|i| self.node.route(i)).collect();
+        // Routes only for a node that routes (a policy shard's feeder): no allocation per
+        // batch for the others.
+        let routed = (0..out.len()).any(|i| self.node.route(i).is_some());
+        let routes: Vec<Option<usize>> = if routed {
+            (0..out.len()).map(|i| self.node.route(i)).collect()
+        } else {
+            Vec::new()
+        };
         let fut = async move {
             let mut result = Ok(());
-            for (batch, route) in out.into_iter().zip(routes) {
-                let r = match route {
+            for (i, batch) in out.into_iter().enumerate() {
+                let r = match routes.get(i).copied().flatten() {
                     Some(to) => outbox.push_to(to, batch).await,
                     None => outbox.push(batch).await,
                 };
@@ -187,13 +193,15 @@ impl<N: Node> NodeActor<N> {
                 match result {
                     Ok(()) => {
                         if end {
-                            act.control.finished(&name);
+                            act.control.finished(act.metrics.name());
                         }
                     }
                     Err(e) => {
                         act.metrics.add_error();
-                        act.control
-                            .failed(&name, format!("downstream mailbox closed: {e}"));
+                        act.control.failed(
+                            act.metrics.name(),
+                            format!("downstream mailbox closed: {e}"),
+                        );
                     }
                 }
             },

@@ -60,17 +60,62 @@ impl PipelineHandle {
 }
 
 /// Set by a signal handler (or a test) to make sources stop reading and drain the pipeline.
+/// A source waiting on its reactor awaits [`StopFlag::stopped`] beside its descriptor rather
+/// than waking every so often to look at the flag: an idle agent does not wake at all.
 #[derive(Clone, Debug, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag(Arc<StopInner>);
+
+#[derive(Debug, Default)]
+struct StopInner {
+    stopped: AtomicBool,
+    notify: tokio::sync::Notify,
+}
 
 impl StopFlag {
     pub fn new() -> Self {
         Self::default()
     }
     pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
     }
     pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.stopped.load(Ordering::Relaxed)
+    }
+    /// Resolves once [`StopFlag::stop`] was called (at once if it was already).
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read, so a stop in between is not missed.
+            notified.as_mut().enable();
+            if self.0.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopFlag;
+    use std::time::Duration;
+
+    #[actix_rt::test]
+    async fn stopped_resolves_on_stop_and_at_once_after_it() {
+        let flag = StopFlag::new();
+        let waiter = flag.clone();
+        let waiting = tokio::spawn(async move { waiter.stopped().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "resolved before stop");
+        flag.stop();
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("stopped() did not resolve after stop()")
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), flag.stopped())
+            .await
+            .expect("stopped() after stop() did not resolve at once");
     }
 }

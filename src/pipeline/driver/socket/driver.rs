@@ -14,16 +14,17 @@ use crate::stats::{BadPacket, RateLimit, SocketStats};
 use crate::sysflow::ocf::{Codec, RawBlock};
 use crate::sysflow::stream::{header_version, StreamSchemas};
 
-/// How long the driver waits in one poll for a first packet or a connection (a stop request
-/// is seen within it).
-const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// On a thread of its own, how long the driver waits in one poll for a first packet (a stop
+/// request is seen within it). On the shared thread the wait ends with the stop request.
+pub(super) const IDLE_WAIT: Duration = Duration::from_millis(250);
 
 /// After a stop request, how long the driver keeps reading what the collector sends before it
 /// closes the connection (the queue normally runs dry within milliseconds).
 const DRAIN_READ_LIMIT: Duration = Duration::from_secs(2);
 
-/// How long the driver waits for a connection in one go (a stop request is seen within it).
-const ACCEPT_WAIT: Duration = Duration::from_millis(100);
+/// On a thread of its own, how long the driver waits for a connection in one go (a stop
+/// request is seen within it); also the pause after a failed accept.
+pub(super) const ACCEPT_WAIT: Duration = Duration::from_millis(100);
 
 /// Slots per receive: up to 32 packets per system call, within 32 MiB of (mostly untouched)
 /// receive buffer.
@@ -439,7 +440,7 @@ impl SocketDriver {
                         self.adopt(conn);
                         continue;
                     }
-                    Ok(None) => return Advance::Wait(Wait::Connection(ACCEPT_WAIT)),
+                    Ok(None) => return Advance::Wait(Wait::Connection),
                     Err(e) => {
                         if let Some(suppressed) = self.conn_log.allow() {
                             tracing::error!(suppressed, "accept failed: {e}");
@@ -498,7 +499,7 @@ impl SocketDriver {
                     Ok(Received::Idle) => {
                         // Nothing queued right after a batch: not a fast stream any more.
                         self.fast = false;
-                        return Advance::Wait(Wait::Packets(IDLE_WAIT));
+                        return Advance::Wait(Wait::Packets(None));
                     }
                     Ok(Received::Closed) => self.close("disconnected"),
                     Err(e) => self.close(&format!("connection failed ({e})")),
@@ -520,7 +521,7 @@ impl SocketDriver {
                         false
                     }
                     Ok(Received::Idle) if now < deadline => {
-                        return Advance::Wait(Wait::Packets(deadline - now));
+                        return Advance::Wait(Wait::Packets(Some(deadline - now)));
                     }
                     Ok(Received::Idle) => false,
                     Ok(Received::Closed) => {
@@ -568,15 +569,20 @@ impl SocketDriver {
     pub(super) fn listener(&self) -> &Listener {
         &self.listener
     }
+
+    pub(super) fn stop_flag(&self) -> &StopFlag {
+        &self.stop
+    }
 }
 
 /// What the driver waits for before its next step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Wait {
-    /// Packets on the connection, or its end, for at most this long.
-    Packets(Duration),
-    /// A connection on the listener, for at most this long.
-    Connection(Duration),
+    /// Packets on the connection, or its end, for at most this long (`None`: with no time
+    /// limit — but a stop request ends the wait).
+    Packets(Option<Duration>),
+    /// A connection on the listener (a stop request ends the wait).
+    Connection,
     /// Nothing until then (the latency budget runs).
     Until(Instant),
 }

@@ -8,7 +8,7 @@ use sfactors::{AsyncSource, Source, SourceStep, StepFuture};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::driver::{Advance, SocketDriver, Wait};
+use super::driver::{Advance, SocketDriver, Wait, ACCEPT_WAIT, IDLE_WAIT};
 use crate::pipeline::batch::Blocks;
 use crate::seqpacket::poll;
 
@@ -36,10 +36,10 @@ impl SocketDriver {
     fn block_on(&self, w: Wait) {
         let waited = match w {
             Wait::Packets(t) => match self.connection() {
-                Some(c) => c.wait(t).map(|_| ()),
+                Some(c) => c.wait(t.unwrap_or(IDLE_WAIT)).map(|_| ()),
                 None => Ok(()),
             },
-            Wait::Connection(t) => self.listener().wait(t).map(|_| ()),
+            Wait::Connection => self.listener().wait(ACCEPT_WAIT).map(|_| ()),
             Wait::Until(at) => {
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 Ok(())
@@ -124,7 +124,7 @@ impl SocketSource {
                 Some(c) => (c.raw_fd(), libc::POLLIN | libc::POLLRDHUP, t),
                 None => return,
             },
-            Wait::Connection(t) => (driver.listener().raw_fd(), libc::POLLIN, t),
+            Wait::Connection => (driver.listener().raw_fd(), libc::POLLIN, None),
         };
         // SAFETY: the descriptor belongs to the driver, which is borrowed (so cannot close
         // it) for as long as this registration lives: it is dropped at the end of the wait.
@@ -132,7 +132,12 @@ impl SocketSource {
             unsafe { AsyncFd::register_with_interest(Watched(fd), Interest::READABLE) };
         match registered {
             Ok(afd) => {
-                if !readable(&afd, events, timeout).await {
+                let stop = driver.stop_flag();
+                let ready = tokio::select! {
+                    r = readable(&afd, events, timeout) => r,
+                    _ = stop.stopped() => true,
+                };
+                if !ready {
                     self.blocking = true;
                 }
             }
@@ -156,10 +161,11 @@ impl AsRawFd for Watched {
     }
 }
 
-/// Waits up to `timeout` until `fd` has `events`. Readiness the reactor reported is checked
-/// with a zero-timeout poll before it is believed (a report can be stale). False when the
-/// reactor cannot be waited on any more.
-async fn readable(fd: &AsyncFd<Watched>, events: libc::c_short, timeout: Duration) -> bool {
+/// Waits until `fd` has `events`, for at most `timeout` if there is one (an idle connection
+/// or listener is waited for with no timer at all: an idle agent does not wake). Readiness
+/// the reactor reported is checked with a zero-timeout poll before it is believed (a report
+/// can be stale). False when the reactor cannot be waited on any more.
+async fn readable(fd: &AsyncFd<Watched>, events: libc::c_short, timeout: Option<Duration>) -> bool {
     let wait = async {
         loop {
             let Ok(mut guard) = fd.readable().await else {
@@ -176,7 +182,10 @@ async fn readable(fd: &AsyncFd<Watched>, events: libc::c_short, timeout: Duratio
             }
         }
     };
-    tokio::time::timeout(timeout, wait).await.unwrap_or(true)
+    match timeout {
+        Some(t) => tokio::time::timeout(t, wait).await.unwrap_or(true),
+        None => wait.await,
+    }
 }
 
 impl AsyncSource for SocketSource {
