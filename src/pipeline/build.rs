@@ -132,9 +132,15 @@ impl Builder<'_> {
                 h
             }
         };
+        (h, self.register(name, stage, exporter))
+    }
+
+    /// Metrics for a node named `name`, registered in the live view (a node that runs on a
+    /// thread it shares with another).
+    fn register(&mut self, name: String, stage: &str, exporter: &str) -> Arc<NodeMetrics> {
         let m = NodeMetrics::new(name);
         self.live.add_node(m.clone(), stage, exporter);
-        (h, m)
+        m
     }
 
     fn start<N: sfactors::Node>(
@@ -332,7 +338,12 @@ impl Builder<'_> {
             feeds_shards(plan, &rp.downstream)
         });
         let flat = self.start(&arb, node, fm.clone(), down, 1);
-        let (arb, rm) = self.spawn("reader".to_string(), reader_stage, "");
+        // The reader shares the flattener's thread, for files too: a block is decoded and
+        // its records assembled on one core while they are still in its cache, and the two
+        // hand-offs between them are queue pushes. Measured on the generated 5 M-record trace
+        // (`performance.md`): 3–5 % less CPU and 5–7 MiB less peak RSS in enrich and alert
+        // mode than on two threads, with the same records/s or better.
+        let rm = self.register("reader".to_string(), reader_stage, "");
         let node = reader::ReaderNode::new(
             self.diag.clone(),
             plan.block_limits,
