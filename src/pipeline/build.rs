@@ -83,6 +83,17 @@ fn feeds_shards(plan: &PipelinePlan, downstream: &[usize]) -> usize {
     }
 }
 
+/// True when the reader stage feeds one policy stage, in alert mode.
+fn feeds_alert_policies(plan: &PipelinePlan, downstream: &[usize]) -> bool {
+    match downstream {
+        [one] => plan.stages[*one]
+            .policy
+            .as_ref()
+            .is_some_and(|ps| ps.handle.mode == crate::policy::engine::Mode::Alert),
+        _ => false,
+    }
+}
+
 /// Everything a build shares; lives for the duration of the System's main future.
 pub(super) struct Builder<'a> {
     pub plan: &'a PipelinePlan,
@@ -338,12 +349,19 @@ impl Builder<'_> {
             feeds_shards(plan, &rp.downstream)
         });
         let flat = self.start(&arb, node, fm.clone(), down, 1);
-        // The reader shares the flattener's thread, for files too: a block is decoded and
-        // its records assembled on one core while they are still in its cache, and the two
-        // hand-offs between them are queue pushes. Measured on the generated 5 M-record trace
-        // (`performance.md`): 3–5 % less CPU and 5–7 MiB less peak RSS in enrich and alert
-        // mode than on two threads, with the same records/s or better.
-        let rm = self.register("reader".to_string(), reader_stage, "");
+        // Files: the reader shares the flattener's thread unless alert-mode policies follow.
+        // Enrich mode exports every record, so the exporter's encoding keeps a core busy: a
+        // block decoded and assembled on one core (its records still in that core's cache,
+        // the hand-off a queue push) cost 3–6 % less CPU and 5–12 MiB less peak RSS, and ran
+        // 1.1–1.6x the records/s (`performance.md`). In alert mode few records reach the
+        // exporter and decoding and assembly are the longest path: on two threads they ran
+        // about 10 % faster on a real trace. Live pipelines share one thread in any case.
+        let own_reader = self.shared.is_none() && feeds_alert_policies(plan, &rp.downstream);
+        let (arb, rm) = if own_reader {
+            self.spawn("reader".to_string(), reader_stage, "")
+        } else {
+            (arb, self.register("reader".to_string(), reader_stage, ""))
+        };
         let node = reader::ReaderNode::new(
             self.diag.clone(),
             plan.block_limits,
