@@ -59,22 +59,31 @@ impl SocketDriver {
 /// fill within the budget) is read on a blocking-pool thread instead, so reading overlaps
 /// with the pipeline's work as it did on a thread of its own.
 pub struct SocketSource {
-    /// The driver (away only while a blocking-pool thread runs it).
+    /// The driver (away while a blocking-pool thread runs it).
     driver: Option<Box<SocketDriver>>,
+    /// The next step of a fast stream, already being read on a blocking-pool thread.
+    ahead: Option<PoolStep>,
     /// Registration failed (no reactor): every step runs on the blocking pool.
     blocking: bool,
 }
+
+/// A driver step running on a blocking-pool thread, and the driver it borrowed.
+type PoolStep = tokio::task::JoinHandle<(Box<SocketDriver>, SourceStep<Blocks>)>;
 
 impl SocketSource {
     pub fn new(driver: SocketDriver) -> Self {
         SocketSource {
             driver: Some(Box::new(driver)),
+            ahead: None,
             blocking: false,
         }
     }
 
     async fn step(&mut self) -> SourceStep<Blocks> {
         loop {
+            if self.ahead.is_some() {
+                return self.on_pool().await;
+            }
             let Some(driver) = self.driver.as_mut() else {
                 return SourceStep::End;
             };
@@ -89,18 +98,26 @@ impl SocketSource {
     }
 
     /// One blocking step on a blocking-pool thread; this thread runs the nodes meanwhile.
+    /// While the stream stays fast, the step after it starts reading at once: this thread
+    /// may be busy with the last batch for milliseconds before it asks for the next, and a
+    /// socket nobody reads for that long blocks the collector (its queue is bounded).
     async fn on_pool(&mut self) -> SourceStep<Blocks> {
-        let Some(mut driver) = self.driver.take() else {
-            return SourceStep::End;
+        let running = match self.ahead.take() {
+            Some(h) => h,
+            None => {
+                let Some(driver) = self.driver.take() else {
+                    return SourceStep::End;
+                };
+                spawn_step(driver)
+            }
         };
-        let joined = tokio::task::spawn_blocking(move || {
-            let step = Source::next(&mut *driver);
-            (driver, step)
-        })
-        .await;
-        match joined {
+        match running.await {
             Ok((driver, step)) => {
-                self.driver = Some(driver);
+                if matches!(step, SourceStep::Batch(_)) && driver.is_fast() {
+                    self.ahead = Some(spawn_step(driver));
+                } else {
+                    self.driver = Some(driver);
+                }
                 step
             }
             // The actor counts the panic (a dead letter) and ends the source.
@@ -150,6 +167,14 @@ impl SocketSource {
             }
         }
     }
+}
+
+/// Runs one driver step on a blocking-pool thread.
+fn spawn_step(mut driver: Box<SocketDriver>) -> PoolStep {
+    tokio::task::spawn_blocking(move || {
+        let step = Source::next(&mut *driver);
+        (driver, step)
+    })
 }
 
 /// A descriptor borrowed for one wait (not closed when dropped).
