@@ -296,7 +296,6 @@ impl FileFrag {
     }
 }
 
-/// The `new*` fields of a file section, for a renamed or linked file's new name.
 /// The `new*` fields of a file section. Written in place for a record that has a new file
 /// (a rename or link target, nearly always seen once: a cache of them never hit on the
 /// traces measured); rendered once for the records that have none.
