@@ -2,6 +2,7 @@
 //! configuration. Plain Rust; the actor runtime lives in the `sfactors` crate and the thin
 //! pipeline nodes in [`pipeline`].
 
+pub mod alloc;
 pub mod app;
 pub mod cache;
 pub mod cli;

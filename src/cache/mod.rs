@@ -158,6 +158,15 @@ pub struct EntityCache {
     /// entity records, reaps and headers, which clear this: the next event of that process
     /// then clones these instead of repeating three table lookups and a container-id hash.
     last: Option<(Oid, Resolved)>,
+    /// How the memo is doing, so it costs nothing where it does not pay: storing an entry
+    /// clones its `Arc`s and replacing it drops them (about eight atomic operations), which
+    /// on a stream that interleaves processes buys nothing (8 hits in 4.2 M lookups on the
+    /// generated trace, against 4.1 M of 4.5 M on upstream's). `last_hit`: the entry in
+    /// `last` was used; `memo_pays`: the entry before it was. While it does not pay, an
+    /// entry is stored only at the second event in a row of one process (`prev`).
+    last_hit: bool,
+    memo_pays: bool,
+    prev: Option<Oid>,
 }
 
 /// What [`EntityCache::assemble`] looks up for a process (see `EntityCache::last`).
@@ -237,6 +246,9 @@ impl EntityCache {
             bytes: [0; 4],
             empty_chain: Arc::from(Vec::new()),
             last: None,
+            last_hit: false,
+            memo_pays: true,
+            prev: None,
             freeze_lineage: false,
         }
     }
@@ -578,20 +590,30 @@ impl EntityCache {
             }
         }
         let resolved = match event.proc_oid() {
-            Some(oid) => match &self.last {
-                Some((o, r)) if *o == oid => {
-                    self.stats.missing_container += u64::from(r.missing_container);
-                    self.stats.missing_pod += u64::from(r.missing_pod);
-                    Some(r.clone())
-                }
-                _ => {
-                    let r = self.resolve(&oid);
-                    if let Some(r) = &r {
-                        self.last = Some((oid, r.clone()));
+            Some(oid) => {
+                let run = self.prev.replace(oid) == Some(oid);
+                match &self.last {
+                    Some((o, r)) if *o == oid => {
+                        self.stats.missing_container += u64::from(r.missing_container);
+                        self.stats.missing_pod += u64::from(r.missing_pod);
+                        self.last_hit = true;
+                        Some(r.clone())
                     }
-                    r
+                    held => {
+                        if held.is_some() {
+                            self.memo_pays = self.last_hit;
+                        }
+                        let r = self.resolve(&oid);
+                        if let Some(r) = &r {
+                            if self.memo_pays || run {
+                                self.last = Some((oid, r.clone()));
+                                self.last_hit = false;
+                            }
+                        }
+                        r
+                    }
                 }
-            },
+            }
             None => None,
         };
         let mut rec = match resolved {
@@ -819,6 +841,47 @@ mod tests {
         // A header drops everything, the memo included.
         c.apply(SysFlow::Header(Box::default()));
         assert!(c.apply(pe(7)).unwrap().process.is_none());
+    }
+
+    /// The memo stops storing (cloning) entries that are never used on a stream that
+    /// interleaves processes, and takes them up again at a run of one process.
+    #[test]
+    fn the_memo_is_kept_only_while_it_pays() {
+        let mut c = EntityCache::default();
+        for hpid in 1..=3 {
+            c.apply(proc(hpid, None, "/x", ObjectState::Created));
+        }
+        // References to a process's entity besides the table's, this probe's and `held`
+        // records': 1 while the memo holds it.
+        let memo = |c: &EntityCache, hpid: i64, held: usize| {
+            let p = c.process(&Oid { create_ts: 1, hpid }).unwrap();
+            Arc::strong_count(&p) - 2 - held
+        };
+        let mut kept = Vec::new();
+        kept.push(c.apply(pe(1)).unwrap());
+        assert_eq!(memo(&c, 1, 1), 1, "the first entry is stored");
+        // The entry for 1 is not used by the next event: from here on misses do not store.
+        kept.push(c.apply(pe(2)).unwrap());
+        assert_eq!(memo(&c, 2, 1), 0);
+        kept.push(c.apply(pe(3)).unwrap());
+        assert_eq!(memo(&c, 3, 1), 0);
+        kept.push(c.apply(pe(2)).unwrap());
+        assert_eq!(memo(&c, 2, 2), 0);
+        // A run of 2: its second event stores an entry, its third uses it.
+        kept.push(c.apply(pe(2)).unwrap());
+        assert_eq!(memo(&c, 2, 3), 1, "stored at the second event of a run");
+        let third = c.apply(pe(2)).unwrap();
+        assert!(Arc::ptr_eq(
+            kept[4].process.as_ref().unwrap(),
+            third.process.as_ref().unwrap()
+        ));
+        kept.push(third);
+        assert_eq!(memo(&c, 2, 4), 1);
+        // That entry was used: the next miss stores again without waiting for a run.
+        kept.push(c.apply(pe(3)).unwrap());
+        assert_eq!(memo(&c, 3, 2), 1);
+        assert_eq!(memo(&c, 2, 4), 0);
+        assert!(kept.iter().all(|r| r.process.is_some()));
     }
 
     fn exit(hpid: i64) -> SysFlow {

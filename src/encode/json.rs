@@ -438,6 +438,15 @@ pub(crate) fn render(f: impl FnOnce(&mut W)) -> Vec<u8> {
     out
 }
 
+/// [`render`] when `cond` holds, else nothing.
+pub(crate) fn render_if(cond: bool, f: impl FnOnce(&mut W)) -> Vec<u8> {
+    if cond {
+        render(f)
+    } else {
+        Vec::new()
+    }
+}
+
 fn write_container(w: &mut W, c: &Container) {
     w.section("container");
     w.str("id", &c.id);
@@ -632,11 +641,14 @@ impl JsonEncoder {
             return;
         }
 
-        if let Some(c) = rec.container.as_ref().filter(|c| !c.id.is_empty()) {
+        // No read of the entity on a cache hit (an empty id renders as nothing): the
+        // flattener's thread writes the count beside these fields for every record, and a
+        // read here would pull that cache line across cores each time.
+        if let Some(c) = &rec.container {
             let frag = containers.get_or_insert(
                 (ptr(c), 0),
                 || c.clone(),
-                || render(|w| write_container(w, c)),
+                || render_if(!c.id.is_empty(), |w| write_container(w, c)),
             );
             w.out.extend_from_slice(frag);
         }
@@ -723,9 +735,12 @@ impl JsonEncoder {
 
         w.out.extend_from_slice(node);
 
-        if let Some(pd) = rec.pod.as_ref().filter(|p| !p.id.is_empty()) {
-            let frag =
-                pods.get_or_insert((ptr(pd), 0), || pd.clone(), || render(|w| write_pod(w, pd)));
+        if let Some(pd) = &rec.pod {
+            let frag = pods.get_or_insert(
+                (ptr(pd), 0),
+                || pd.clone(),
+                || render_if(!pd.id.is_empty(), |w| write_pod(w, pd)),
+            );
             w.out.extend_from_slice(frag);
         }
 

@@ -248,8 +248,14 @@ impl Builder<'_> {
                     node: metrics.clone(),
                     exporter: stats,
                 });
-                let node =
+                let mut node =
                     exporter::ExporterNode::new(ec, transport, counters, self.shutdown.clone());
+                // On a thread of its own the exporter hands its spent batches back to the
+                // flattener (`super::reclaim`); on the shared live thread there is nothing to
+                // gain.
+                if let (None, Some(r)) = (&self.shared, &self.reclaim) {
+                    node = node.with_reclaim(r.clone());
+                }
                 self.start(&arb, node, metrics.clone(), vec![], sp.upstreams)
                     .recipient::<Envelope<Records>>()
             }

@@ -1,4 +1,5 @@
-//! Records the policy engine does not emit go back to the flattener to be dropped there.
+//! Records the policy engine does not emit, and those an exporter on a thread of its own has
+//! encoded, go back to the flattener to be dropped there.
 //!
 //! Why: a record holds up to seven `Arc`s (header, process, lineage, container, pod, files).
 //! The flattener increments their counts for every record; a shard dropping the record on
@@ -7,7 +8,10 @@
 //! over by every shard at once. In alert mode almost every record is dropped, and measured
 //! on the repeated upstream trace this was about a fifth of the pipeline's CPU time
 //! (`docs/performance.md`). Dropped on the flattener's thread, the counts stay in its cache,
-//! and the batches' memory is freed by the thread that allocated it.
+//! and the batches' memory is freed by the thread that allocated it. In enrich mode, where
+//! every record reaches the exporter, handing them back took the file pipeline on the
+//! generated trace from 7.2–7.35 to 6.05–6.4 CPU seconds (glibc's allocator, before
+//! mimalloc; `crate::alloc`).
 //!
 //! Bounded: at most [`SLOTS`] batches wait; when full (or once the flattener is gone) the
 //! shard drops the batch itself, as before.
@@ -19,7 +23,7 @@ use crate::record::Record;
 /// Batches that may wait for the flattener.
 pub const SLOTS: usize = 16;
 
-/// The shards' end.
+/// The shards' and exporters' end.
 #[derive(Clone)]
 pub struct Reclaim(SyncSender<Vec<Record>>);
 

@@ -40,7 +40,7 @@ pub use community_id::community_id;
 use community_id::write_community_id;
 pub use time::{civil_from_days, write_time};
 
-use super::json::{cmdline, ptr, render, split_sym_path, write_str, FragCache, W};
+use super::json::{cmdline, ptr, render, render_if, split_sym_path, write_str, FragCache, W};
 use crate::record::{Event, Record};
 use crate::sysflow::model::*;
 use crate::sysflow::names::{
@@ -152,17 +152,21 @@ impl EcsEncoder {
             return;
         }
 
-        if let Some(c) = rec.container.as_ref().filter(|c| !c.id.is_empty()) {
+        // As in the JSON encoder: no read of the entity on a cache hit.
+        if let Some(c) = &rec.container {
             let frag = containers.get_or_insert(
                 (ptr(c), 0),
                 || c.clone(),
-                || render(|w| write_container(w, c)),
+                || render_if(!c.id.is_empty(), |w| write_container(w, c)),
             );
             w.out.extend_from_slice(frag);
         }
-        if let Some(pd) = rec.pod.as_ref().filter(|p| !p.id.is_empty()) {
-            let frag =
-                pods.get_or_insert((ptr(pd), 0), || pd.clone(), || render(|w| write_pod(w, pd)));
+        if let Some(pd) = &rec.pod {
+            let frag = pods.get_or_insert(
+                (ptr(pd), 0),
+                || pd.clone(),
+                || render_if(!pd.id.is_empty(), |w| write_pod(w, pd)),
+            );
             w.out.extend_from_slice(frag);
         }
 
