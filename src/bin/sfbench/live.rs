@@ -32,6 +32,8 @@ pub struct LiveArgs {
     pub agent: Option<PathBuf>,
     /// `-latency`: `live-cpu` also measures alert latency (alerts to rsyslog).
     pub latency: bool,
+    /// `-warmup N`: `live-cpu` sends N seconds before it starts measuring.
+    pub warmup: u64,
 }
 
 const PASS_THROUGH: &str = r#"{"pipeline":[
@@ -534,11 +536,14 @@ pub fn live_cpu_stage(a: &LiveArgs) -> Result<(u64, f64), String> {
                 "-rate".into(),
                 a.rate.to_string(),
                 "-seconds".into(),
-                a.seconds.to_string(),
+                (a.warmup + a.seconds).to_string(),
             ],
         )?;
         let mut sout = SimOutput::new(&mut sim)?;
         sout.expect("ready")?;
+        // The warm-up: the agent's tables and caches grow to their working size (fresh pages,
+        // rehashes), which a months-long run does once.
+        std::thread::sleep(Duration::from_secs(a.warmup));
         cpu0 = (proc_cpu_precise(pid), proc_cpu_seconds(pid).unwrap_or(0.0));
         sw0 = proc_switches(pid);
         t = Instant::now();
@@ -546,7 +551,9 @@ pub fn live_cpu_stage(a: &LiveArgs) -> Result<(u64, f64), String> {
         let _ = sim.wait();
         // What is still in flight at the end is the agent's too: a moment to finish it.
         std::thread::sleep(Duration::from_millis(100));
-        sent
+        // Records of the measured window: the simulator sends at a steady rate.
+        let total = (a.warmup + a.seconds).max(1);
+        sent * a.seconds.max(1) / total
     };
     let secs = t.elapsed().as_secs_f64();
     let ticks = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0.1;
@@ -562,8 +569,9 @@ pub fn live_cpu_stage(a: &LiveArgs) -> Result<(u64, f64), String> {
     let _ = agent.wait();
     let records = sent.saturating_sub(1);
     println!(
-        "live-cpu rate={}/s seconds={secs:.1} records={records} cpu_pct={:.2} cpu_pct_ticks={:.2} us_per_record={:.1} wakeups_per_sec={:.0} (voluntary {:.0}/s, involuntary {:.0}/s) agent={}",
+        "live-cpu rate={}/s warmup={}s seconds={secs:.1} records={records} cpu_pct={:.2} cpu_pct_ticks={:.2} us_per_record={:.1} wakeups_per_sec={:.0} (voluntary {:.0}/s, involuntary {:.0}/s) agent={}",
         a.rate,
+        a.warmup,
         cpu / secs * 100.0,
         ticks / secs * 100.0,
         if records > 0 { cpu / records as f64 * 1e6 } else { 0.0 },

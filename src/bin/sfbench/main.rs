@@ -2,12 +2,13 @@
 //! its peak RSS is its own.
 //!
 //! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|ruleprof|kafka-bare|kafka|es|syslog|socket|socket-vs-file|soak|latency|live-cpu|all]
-//!                [-policies P1,P2] [-rules N] [-repeat N] [-rate N] [-seconds N] [-agent PATH] [-latency]
+//!                [-policies P1,P2] [-rules N] [-repeat N] [-rate N] [-seconds N] [-warmup N] [-agent PATH] [-latency]
 //!
 //! `live-cpu` (`live.rs`): the agent binary (`-agent`, default the `sfprocessor` beside this
 //! one) as a process of its own fed by the simulator at `-rate` records/s for `-seconds`
 //! (rate 0: idle): its CPU % of a core, µs per record and context switches per second;
-//! `-latency` alerts to an rsyslogd and adds p50/p99/max latency.
+//! `-warmup N` sends N seconds first and measures after them (the steady state: entity tables
+//! and encoder caches full); `-latency` alerts to an rsyslogd and adds p50/p99/max latency.
 //!
 //! Live stages (`live.rs`): `socket` (the socket path: pass-through, JSON, null exporter, fed
 //! by a simulator child that preloads the trace), `socket-vs-file` (that and `pipeline`
@@ -683,6 +684,7 @@ fn main() -> ExitCode {
             "distinct" => la.distinct = true,
             "stamp" => la.stamp = true,
             "agent" => la.agent = args.next().map(PathBuf::from),
+            "warmup" => la.warmup = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "latency" => la.latency = true,
             "trace" => trace = args.next().map(PathBuf::from),
             "stage" => stage = args.next().unwrap_or(stage),
