@@ -235,7 +235,7 @@ fn profiles_and_the_perf_log_are_written_at_the_end_of_a_file_run_and_after_sigt
     );
     let m = std::fs::read_to_string(&mem).unwrap();
     assert!(
-        m.contains("committed_bytes ") && m.contains("peak_rss_bytes "),
+        m.contains("heap_in_use_bytes ") && m.contains("peak_rss_bytes "),
         "{m}"
     );
     let err = String::from_utf8_lossy(&o.stderr);

@@ -2,7 +2,6 @@
 //! configuration. Plain Rust; the actor runtime lives in the `sfactors` crate and the thin
 //! pipeline nodes in [`pipeline`].
 
-pub mod alloc;
 pub mod app;
 pub mod cache;
 pub mod cli;

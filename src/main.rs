@@ -9,7 +9,6 @@ use sfprocessor::app::{self, Exit};
 use sfprocessor::cli::{Cli, USAGE};
 
 fn main() -> ExitCode {
-    sfprocessor::alloc::tune();
     let cli = match Cli::parse(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(e) => {

@@ -22,7 +22,6 @@ const USAGE: &str = "Usage: sfgen [-seed N] [-records N] [-codec deflate|null|sn
   -rate N          records per second (default 0: as fast as the agent takes them)";
 
 fn main() -> ExitCode {
-    sfprocessor::alloc::tune();
     let mut cfg = GenConfig::default();
     let mut codec = "deflate".to_string();
     let mut version = SchemaVersion::V5;

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use sfprocessor::print::cli::{Options, USAGE};
 
 fn main() -> ExitCode {
-    sfprocessor::alloc::tune();
     let o = match Options::parse(std::env::args().skip(1)) {
         Ok(o) => o,
         Err(e) => {

@@ -3,12 +3,12 @@
 //! pprof protobuf when the run ends — at the end of the input or after SIGTERM's drain, since
 //! both return through `main` — readable by `go tool pprof` as upstream's are.
 //!
-//! `-memprofile FILE`: the allocator is mimalloc (`crate::alloc`), built without its
-//! sampling heap profiler; a pprof heap profile would need another allocator, whose
+//! `-memprofile FILE`: this build uses the system allocator (glibc), which has no sampling
+//! heap profiler; a pprof heap profile would need jemalloc as the allocator, whose
 //! footprint and speed differ from what runs in production. So the file holds the
-//! allocator's statistics at the end of the run instead (peak and current RSS, memory
-//! mimalloc has committed now and at its peak, and its statistics table): what the heap
-//! holds and what it keeps, documented in docs/operations.md.
+//! allocator's statistics at the end of the run instead (`mallinfo2` figures, peak and
+//! current RSS, and glibc's `malloc_info` XML per arena): what the heap holds and what it
+//! keeps, documented in docs/operations.md.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -121,12 +121,48 @@ pub fn heap_summary() -> String {
     let (peak, now) = rss();
     let mut out = String::from(
         "# sfprocessor -memprofile: allocator statistics at the end of the run.\n\
-         # Not a pprof heap profile: mimalloc is built without its sampling heap profiler\n\
-         # (docs/operations.md, \"Profiling\").\n",
+         # Not a pprof heap profile: this build uses glibc's allocator, which has no sampling\n\
+         # heap profiler (docs/operations.md, \"Profiling\").\n",
     );
     out.push_str(&format!("peak_rss_bytes {peak}\nrss_bytes {now}\n"));
-    out.push_str(&crate::alloc::stats_text());
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct.
+        let m = unsafe { libc::mallinfo2() };
+        out.push_str(&format!(
+            "heap_arena_bytes {}\nheap_in_use_bytes {}\nheap_free_bytes {}\nheap_releasable_bytes {}\nmmap_bytes {}\nmmap_regions {}\n",
+            m.arena, m.uordblks, m.fordblks, m.keepcost, m.hblkhd, m.hblks
+        ));
+        if let Some(xml) = malloc_info() {
+            out.push_str("# glibc malloc_info:\n");
+            out.push_str(&xml);
+        }
+    }
     out
+}
+
+/// glibc's `malloc_info` XML, through a memory stream.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn malloc_info() -> Option<String> {
+    let mut buf: *mut libc::c_char = std::ptr::null_mut();
+    let mut len: libc::size_t = 0;
+    // SAFETY: open_memstream allocates `buf` and updates `buf`/`len` on fflush/fclose; both
+    // outlive the stream. The stream is closed before `buf` is read and freed.
+    unsafe {
+        let f = libc::open_memstream(&mut buf, &mut len);
+        if f.is_null() {
+            return None;
+        }
+        let r = libc::malloc_info(0, f);
+        libc::fclose(f);
+        if buf.is_null() {
+            return None;
+        }
+        let text = std::slice::from_raw_parts(buf as *const u8, len);
+        let s = (r == 0).then(|| String::from_utf8_lossy(text).into_owned());
+        libc::free(buf as *mut libc::c_void);
+        s
+    }
 }
 
 /// Writes [`heap_summary`] to `path`.
@@ -146,7 +182,10 @@ mod tests {
     fn the_heap_summary_has_the_allocators_figures() {
         let s = heap_summary();
         assert!(s.contains("peak_rss_bytes "), "{s}");
-        assert!(s.contains("committed_bytes "), "{s}");
-        assert!(s.contains("allocator mimalloc"), "{s}");
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            assert!(s.contains("heap_in_use_bytes "), "{s}");
+            assert!(s.contains("<malloc version="), "{s}");
+        }
     }
 }

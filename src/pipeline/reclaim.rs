@@ -10,8 +10,7 @@
 //! (`docs/performance.md`). Dropped on the flattener's thread, the counts stay in its cache,
 //! and the batches' memory is freed by the thread that allocated it. In enrich mode, where
 //! every record reaches the exporter, handing them back took the file pipeline on the
-//! generated trace from 7.2–7.35 to 6.05–6.4 CPU seconds (glibc's allocator, before
-//! mimalloc; `crate::alloc`).
+//! generated trace from 7.2–7.35 to 6.05–6.4 CPU seconds.
 //!
 //! Bounded: at most [`SLOTS`] batches wait; when full (or once the flattener is gone) the
 //! shard drops the batch itself, as before.

@@ -650,7 +650,6 @@ fn write_repeated(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    sfprocessor::alloc::tune();
     let mut records: u64 = 5_000_000;
     let mut trace: Option<PathBuf> = None;
     let mut stage = "all".to_string();
