@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod print;
 pub mod progress;
+pub mod queue;
 pub mod ratelimit;
 pub mod record;
 pub mod reopen;

@@ -94,6 +94,8 @@ pub struct ExporterStats {
     epoch: Instant,
     /// The transport reports its target down (no broker up), with the reason.
     link_down: Mutex<Option<String>>,
+    /// The disk queue's statistics (`queue.type: disk`).
+    disk: std::sync::OnceLock<std::sync::Arc<crate::queue::QueueStats>>,
 }
 
 impl Default for ExporterStats {
@@ -105,11 +107,22 @@ impl Default for ExporterStats {
             attempt_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             link_down: Mutex::new(None),
+            disk: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl ExporterStats {
+    /// Attaches the exporter's disk queue (once).
+    pub fn set_disk_queue(&self, q: std::sync::Arc<crate::queue::QueueStats>) {
+        let _ = self.disk.set(q);
+    }
+
+    /// The exporter's disk queue, if it has one.
+    pub fn disk_queue(&self) -> Option<&crate::queue::QueueStats> {
+        self.disk.get().map(|q| q.as_ref())
+    }
+
     pub fn queue_bytes(&self) -> u64 {
         self.queue_bytes.load(Ordering::Relaxed).max(0) as u64
     }

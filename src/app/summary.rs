@@ -92,6 +92,28 @@ pub fn summarize(outcome: &pipeline::RunOutcome, live: &pipeline::Live) -> Exit 
             eprintln!("  - {u}");
         }
     }
+    // A disk queue's backlog is kept, not lost: it goes out first at the next start.
+    for e in live.exporters() {
+        if let Some(q) = e.stats.disk_queue() {
+            let left = q.records.load(Ordering::Relaxed);
+            if left > 0 {
+                eprintln!(
+                    "sfprocessor: {} ({}): {left} records left in the disk queue {}; they are delivered first at the next start",
+                    e.node, e.exporter, q.path
+                );
+            }
+            let (torn, damaged) = (
+                q.torn.load(Ordering::Relaxed),
+                q.damaged.load(Ordering::Relaxed),
+            );
+            if torn + damaged > 0 {
+                eprintln!(
+                    "sfprocessor: {} ({}): disk queue {}: {torn} torn record(s) cut, {damaged} damaged stretch(es) skipped (see the log for positions)",
+                    e.node, e.exporter, q.path
+                );
+            }
+        }
+    }
     if live.socket_drivers() > 0 {
         let st = &live.socket;
         let bad = st.bad_total();

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+    if let Some(dir) = &o.queue {
+        return inspect_queue(dir);
+    }
     match sfprocessor::print::run(&o) {
         Ok(outcome) if outcome.damage.is_empty() => ExitCode::SUCCESS,
         Ok(outcome) => {
@@ -52,5 +55,53 @@ fn main() -> ExitCode {
             eprintln!("sfprint: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `sfprint --queue DIR`: what an exporter's disk queue holds.
+fn inspect_queue(dir: &std::path::Path) -> ExitCode {
+    let i = match sfprocessor::queue::inspect::inspect(dir) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("sfprint: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let when = |ms: Option<u64>| match ms {
+        Some(ms) => humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+        None => "-".into(),
+    };
+    println!("queue:     {}", dir.display());
+    println!(
+        "in use:    {}",
+        if i.locked {
+            "yes (an agent holds it)"
+        } else {
+            "no"
+        }
+    );
+    println!("records:   {}", i.records);
+    println!("bytes:     {}", i.bytes);
+    println!("segments:  {}", i.segments);
+    println!("oldest:    {}", when(i.oldest_ms));
+    println!("newest:    {}", when(i.newest_ms));
+    match i.ack {
+        Some((seg, off)) => println!("delivered: up to segment {seg}, offset {off}"),
+        None => println!("delivered: (no ack file)"),
+    }
+    println!("damaged:   {}", i.damage.len());
+    for d in &i.damage {
+        println!("  {d}");
+    }
+    if !i.set_aside.is_empty() {
+        println!("set aside: {}", i.set_aside.join(", "));
+    }
+    if i.damage.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::handoff::{self, RecvError, SendError};
 use super::{Transport, TransportError};
 use crate::counters::Counters;
+use crate::queue::{Appended, DiskQueue, DiskReader, DiskWriter, ReadError};
 use crate::shutdown::Shutdown;
 
 /// What to do when the delivery queue is full.
@@ -57,6 +58,8 @@ pub struct DeliveryConfig {
     pub backoff_max: Duration,
     /// How long undelivered batches keep being retried after the input ended.
     pub drain_timeout: Duration,
+    /// `queue.type: disk`: records wait in segment files instead of memory.
+    pub disk: Option<crate::queue::QueueConfig>,
 }
 
 impl Default for DeliveryConfig {
@@ -71,6 +74,7 @@ impl Default for DeliveryConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            disk: None,
         }
     }
 }
@@ -153,12 +157,18 @@ pub struct Delivery {
     target: String,
     /// Emptied batch buffers coming back from the worker (see [`Delivery::buffer`]).
     recycled: Receiver<Vec<u8>>,
+    /// The disk queue's writing side (`queue.type: disk`), instead of `tx`.
+    disk: Option<DiskWriter>,
+    /// A payload buffer kept after its records went to disk.
+    spare: Option<Vec<u8>>,
 }
 
 /// Emptied buffers the worker hands back; a few are enough for the node to always find one.
 const RECYCLED: usize = 2;
 /// Larger buffers are not handed back (the node encodes into chunks of well under this).
 const RECYCLE_MAX_BYTES: usize = 4 << 20;
+/// Bytes the worker reads from a disk queue at a time (as the node's chunks in memory).
+const DISK_READ_BYTES: usize = 512 << 10;
 
 impl Delivery {
     /// Starts the worker thread for `transport`. `shutdown` is the run's end-of-input clock
@@ -170,7 +180,47 @@ impl Delivery {
         target: String,
         shutdown: Arc<Shutdown>,
     ) -> Delivery {
+        Self::start_with(transport, cfg, metrics, target, shutdown, None)
+    }
+
+    /// [`Delivery::start`] with an opened disk queue (`queue.type: disk`): the node appends
+    /// to it and the worker reads from it, acknowledging what the target acknowledged.
+    pub fn start_with(
+        transport: Box<dyn Transport>,
+        cfg: &DeliveryConfig,
+        metrics: Arc<dyn Counters>,
+        target: String,
+        shutdown: Arc<Shutdown>,
+        queue: Option<DiskQueue>,
+    ) -> Delivery {
         let (recycle, recycled) = sync_channel::<Vec<u8>>(RECYCLED);
+        if let Some(q) = queue {
+            let DiskQueue { writer, reader, .. } = q;
+            let worker_cfg = cfg.clone();
+            let m = metrics.clone();
+            let t = target.clone();
+            let sd = shutdown.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("delivery {target}"))
+                .spawn(move || {
+                    let mut w = Worker::new(transport, worker_cfg, m, t, sd, recycle);
+                    w.disk = Some(reader);
+                    w.run(None)
+                })
+                .ok();
+            return Delivery {
+                tx: None,
+                inline: None,
+                shutdown,
+                worker,
+                when_full: cfg.when_full,
+                metrics,
+                target,
+                recycled,
+                disk: Some(writer),
+                spare: None,
+            };
+        }
         if transport.inline() {
             let worker = Worker::new(
                 transport,
@@ -189,6 +239,8 @@ impl Delivery {
                 metrics,
                 target,
                 recycled,
+                disk: None,
+                spare: None,
             };
         }
         let (tx, rx) = handoff::bounded::<Payload>(cfg.queue.max(1));
@@ -198,7 +250,7 @@ impl Delivery {
         let sd = shutdown.clone();
         let worker = std::thread::Builder::new()
             .name(format!("delivery {target}"))
-            .spawn(move || Worker::new(transport, worker_cfg, m, t, sd, recycle).run(rx))
+            .spawn(move || Worker::new(transport, worker_cfg, m, t, sd, recycle).run(Some(rx)))
             .ok();
         Delivery {
             tx: Some(tx),
@@ -209,6 +261,8 @@ impl Delivery {
             metrics,
             target,
             recycled,
+            disk: None,
+            spare: None,
         }
     }
 
@@ -217,7 +271,11 @@ impl Delivery {
     /// freed on the worker's thread, left the allocator holding tens of MiB of free heap
     /// (measured on the pipeline benchmark with 6 MB payloads: 70 MiB peak RSS, and 20 %
     /// slower than with reuse).
-    pub fn buffer(&self, capacity: usize) -> Vec<u8> {
+    pub fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+        if let Some(mut b) = self.spare.take() {
+            b.reserve(capacity);
+            return b;
+        }
         match self.recycled.try_recv() {
             Ok(mut b) => {
                 b.reserve(capacity);
@@ -229,6 +287,25 @@ impl Delivery {
 
     /// Queues encoded records (waits or drops when the queue is full, per `when_full`).
     pub fn submit(&mut self, p: Payload) -> Result<(), String> {
+        if let Some(d) = self.disk.as_mut() {
+            let n = p.records as u64;
+            match d.append(&p, self.when_full == WhenFull::Block) {
+                Appended::Yes => {}
+                Appended::Dropped => {
+                    self.metrics.add_dropped(n);
+                    tracing::warn!(target = %self.target, records = n, "disk queue full: records dropped (when_full: drop_newest)");
+                }
+                Appended::Stopped => {
+                    self.metrics.add_failed(n);
+                    self.metrics.add_error();
+                    tracing::error!(target = %self.target, records = n, "records not delivered: the disk queue is full and delivery has stopped");
+                }
+            }
+            let mut b = p.bytes;
+            b.clear();
+            self.spare = Some(b);
+            return Ok(());
+        }
         if let Some(w) = self.inline.as_mut() {
             w.take(p);
             w.ship();
@@ -267,6 +344,9 @@ impl Delivery {
         if let Some(w) = self.inline.take() {
             w.finish();
         }
+        if let Some(d) = self.disk.as_mut() {
+            d.close();
+        }
         self.tx = None;
         if let Some(w) = self.worker.take() {
             if w.join().is_err() {
@@ -301,6 +381,10 @@ struct Worker {
     rng: u64,
     /// Where emptied batch buffers go back to the node.
     recycle: SyncSender<Vec<u8>>,
+    /// The disk queue's reading side: batches come from it and are acknowledged to it.
+    disk: Option<DiskReader>,
+    /// Delivery stopped with records left in the disk queue (for the next start).
+    left_on_disk: bool,
 }
 
 impl Worker {
@@ -331,11 +415,16 @@ impl Worker {
             healthy: true,
             rng: seed | 1,
             recycle,
+            disk: None,
+            left_on_disk: false,
         }
     }
 
-    fn run(mut self, rx: handoff::Receiver<Payload>) {
+    fn run(mut self, rx: Option<handoff::Receiver<Payload>>) {
         loop {
+            if self.left_on_disk {
+                break;
+            }
             // A partial batch goes out `idle_flush` after its first record arrived, however
             // steadily records keep trickling in: that bounds an alert's latency (and what a
             // crash could take with it) even when `buffer` is large and alerts are rare.
@@ -350,10 +439,23 @@ impl Worker {
                     .min(self.cfg.linger.saturating_sub(self.last_arrival.elapsed())),
                 None => tick.unwrap_or(Duration::from_secs(3600)),
             };
-            let got = rx.recv_timeout(wait);
+            let got = match (&rx, self.disk.as_mut()) {
+                (Some(rx), _) => rx.recv_timeout(wait),
+                (None, Some(d)) => {
+                    let room = self.cfg.buffer_bytes.saturating_sub(self.batch.bytes.len());
+                    d.recv_timeout(wait, room.clamp(64 << 10, DISK_READ_BYTES))
+                        .map_err(|e| match e {
+                            ReadError::Timeout => RecvError::Timeout,
+                            ReadError::Closed => RecvError::Closed,
+                        })
+                }
+                (None, None) => Err(RecvError::Closed),
+            };
             match got {
                 Ok(p) => {
-                    self.metrics.queue_bytes(-(p.bytes.len() as i64));
+                    if self.disk.is_none() {
+                        self.metrics.queue_bytes(-(p.bytes.len() as i64));
+                    }
                     self.take(p);
                     let old = self
                         .batch_started
@@ -391,9 +493,35 @@ impl Worker {
     fn finish(mut self) {
         self.shutdown.all_input_ended();
         self.drain_deadline();
-        self.ship();
+        if !self.left_on_disk {
+            self.ship();
+        }
         if let Err(e) = self.transport.flush() {
             tracing::error!(target = %self.target, "flush failed: {e}");
+        }
+        if let Some(d) = self.disk.as_mut() {
+            let left = d.close();
+            if left > 0 {
+                tracing::warn!(target = %self.target, records = left, "records left in the disk queue: they are delivered at the next start");
+            }
+        }
+    }
+
+    /// Delivery stops with the batch undelivered: with a disk queue its records stay there
+    /// (not acknowledged) for the next start; `true` then. Without one, `false`.
+    fn leave_on_disk(&mut self) -> bool {
+        if self.disk.is_none() {
+            return false;
+        }
+        self.left_on_disk = true;
+        self.reset_batch();
+        true
+    }
+
+    /// The batch was delivered or counted failed: with a disk queue it leaves the queue.
+    fn acknowledge(&mut self) {
+        if let Some(d) = self.disk.as_mut() {
+            d.ack();
         }
     }
 
@@ -458,6 +586,9 @@ impl Worker {
             // The drain time is spent and the target is failing (or a signal asked for a
             // bounded stop): what is still queued is not tried at all, so shutdown keeps to
             // `drain_timeout` instead of one full attempt per queued batch.
+            if self.leave_on_disk() {
+                return;
+            }
             let why = if self.healthy {
                 "stopped by a signal and the drain timeout passed"
             } else {
@@ -525,6 +656,9 @@ impl Worker {
                     .drain_deadline()
                     .is_some_and(|d| Instant::now() + delay > d);
             if give_up {
+                if err.retryable() && self.leave_on_disk() {
+                    return;
+                }
                 self.metrics.add_failed(n as u64);
                 self.metrics.add_error();
                 tracing::error!(target = %self.target, records = n, "records not delivered: {err}");
@@ -543,6 +677,7 @@ impl Worker {
                 .min(self.cfg.backoff_max.max(Duration::from_millis(1)));
         }
         self.reset_batch();
+        self.acknowledge();
     }
 
     /// Sleeps `d` between retries, in slices, so a drain that starts meanwhile (a signal)

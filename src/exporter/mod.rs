@@ -136,6 +136,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "linger",
     "when_full",
     "queue",
+    "queue.type",
+    "queue.path",
+    "queue.maxbytes",
+    "queue.sync",
     "retry.backoff",
     "retry.backoff.max",
     "retry.drain_timeout",
@@ -574,7 +578,74 @@ fn delivery_config(
             MAX_DRAIN,
             false,
         )?,
+        disk: disk_queue_config(cfg, st)?,
     })
+}
+
+/// `queue.type`, `queue.path`, `queue.maxbytes`, `queue.sync` (docs/operations.md, "Disk
+/// queue").
+fn disk_queue_config(
+    cfg: &PipelineConfig,
+    st: &StageConfig,
+) -> Result<Option<crate::queue::QueueConfig>, ConfigError> {
+    use crate::queue::{QueueConfig, SyncPolicy};
+    let disk = cfg.choice(st, "queue.type", "memory", &["memory", "disk"])? == "disk";
+    let path = st.get("queue.path").map(str::trim).unwrap_or("");
+    if !disk {
+        for k in ["queue.path", "queue.maxbytes", "queue.sync"] {
+            if st.get(k).is_some() {
+                return Err(cfg.error(
+                    st,
+                    Some(k),
+                    "applies to a disk queue only: set `queue.type` to `disk` (or remove it)"
+                        .into(),
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    if path.is_empty() {
+        return Err(cfg.error(
+            st,
+            Some("queue.path"),
+            "missing: `queue.type: disk` needs a directory for its segment files".into(),
+        ));
+    }
+    let p = std::path::Path::new(path);
+    if p.exists() && !p.is_dir() {
+        return Err(cfg.error(
+            st,
+            Some("queue.path"),
+            format!("`{path}` exists and is not a directory"),
+        ));
+    }
+    let maxbytes = cfg.bytes(
+        st,
+        "queue.maxbytes",
+        QueueConfig::DEFAULT_MAXBYTES,
+        1 << 20,
+        1 << 50,
+    )?;
+    let sync = match st.get("queue.sync").map(str::trim) {
+        None | Some("") => QueueConfig::DEFAULT_SYNC,
+        Some(v) if v.eq_ignore_ascii_case("always") || v.eq_ignore_ascii_case("batch") => {
+            SyncPolicy::Always
+        }
+        Some(v) if v.eq_ignore_ascii_case("never") => SyncPolicy::Never,
+        Some(_) => SyncPolicy::Every(cfg.duration(
+            st,
+            "queue.sync",
+            Duration::from_secs(1),
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+            false,
+        )?),
+    };
+    Ok(Some(QueueConfig {
+        path: p.to_path_buf(),
+        maxbytes,
+        sync,
+    }))
 }
 
 /// `file.path` must name a file in an existing directory: found now (exit 2 at validation)

@@ -189,6 +189,74 @@ impl Collector for LiveCollector {
                 .map(|i| (ex_labels(i), exps[i].stats.last_success().unwrap_or(0.0)))
                 .collect::<Vec<_>>(),
         )?;
+        // Disk queues (`queue.type: disk`): only exporters that have one.
+        let disk: Vec<(usize, &crate::queue::QueueStats)> = (0..exps.len())
+            .filter_map(|i| exps[i].stats.disk_queue().map(|q| (i, q)))
+            .collect();
+        if !disk.is_empty() {
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let per_queue = |f: &dyn Fn(&crate::queue::QueueStats) -> u64| {
+                disk.iter()
+                    .map(|(i, q)| (ex_labels(*i), f(q)))
+                    .collect::<Vec<_>>()
+            };
+            gauges(
+                &mut enc,
+                "exporter_disk_queue",
+                "Bytes the exporter's disk queue segments take.",
+                Some(Unit::Bytes),
+                &per_queue(&|q| load(&q.bytes)),
+            )?;
+            gauges(
+                &mut enc,
+                "exporter_disk_queue_records",
+                "Records in the disk queue not yet acknowledged by the target.",
+                None,
+                &per_queue(&|q| load(&q.records)),
+            )?;
+            gauges(
+                &mut enc,
+                "exporter_disk_queue_segments",
+                "Segment files of the disk queue.",
+                None,
+                &per_queue(&|q| load(&q.segments)),
+            )?;
+            gauges(
+                &mut enc,
+                "exporter_disk_queue_oldest_age",
+                "Age of the oldest unacknowledged record in the disk queue (0: empty).",
+                Some(Unit::Seconds),
+                &disk
+                    .iter()
+                    .map(|(i, q)| (ex_labels(*i), q.oldest_age().as_secs_f64()))
+                    .collect::<Vec<_>>(),
+            )?;
+            for (name, help, f) in [
+                (
+                    "exporter_disk_queue_recovered_records",
+                    "Records found in the disk queue at start (the previous run's backlog).",
+                    (|q: &crate::queue::QueueStats| q.recovered.load(Ordering::Relaxed))
+                        as fn(&crate::queue::QueueStats) -> u64,
+                ),
+                (
+                    "exporter_disk_queue_torn_records",
+                    "Torn records (a write cut by a crash) cut off the queue at start.",
+                    |q| q.torn.load(Ordering::Relaxed),
+                ),
+                (
+                    "exporter_disk_queue_damaged",
+                    "Damaged stretches of the disk queue skipped (each lost at least one record).",
+                    |q| q.damaged.load(Ordering::Relaxed),
+                ),
+                (
+                    "exporter_disk_queue_full",
+                    "Appends that found the disk queue full or its disk failing.",
+                    |q| q.full_events.load(Ordering::Relaxed),
+                ),
+            ] {
+                counters(&mut enc, name, help, None, &per_queue(&f))?;
+            }
+        }
         gauges(
             &mut enc,
             "exporter_up",

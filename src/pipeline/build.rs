@@ -241,15 +241,29 @@ impl Builder<'_> {
         let recipient = match &sp.kind {
             StageKind::Exporter(ec) => {
                 let mut transport = ec.open().map_err(|e| format!("{name}: {e}"))?;
+                let queue = match &ec.delivery.disk {
+                    Some(qc) => Some(
+                        crate::queue::DiskQueue::open(qc).map_err(|e| format!("{name}: {e}"))?,
+                    ),
+                    None => None,
+                };
                 let stats = Arc::new(ExporterStats::default());
+                if let Some(q) = &queue {
+                    stats.set_disk_queue(q.stats.clone());
+                }
                 transport.watch(stats.clone());
                 self.live.add_exporter(&name, exporter_kind, stats.clone());
                 let counters = Arc::new(DeliveryCounters {
                     node: metrics.clone(),
                     exporter: stats,
                 });
-                let mut node =
-                    exporter::ExporterNode::new(ec, transport, counters, self.shutdown.clone());
+                let mut node = exporter::ExporterNode::new(
+                    ec,
+                    transport,
+                    counters,
+                    self.shutdown.clone(),
+                    queue,
+                );
                 // On a thread of its own the exporter hands its spent batches back to the
                 // flattener (`super::reclaim`); on the shared live thread there is nothing to
                 // gain.

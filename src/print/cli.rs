@@ -49,6 +49,8 @@ options:
   --secure [SECURE]     use TLS for S3 (yes/no, true/false; bare: yes)
   --log LEVEL           stderr log level: error, warn, info, quiet (quiet also hides
                         the progress bar)
+  --queue DIR           inspect an exporter's disk queue directory (queue.path): records,
+                        bytes, oldest and newest, damage; exit 1 if damage was found
   -v, --version         print version information";
 
 /// Where traces come from.
@@ -97,6 +99,8 @@ pub struct Options {
     pub policies: Vec<PathBuf>,
     pub upstream_quirks: bool,
     pub quiet: bool,
+    /// `--queue DIR`: inspect a disk queue directory instead of printing traces.
+    pub queue: Option<PathBuf>,
     pub log: String,
     pub s3: S3Args,
     pub paths: Vec<String>,
@@ -119,6 +123,7 @@ impl Default for Options {
             policies: Vec::new(),
             upstream_quirks: false,
             quiet: false,
+            queue: None,
             log: "warn".to_string(),
             s3: S3Args::default(),
             paths: Vec::new(),
@@ -190,7 +195,7 @@ impl Options {
                         };
                         continue;
                     }
-                    "policies" | "s3port" | "quirks" | "log" => (n.to_string(), v),
+                    "policies" | "s3port" | "quirks" | "log" | "queue" => (n.to_string(), v),
                     _ => match LONG.iter().find(|(l, _, _)| *l == n) {
                         Some((_, c, _)) => (c.to_string(), v),
                         None => return Err(format!("unrecognized arguments: {a}")),
@@ -233,7 +238,7 @@ impl Options {
         if o.k8s && o.k8s_events {
             return Err("argument -K/--k8sevents: not allowed with argument -k/--k8s".into());
         }
-        if !o.help && !o.version && !o.list && o.paths.is_empty() {
+        if !o.help && !o.version && !o.list && o.queue.is_none() && o.paths.is_empty() {
             return Err("the following arguments are required: path".into());
         }
         Ok(o)
@@ -284,6 +289,7 @@ impl Options {
                 Err(_) => self.policies.push(PathBuf::from(v)),
             },
             "policies" => self.policies.push(PathBuf::from(v)),
+            "queue" => self.queue = Some(PathBuf::from(v)),
             "s3port" => {
                 self.s3.port = Some(
                     v.parse()

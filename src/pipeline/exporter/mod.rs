@@ -36,6 +36,7 @@ impl ExporterNode {
         transport: Box<dyn Transport>,
         counters: Arc<dyn Counters>,
         shutdown: Arc<Shutdown>,
+        queue: Option<crate::queue::DiskQueue>,
     ) -> Self {
         ExporterNode {
             encoder: match cfg.format {
@@ -44,7 +45,14 @@ impl ExporterNode {
             },
             keys: cfg.needs_keys(),
             ids: cfg.needs_ids(),
-            delivery: Delivery::start(transport, &cfg.delivery, counters, cfg.target(), shutdown),
+            delivery: Delivery::start_with(
+                transport,
+                &cfg.delivery,
+                counters,
+                cfg.target(),
+                shutdown,
+                queue,
+            ),
             reclaim: None,
         }
     }
@@ -77,7 +85,7 @@ pub fn partition_key(rec: &Record) -> u64 {
 const CHUNK_BYTES: usize = 512 << 10;
 
 impl ExporterNode {
-    fn payload(&self) -> Payload {
+    fn payload(&mut self) -> Payload {
         Payload::plain(self.delivery.buffer(CHUNK_BYTES + (64 << 10)), 0)
     }
 }
@@ -142,8 +150,14 @@ mod tests {
         let ec = ExporterConfig::from_stage(&cfg, &cfg.stages[0], &mut Vec::new()).unwrap();
         let tally = Arc::new(Tally::default());
         let (reclaim, reclaimer) = crate::pipeline::reclaim::channel();
-        let mut node = ExporterNode::new(&ec, ec.open().unwrap(), tally.clone(), Shutdown::new())
-            .with_reclaim(reclaim);
+        let mut node = ExporterNode::new(
+            &ec,
+            ec.open().unwrap(),
+            tally.clone(),
+            Shutdown::new(),
+            None,
+        )
+        .with_reclaim(reclaim);
         let header = Arc::new(Header::default());
         let batch: Vec<Record> = (0..3)
             .map(|_| {

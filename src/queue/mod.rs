@@ -1,0 +1,678 @@
+//! The disk queue (`queue.type: disk`): encoded records between an exporter node and its
+//! delivery worker, kept in segment files until the target acknowledged them, so what the
+//! agent accepted survives its own crash and a target outage longer than memory absorbs.
+//!
+//! Why our own and not a crate: the persistent queues on crates.io (e.g. `yaque`, `queue-file`)
+//! delete a record when it is *read*, or keep one file with no per-record checksum; here a
+//! record leaves the queue only when the exporter's target acknowledged it, a torn tail and a
+//! damaged stretch must be told apart and reported with positions, and a record carries its
+//! Kafka key and Elasticsearch document id through a restart. The format (`frame.rs`) is
+//! small; CRC32C comes from the `crc32c` crate (hardware instructions where present).
+//!
+//! Layout of the directory: `lock` (held with `flock` while an agent uses the queue; holds its
+//! pid), `ack` (the first undelivered record: segment and offset, with a CRC), and segments
+//! `<id>.seg`, appended by the writer and deleted once every record in them was acknowledged.
+//! A damaged segment found at start is kept as `<id>.seg.damaged` for inspection.
+//!
+//! Writer and reader share one lock-protected state; the writer appends each payload with one
+//! `pwrite` (a failed or short write is cut back, so no torn record is left behind), the
+//! reader reads frames back in windows and acknowledges whole batches.
+
+pub mod frame;
+pub mod inspect;
+mod lock;
+pub mod recover;
+pub mod scan;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::exporter::delivery::Payload;
+use recover::{segment_path, sync_dir, SegInfo};
+use scan::{SegmentScan, Step};
+
+/// When appended records are forced to stable storage (`queue.sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// `fdatasync` after every appended batch and every acknowledgement.
+    Always,
+    /// At most this long after a record was appended.
+    Every(Duration),
+    /// Left to the kernel's writeback.
+    Never,
+}
+
+/// A disk queue's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    pub path: PathBuf,
+    /// Disk the segments may take (`queue.maxbytes`).
+    pub maxbytes: u64,
+    pub sync: SyncPolicy,
+}
+
+impl QueueConfig {
+    pub const DEFAULT_MAXBYTES: u64 = 1 << 30;
+    pub const DEFAULT_SYNC: SyncPolicy = SyncPolicy::Every(Duration::from_secs(1));
+
+    /// Bytes after which the writer starts a new segment: small enough that acknowledged
+    /// records free disk in steps well under the cap, large enough to keep files few.
+    pub fn segment_bytes(&self) -> u64 {
+        (self.maxbytes / 8).clamp(64 << 10, 32 << 20)
+    }
+}
+
+/// Why a queue could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue directory {path}: in use by another agent or exporter{}", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, holder: Option<u32> },
+    #[error("{path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    #[error("{path}: queue segment format version {version}; this build reads version {} only (refused rather than misread; deliver it with the build that wrote it)", frame::VERSION)]
+    Version { path: PathBuf, version: u8 },
+    #[error("{path}: not a queue segment (no SFQUEUE header)")]
+    NotASegment { path: PathBuf },
+}
+
+impl QueueError {
+    pub fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
+        QueueError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    }
+}
+
+/// What a disk queue reports (the metrics endpoint, the end-of-run summary).
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    pub path: String,
+    /// Bytes the segment files take.
+    pub bytes: AtomicU64,
+    /// Records appended and not yet acknowledged.
+    pub records: AtomicU64,
+    pub segments: AtomicU64,
+    /// Append time (Unix ms) of the oldest unacknowledged record; 0 when empty.
+    pub oldest_ms: AtomicU64,
+    /// Records found on disk at start.
+    pub recovered: AtomicU64,
+    pub torn: AtomicU64,
+    pub damaged: AtomicU64,
+    /// Appends refused because the queue was full (`drop_newest`) or the disk failed.
+    pub full_events: AtomicU64,
+}
+
+impl QueueStats {
+    /// Age of the oldest unacknowledged record.
+    pub fn oldest_age(&self) -> Duration {
+        match self.oldest_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            ms => Duration::from_millis(now_ms().saturating_sub(ms)),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct State {
+    /// Segment files, oldest first; the last is the one appended to.
+    segs: VecDeque<SegInfo>,
+    /// The file appended to (the last of `segs`), once this run appended.
+    writer: Option<Arc<File>>,
+    next_id: u64,
+    ack: (u64, u64),
+    bytes: u64,
+    records: u64,
+    writer_closed: bool,
+    reader_closed: bool,
+    /// Appended (or acknowledged) data not yet synced.
+    dirty: bool,
+    last_sync: Instant,
+    /// In a full episode (logged once when it starts).
+    full: bool,
+}
+
+struct Shared {
+    dir: PathBuf,
+    cfg: QueueConfig,
+    state: Mutex<State>,
+    /// Signalled when records are appended or the writer closes.
+    appended: Condvar,
+    /// Signalled when disk is freed or the reader closes.
+    freed: Condvar,
+    stats: Arc<QueueStats>,
+    ack_file: File,
+    _lock: File,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, s: &State) {
+        self.stats.bytes.store(s.bytes, Ordering::Relaxed);
+        self.stats.records.store(s.records, Ordering::Relaxed);
+        self.stats
+            .segments
+            .store(s.segs.len() as u64, Ordering::Relaxed);
+        if s.records == 0 {
+            self.stats.oldest_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Syncs the segment appended to and the ack file, if due under the policy.
+    fn sync_if_due(&self, force: bool) {
+        let (file, due) = {
+            let mut s = self.lock();
+            let due = s.dirty
+                && match self.cfg.sync {
+                    SyncPolicy::Always => true,
+                    SyncPolicy::Every(d) => force || s.last_sync.elapsed() >= d,
+                    SyncPolicy::Never => false,
+                };
+            if due {
+                s.dirty = false;
+                s.last_sync = Instant::now();
+            }
+            (s.writer.clone(), due)
+        };
+        if due {
+            if let Some(f) = file {
+                if let Err(e) = f.sync_data() {
+                    tracing::error!(queue = %self.dir.display(), "queue sync failed: {e}");
+                }
+            }
+            let _ = self.ack_file.sync_data();
+        }
+    }
+}
+
+/// An open disk queue: the writer for the exporter node, the reader for the delivery worker.
+pub struct DiskQueue {
+    pub writer: DiskWriter,
+    pub reader: DiskReader,
+    pub stats: Arc<QueueStats>,
+}
+
+/// The exporter node's side.
+pub struct DiskWriter {
+    q: Arc<Shared>,
+    buf: Vec<u8>,
+}
+
+/// The delivery worker's side.
+pub struct DiskReader {
+    q: Arc<Shared>,
+    /// Where the next record is read: segment id and offset.
+    read: (u64, u64),
+    /// The open segment `read.0`.
+    scan: Option<SegmentScan>,
+    /// Records read since the last acknowledgement.
+    unacked: u64,
+}
+
+/// What became of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Yes,
+    /// Refused: the queue is full or the disk failed, and `when_full` is `drop_newest`.
+    Dropped,
+    /// Refused: the queue is full and the worker stopped reading (shutdown).
+    Stopped,
+}
+
+impl DiskQueue {
+    /// Opens (creating if needed) and locks the directory, then recovers what the previous
+    /// run left: its records are read first.
+    pub fn open(cfg: &QueueConfig) -> Result<DiskQueue, QueueError> {
+        let dir = cfg.path.clone();
+        fs::create_dir_all(&dir).map_err(|e| QueueError::io(&dir, "create", e))?;
+        let lock_path = dir.join("lock");
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| QueueError::io(&lock_path, "open", e))?;
+        match lock::try_lock(&lock, true) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(QueueError::Locked {
+                    path: dir.clone(),
+                    holder: fs::read_to_string(&lock_path)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok()),
+                })
+            }
+            Err(e) => return Err(QueueError::io(&lock_path, "lock", e)),
+        }
+        let _ = lock.set_len(0);
+        let _ = lock.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0);
+        let _ = lock.flush();
+
+        let found = recover::recover(&dir)?;
+        for f in &found.findings {
+            tracing::warn!(queue = %dir.display(), "{f}");
+        }
+        if found.records > 0 {
+            tracing::info!(queue = %dir.display(), records = found.records, segments = found.segments.len(), "undelivered records from the previous run are delivered first");
+        }
+        let ack_path = recover::ack_path(&dir);
+        let ack_file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&ack_path)
+            .map_err(|e| QueueError::io(&ack_path, "open", e))?;
+        ack_file
+            .write_all_at(&recover::encode_ack(found.ack.0, found.ack.1), 0)
+            .map_err(|e| QueueError::io(&ack_path, "write", e))?;
+        let stats = Arc::new(QueueStats {
+            path: dir.display().to_string(),
+            ..Default::default()
+        });
+        stats.recovered.store(found.records, Ordering::Relaxed);
+        stats.torn.store(found.torn, Ordering::Relaxed);
+        stats.damaged.store(found.damaged, Ordering::Relaxed);
+        stats.oldest_ms.store(found.oldest_ms, Ordering::Relaxed);
+        let next_id = found.segments.last().map(|s| s.id + 1).unwrap_or(1);
+        let bytes = found.segments.iter().map(|s| s.len).sum();
+        let state = State {
+            segs: found.segments.into_iter().collect(),
+            writer: None,
+            next_id,
+            ack: found.ack,
+            bytes,
+            records: found.records,
+            writer_closed: false,
+            reader_closed: false,
+            dirty: false,
+            last_sync: Instant::now(),
+            full: false,
+        };
+        let q = Arc::new(Shared {
+            dir,
+            cfg: cfg.clone(),
+            state: Mutex::new(state),
+            appended: Condvar::new(),
+            freed: Condvar::new(),
+            stats: stats.clone(),
+            ack_file,
+            _lock: lock,
+        });
+        q.publish(&q.lock());
+        Ok(DiskQueue {
+            writer: DiskWriter {
+                q: q.clone(),
+                buf: Vec::new(),
+            },
+            reader: DiskReader {
+                read: found.ack,
+                q,
+                scan: None,
+                unacked: 0,
+            },
+            stats,
+        })
+    }
+}
+
+impl DiskWriter {
+    /// Appends a payload's records (keys and ids with them). With `block`, a full queue (or a
+    /// failing disk) waits for room; otherwise the records are refused, for the caller to
+    /// count.
+    pub fn append(&mut self, p: &Payload, block: bool) -> Appended {
+        if p.records == 0 {
+            return Appended::Yes;
+        }
+        let ts = now_ms();
+        self.buf.clear();
+        for (i, rec) in p.lines().enumerate() {
+            frame::encode(
+                &mut self.buf,
+                ts,
+                p.keys.get(i).copied(),
+                p.ids.get(i).copied(),
+                rec,
+            );
+        }
+        let n = self.buf.len() as u64;
+        let q = self.q.clone();
+        let mut s = q.lock();
+        loop {
+            if s.reader_closed && s.bytes > 0 && s.bytes + n > q.cfg.maxbytes {
+                return Appended::Stopped;
+            }
+            let room = s.bytes == 0 || s.bytes + n <= q.cfg.maxbytes;
+            let wrote = if room {
+                match self.write(&mut s, ts, p.records as u64) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        if !s.full {
+                            tracing::error!(queue = %q.dir.display(), "disk queue write failed, treated as full until a write succeeds: {e}");
+                        }
+                        false
+                    }
+                }
+            } else {
+                if !s.full {
+                    tracing::warn!(queue = %q.dir.display(), bytes = s.bytes, maxbytes = q.cfg.maxbytes, "disk queue full (queue.maxbytes)");
+                }
+                false
+            };
+            if wrote {
+                if s.full {
+                    tracing::info!(queue = %q.dir.display(), "disk queue accepts records again");
+                    s.full = false;
+                }
+                q.publish(&s);
+                drop(s);
+                q.appended.notify_all();
+                if q.cfg.sync == SyncPolicy::Always {
+                    q.sync_if_due(true);
+                }
+                return Appended::Yes;
+            }
+            s.full = true;
+            q.stats.full_events.fetch_add(1, Ordering::Relaxed);
+            if !block {
+                return Appended::Dropped;
+            }
+            // Room comes from acknowledgements; a failing disk is tried again now and then.
+            s = q
+                .freed
+                .wait_timeout(s, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Writes `self.buf` at the end of the current segment, starting one when needed. A
+    /// failed write is cut back to where it started.
+    fn write(&mut self, s: &mut State, ts: u64, records: u64) -> io::Result<()> {
+        let q = self.q.clone();
+        let need_new = match (&s.writer, s.segs.back()) {
+            (Some(_), Some(last)) => last.len >= q.cfg.segment_bytes(),
+            _ => true,
+        };
+        if need_new {
+            self.rotate(s)?;
+        }
+        let (Some(f), Some(last)) = (s.writer.clone(), s.segs.back_mut()) else {
+            return Err(io::Error::other("no segment to append to"));
+        };
+        if let Err(e) = f.write_all_at(&self.buf, last.len) {
+            // Leave no partial frame behind.
+            let _ = f.set_len(last.len);
+            return Err(e);
+        }
+        last.len += self.buf.len() as u64;
+        s.bytes += self.buf.len() as u64;
+        if s.records == 0 {
+            q.stats.oldest_ms.store(ts, Ordering::Relaxed);
+        }
+        s.records += records;
+        s.dirty = true;
+        Ok(())
+    }
+
+    /// Starts a new segment (the previous one is synced first unless `sync: never`).
+    fn rotate(&self, s: &mut State) -> io::Result<()> {
+        let q = &self.q;
+        let id = s.next_id;
+        let path = segment_path(&q.dir, id);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let header = frame::segment_header();
+        if let Err(e) = f.write_all_at(&header, 0) {
+            drop(f);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        if q.cfg.sync != SyncPolicy::Never {
+            if let Some(old) = &s.writer {
+                let _ = old.sync_data();
+            }
+            sync_dir(&q.dir);
+        }
+        s.next_id += 1;
+        s.writer = Some(Arc::new(f));
+        s.segs.push_back(SegInfo {
+            id,
+            len: header.len() as u64,
+        });
+        s.bytes += header.len() as u64;
+        Ok(())
+    }
+
+    /// No more appends: the reader ends once it has read everything.
+    pub fn close(&mut self) {
+        {
+            let mut s = self.q.lock();
+            s.writer_closed = true;
+        }
+        self.q.appended.notify_all();
+        self.q.sync_if_due(true);
+    }
+}
+
+/// Why the reader returned no records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    Timeout,
+    /// The writer closed and everything was read.
+    Closed,
+}
+
+impl DiskReader {
+    /// Reads up to about `max_bytes` of records, waiting up to `wait` for the first.
+    pub fn recv_timeout(&mut self, wait: Duration, max_bytes: usize) -> Result<Payload, ReadError> {
+        let until = Instant::now() + wait;
+        let mut out = Payload::default();
+        loop {
+            self.q.sync_if_due(false);
+            match self.read_some(&mut out, max_bytes) {
+                Ok(more) => {
+                    if out.records > 0 && (!more || out.bytes.len() >= max_bytes) {
+                        return Ok(out);
+                    }
+                    if more {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(queue = %self.q.dir.display(), "disk queue read failed: {e}");
+                    // Try again after a pause rather than spin.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            if out.records > 0 {
+                return Ok(out);
+            }
+            // Nothing to read now: wait for an append (or the writer's end).
+            let q = self.q.clone();
+            let s = q.lock();
+            if self.caught_up(&s) {
+                if s.writer_closed {
+                    return Err(ReadError::Closed);
+                }
+                let now = Instant::now();
+                if now >= until {
+                    return Err(ReadError::Timeout);
+                }
+                let mut left = until - now;
+                if let SyncPolicy::Every(d) = q.cfg.sync {
+                    left = left.min(d);
+                }
+                let _ = q.appended.wait_timeout(s, left);
+            }
+        }
+    }
+
+    /// Whether everything appended so far was read.
+    fn caught_up(&self, s: &State) -> bool {
+        match s.segs.back() {
+            None => true,
+            Some(last) => self.read.0 == last.id && self.read.1 >= last.len,
+        }
+    }
+
+    /// Reads frames into `out`; `Ok(true)` when more may be read at once.
+    fn read_some(&mut self, out: &mut Payload, max_bytes: usize) -> io::Result<bool> {
+        // Which segment, and how far it may be read.
+        let (end, next) = {
+            let s = self.q.lock();
+            let Some(front) = s.segs.front() else {
+                return Ok(false);
+            };
+            if self.read.0 < front.id {
+                self.read = (front.id, frame::SEGMENT_HEADER);
+                self.scan = None;
+            }
+            let Some(idx) = s.segs.iter().position(|g| g.id == self.read.0) else {
+                return Ok(false);
+            };
+            (s.segs[idx].len, s.segs.get(idx + 1).map(|g| g.id))
+        };
+        let id = self.read.0;
+        if self.scan.is_none() {
+            let f = File::open(segment_path(&self.q.dir, id))?;
+            self.scan = Some(SegmentScan::new(
+                f,
+                self.read.1.max(frame::SEGMENT_HEADER),
+                end,
+            ));
+        }
+        let Some(scan) = self.scan.as_mut() else {
+            return Ok(false);
+        };
+        scan.extend_to(end);
+        let first = self.unacked == 0 && out.records == 0;
+        let mut more = true;
+        while out.bytes.len() < max_bytes {
+            match scan.next_step()? {
+                Step::Frame { offset, frame } => {
+                    if first && out.records == 0 {
+                        self.q.stats.oldest_ms.store(frame.ts_ms, Ordering::Relaxed);
+                    }
+                    out.bytes.extend_from_slice(scan.record(offset, &frame));
+                    out.bytes.push(b'\n');
+                    out.records += 1;
+                    if let Some(k) = frame.key {
+                        out.keys.push(k);
+                    }
+                    if let Some(i) = frame.id {
+                        out.ids.push(i);
+                    }
+                    self.unacked += 1;
+                }
+                Step::End => {
+                    more = false;
+                    break;
+                }
+                Step::Tail { offset, bytes, .. } => {
+                    // Damage after start (the disk changed under us): count it, go on.
+                    self.q.stats.damaged.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(segment = %segment_path(&self.q.dir, id).display(), offset, bytes, "queue segment damaged while queued: the rest of it is lost");
+                }
+                Step::Damaged {
+                    offset,
+                    resumed,
+                    why,
+                } => {
+                    self.q.stats.damaged.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(segment = %segment_path(&self.q.dir, id).display(), offset, skipped = resumed - offset, "queue segment damaged while queued ({}): at least 1 record lost", why.describe());
+                }
+            }
+        }
+        self.read.1 = scan.position();
+        if !more {
+            // At the end of a sealed segment (a newer one exists): go on with the next.
+            if let Some(n) = next {
+                if self.read.1 >= end {
+                    self.read = (n, frame::SEGMENT_HEADER);
+                    self.scan = None;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    /// Everything read so far was delivered (or counted failed): it leaves the queue, and
+    /// segments wholly behind the read position are deleted.
+    pub fn ack(&mut self) {
+        let q = self.q.clone();
+        let mut s = q.lock();
+        if s.ack == self.read && self.unacked == 0 {
+            return;
+        }
+        s.ack = self.read;
+        s.records = s.records.saturating_sub(self.unacked);
+        self.unacked = 0;
+        while s.segs.front().is_some_and(|g| g.id < self.read.0) {
+            let Some(g) = s.segs.pop_front() else { break };
+            let path = segment_path(&q.dir, g.id);
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::error!(segment = %path.display(), "could not delete a delivered queue segment: {e}");
+            }
+            s.bytes = s.bytes.saturating_sub(g.len);
+        }
+        if let Err(e) = q
+            .ack_file
+            .write_all_at(&recover::encode_ack(self.read.0, self.read.1), 0)
+        {
+            tracing::error!(queue = %q.dir.display(), "could not record delivered records (they may be delivered again after a restart): {e}");
+        }
+        s.dirty = true;
+        q.publish(&s);
+        drop(s);
+        q.freed.notify_all();
+        if q.cfg.sync == SyncPolicy::Always {
+            q.sync_if_due(true);
+        }
+    }
+
+    /// The worker stops reading (shutdown): what is left stays on disk. Returns how many
+    /// records that is.
+    pub fn close(&mut self) -> u64 {
+        let q = self.q.clone();
+        let mut s = q.lock();
+        s.reader_closed = true;
+        let left = s.records;
+        drop(s);
+        q.freed.notify_all();
+        q.sync_if_due(true);
+        left
+    }
+
+    /// Records appended and not acknowledged now.
+    pub fn backlog(&self) -> u64 {
+        self.q.lock().records
+    }
+}
+
+#[cfg(test)]
+mod tests;
