@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .try_init();
     if let Some(dir) = &o.queue {
-        return inspect_queue(dir);
+        return inspect_queue(dir, o.queue_records);
     }
     match sfprocessor::print::run(&o) {
         Ok(outcome) if outcome.damage.is_empty() => ExitCode::SUCCESS,
@@ -59,7 +59,30 @@ fn main() -> ExitCode {
 }
 
 /// `sfprint --queue DIR`: what an exporter's disk queue holds.
-fn inspect_queue(dir: &std::path::Path) -> ExitCode {
+fn inspect_queue(dir: &std::path::Path, records: bool) -> ExitCode {
+    use std::io::Write;
+    if records {
+        let out = std::io::stdout();
+        let mut out = std::io::BufWriter::new(out.lock());
+        let r = sfprocessor::queue::inspect::inspect_records(dir, |rec| {
+            let _ = out.write_all(rec);
+            let _ = out.write_all(b"\n");
+        });
+        let _ = out.flush();
+        return match r {
+            Ok(i) if i.damage.is_empty() => ExitCode::SUCCESS,
+            Ok(i) => {
+                for d in &i.damage {
+                    eprintln!("sfprint: {d}");
+                }
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("sfprint: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let i = match sfprocessor::queue::inspect::inspect(dir) {
         Ok(i) => i,
         Err(e) => {

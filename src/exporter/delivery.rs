@@ -104,7 +104,15 @@ impl Payload {
 
     /// The encoded records, without their newline terminators.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        self.bytes.split(|b| *b == b'\n').take(self.records)
+        let b = &self.bytes;
+        let mut start = 0;
+        memchr::memchr_iter(b'\n', b)
+            .take(self.records)
+            .map(move |end| {
+                let line = &b[start..end];
+                start = end + 1;
+                line
+            })
     }
 
     /// The records at `idx` (ascending), with their keys and ids.
@@ -289,7 +297,8 @@ impl Delivery {
     pub fn submit(&mut self, p: Payload) -> Result<(), String> {
         if let Some(d) = self.disk.as_mut() {
             let n = p.records as u64;
-            match d.append(&p, self.when_full == WhenFull::Block) {
+            let (r, back) = d.append(p, self.when_full == WhenFull::Block);
+            match r {
                 Appended::Yes => {}
                 Appended::Dropped => {
                     self.metrics.add_dropped(n);
@@ -301,9 +310,11 @@ impl Delivery {
                     tracing::error!(target = %self.target, records = n, "records not delivered: the disk queue is full and delivery has stopped");
                 }
             }
-            let mut b = p.bytes;
-            b.clear();
-            self.spare = Some(b);
+            if let Some(p) = back {
+                let mut b = p.bytes;
+                b.clear();
+                self.spare = Some(b);
+            }
             return Ok(());
         }
         if let Some(w) = self.inline.as_mut() {

@@ -51,6 +51,7 @@ options:
                         the progress bar)
   --queue DIR           inspect an exporter's disk queue directory (queue.path): records,
                         bytes, oldest and newest, damage; exit 1 if damage was found
+  --records             with --queue: print the queued records instead, one per line
   -v, --version         print version information";
 
 /// Where traces come from.
@@ -101,6 +102,8 @@ pub struct Options {
     pub quiet: bool,
     /// `--queue DIR`: inspect a disk queue directory instead of printing traces.
     pub queue: Option<PathBuf>,
+    /// `--records` with `--queue`: print the queued records, one per line.
+    pub queue_records: bool,
     pub log: String,
     pub s3: S3Args,
     pub paths: Vec<String>,
@@ -124,6 +127,7 @@ impl Default for Options {
             upstream_quirks: false,
             quiet: false,
             queue: None,
+            queue_records: false,
             log: "warn".to_string(),
             s3: S3Args::default(),
             paths: Vec::new(),
@@ -182,6 +186,10 @@ impl Options {
                     None => (long, None),
                 };
                 match n {
+                    "records" => {
+                        o.queue_records = true;
+                        continue;
+                    }
                     "secure" => {
                         let v = match v {
                             Some(v) => Some(v),

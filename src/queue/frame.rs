@@ -57,6 +57,40 @@ pub fn check_segment_header(h: &[u8]) -> Result<(), HeaderError> {
     Ok(())
 }
 
+/// Appends a frame's header and metadata for `record` to `out` — everything but the record
+/// itself, whose bytes follow it on disk (written from where they are, not copied here).
+pub fn encode_head(
+    out: &mut Vec<u8>,
+    ts_ms: u64,
+    key: Option<u64>,
+    id: Option<u64>,
+    record: &[u8],
+) {
+    let flags = if key.is_some() { F_KEY } else { 0 } | if id.is_some() { F_ID } else { 0 };
+    let body = 8 + 8 * (key.is_some() as usize + id.is_some() as usize) + record.len();
+    let start = out.len();
+    out.extend_from_slice(&FRAME_MAGIC);
+    out.push(flags);
+    out.push(0);
+    out.extend_from_slice(&(body as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&ts_ms.to_le_bytes());
+    if let Some(k) = key {
+        out.extend_from_slice(&k.to_le_bytes());
+    }
+    if let Some(i) = id {
+        out.extend_from_slice(&i.to_le_bytes());
+    }
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c_append(
+            crc32c::crc32c(&out[start..start + 8]),
+            &out[start + FRAME_HEADER..],
+        ),
+        record,
+    );
+    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// Appends one frame to `out`.
 pub fn encode(out: &mut Vec<u8>, ts_ms: u64, key: Option<u64>, id: Option<u64>, record: &[u8]) {
     let flags = if key.is_some() { F_KEY } else { 0 } | if id.is_some() { F_ID } else { 0 };
@@ -196,6 +230,16 @@ mod tests {
         };
         assert_eq!((g.ts_ms, g.key, g.id, g.record_len), (8, None, Some(12), 3));
         assert_eq!(f.size + g.size, b.len());
+    }
+
+    #[test]
+    fn a_head_and_its_record_make_the_same_frame() {
+        let mut whole = Vec::new();
+        encode(&mut whole, 5, Some(6), Some(7), b"the record");
+        let mut split = Vec::new();
+        encode_head(&mut split, 5, Some(6), Some(7), b"the record");
+        split.extend_from_slice(b"the record");
+        assert_eq!(whole, split);
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub struct Inspection {
 
 /// Reads every undelivered frame of the queue in `dir`.
 pub fn inspect(dir: &Path) -> Result<Inspection, QueueError> {
+    inspect_records(dir, |_| {})
+}
+
+/// [`inspect`], handing each undelivered record (as the exporter encoded it) to `each`.
+pub fn inspect_records(dir: &Path, mut each: impl FnMut(&[u8])) -> Result<Inspection, QueueError> {
     if !dir.is_dir() {
         return Err(QueueError::io(
             dir,
@@ -82,7 +87,8 @@ pub fn inspect(dir: &Path) -> Result<Inspection, QueueError> {
                 .next_step()
                 .map_err(|e| QueueError::io(&path, "read", e))?
             {
-                Step::Frame { frame, .. } => {
+                Step::Frame { offset, frame } => {
+                    each(scan.record(offset, &frame));
                     out.records += 1;
                     out.oldest_ms.get_or_insert(frame.ts_ms);
                     out.newest_ms = Some(frame.ts_ms);

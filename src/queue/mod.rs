@@ -147,7 +147,27 @@ struct State {
     last_sync: Instant,
     /// In a full episode (logged once when it starts).
     full: bool,
+    /// The latest appended payloads, for a reader that has caught up.
+    hot: VecDeque<Hot>,
+    /// Segments the writer has left since the last sync, not yet synced.
+    unsynced: Vec<(u64, Arc<File>)>,
 }
+
+/// An appended payload kept in memory: a reader whose position is its start takes it as is
+/// instead of reading its frames back from the file (the data is on disk either way; this
+/// only saves the copy back, the parse and the checksum on the common path, where the worker
+/// keeps up with the node).
+struct Hot {
+    /// Append time (Unix ms).
+    ts: u64,
+    seg: u64,
+    start: u64,
+    end: u64,
+    payload: Payload,
+}
+
+/// Payloads kept for the reader (about 512 KiB each).
+const HOT_MAX: usize = 4;
 
 struct Shared {
     dir: PathBuf,
@@ -180,7 +200,7 @@ impl Shared {
 
     /// Syncs the segment appended to and the ack file, if due under the policy.
     fn sync_if_due(&self, force: bool) {
-        let (file, due) = {
+        let (file, older, due) = {
             let mut s = self.lock();
             let due = s.dirty
                 && match self.cfg.sync {
@@ -188,13 +208,22 @@ impl Shared {
                     SyncPolicy::Every(d) => force || s.last_sync.elapsed() >= d,
                     SyncPolicy::Never => false,
                 };
+            let mut older = Vec::new();
             if due {
                 s.dirty = false;
                 s.last_sync = Instant::now();
+                let acked = s.ack.0;
+                older = std::mem::take(&mut s.unsynced);
+                older.retain(|(id, _)| *id >= acked);
             }
-            (s.writer.clone(), due)
+            (s.writer.clone(), older, due)
         };
         if due {
+            for (_, f) in older {
+                if let Err(e) = f.sync_data() {
+                    tracing::error!(queue = %self.dir.display(), "queue sync failed: {e}");
+                }
+            }
             if let Some(f) = file {
                 if let Err(e) = f.sync_data() {
                     tracing::error!(queue = %self.dir.display(), "queue sync failed: {e}");
@@ -202,6 +231,100 @@ impl Shared {
             }
             let _ = self.ack_file.sync_data();
         }
+    }
+}
+
+/// Writes frames (head, record, head, record, ...) at `at` with `pwritev`, straight from the
+/// payload: one copy, into the page cache, instead of two. A short write goes on where it
+/// stopped.
+fn write_frames(
+    f: &File,
+    at: u64,
+    heads: &[u8],
+    spans: &[(usize, usize, usize, usize)],
+    records: &[u8],
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // Two slices per record, under the kernel's IOV_MAX (1024).
+    const PER_CALL: usize = 500;
+    let mut pos = at;
+    for chunk in spans.chunks(PER_CALL) {
+        let mut iov: Vec<libc::iovec> = Vec::with_capacity(chunk.len() * 2);
+        let mut total = 0usize;
+        for &(h0, h1, r0, rl) in chunk {
+            iov.push(libc::iovec {
+                iov_base: heads[h0..h1].as_ptr() as *mut libc::c_void,
+                iov_len: h1 - h0,
+            });
+            iov.push(libc::iovec {
+                iov_base: records[r0..r0 + rl].as_ptr() as *mut libc::c_void,
+                iov_len: rl,
+            });
+            total += h1 - h0 + rl;
+        }
+        // SAFETY: every iovec points into `heads` or `records`, both borrowed for the call
+        // and not written meanwhile; the kernel only reads them.
+        let w = unsafe {
+            libc::pwritev(
+                f.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                pos as libc::off_t,
+            )
+        };
+        if w < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                // Nothing written: this chunk again, the simple way.
+                write_rest(f, pos, 0, chunk, heads, records)?;
+                pos += total as u64;
+                continue;
+            }
+            return Err(e);
+        }
+        let w = w as usize;
+        if w < total {
+            write_rest(f, pos, w, chunk, heads, records)?;
+        }
+        pos += total as u64;
+    }
+    Ok(())
+}
+
+/// The bytes of `chunk` after its first `done`, written with `write_all_at`.
+fn write_rest(
+    f: &File,
+    at: u64,
+    done: usize,
+    chunk: &[(usize, usize, usize, usize)],
+    heads: &[u8],
+    records: &[u8],
+) -> io::Result<()> {
+    let mut rest = Vec::new();
+    for &(h0, h1, r0, rl) in chunk {
+        rest.extend_from_slice(&heads[h0..h1]);
+        rest.extend_from_slice(&records[r0..r0 + rl]);
+    }
+    f.write_all_at(&rest[done..], at + done as u64)
+}
+
+/// `queue.sync: <duration>`: a thread of its own syncs what was appended at that interval,
+/// so neither the node appending nor the worker delivering waits for the disk. It ends with
+/// the queue.
+fn spawn_syncer(q: std::sync::Weak<Shared>, every: Duration) {
+    let r = std::thread::Builder::new()
+        .name("queue sync".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            match q.upgrade() {
+                Some(q) => q.sync_if_due(false),
+                None => return,
+            }
+        });
+    if let Err(e) = r {
+        tracing::error!(
+            "could not start the disk queue's sync thread (records are synced only at stop): {e}"
+        );
     }
 }
 
@@ -215,7 +338,10 @@ pub struct DiskQueue {
 /// The exporter node's side.
 pub struct DiskWriter {
     q: Arc<Shared>,
+    /// Frame heads of the payload being appended.
     buf: Vec<u8>,
+    /// Per record: its head's span in `buf`, its span in the payload.
+    heads: Vec<(usize, usize, usize, usize)>,
 }
 
 /// The delivery worker's side.
@@ -308,6 +434,8 @@ impl DiskQueue {
             dirty: false,
             last_sync: Instant::now(),
             full: false,
+            hot: VecDeque::new(),
+            unsynced: Vec::new(),
         };
         let q = Arc::new(Shared {
             dir,
@@ -320,10 +448,14 @@ impl DiskQueue {
             _lock: lock,
         });
         q.publish(&q.lock());
+        if let SyncPolicy::Every(d) = cfg.sync {
+            spawn_syncer(Arc::downgrade(&q), d);
+        }
         Ok(DiskQueue {
             writer: DiskWriter {
                 q: q.clone(),
                 buf: Vec::new(),
+                heads: Vec::new(),
             },
             reader: DiskReader {
                 read: found.ack,
@@ -339,63 +471,86 @@ impl DiskQueue {
 impl DiskWriter {
     /// Appends a payload's records (keys and ids with them). With `block`, a full queue (or a
     /// failing disk) waits for room; otherwise the records are refused, for the caller to
-    /// count.
-    pub fn append(&mut self, p: &Payload, block: bool) -> Appended {
+    /// count. An appended payload is also kept in memory for the reader (see [`Hot`]); a
+    /// refused one is handed back.
+    pub fn append(&mut self, p: Payload, block: bool) -> (Appended, Option<Payload>) {
         if p.records == 0 {
-            return Appended::Yes;
+            return (Appended::Yes, Some(p));
         }
         let ts = now_ms();
+        // Frame heads here; the records are written from the payload itself (`pwritev`).
         self.buf.clear();
+        self.heads.clear();
+        let mut n = 0u64;
         for (i, rec) in p.lines().enumerate() {
-            frame::encode(
+            let at = self.buf.len();
+            frame::encode_head(
                 &mut self.buf,
                 ts,
                 p.keys.get(i).copied(),
                 p.ids.get(i).copied(),
                 rec,
             );
+            let off = rec.as_ptr() as usize - p.bytes.as_ptr() as usize;
+            self.heads.push((at, self.buf.len(), off, rec.len()));
+            n += (self.buf.len() - at + rec.len()) as u64;
         }
-        let n = self.buf.len() as u64;
         let q = self.q.clone();
         let mut s = q.lock();
         loop {
             if s.reader_closed && s.bytes > 0 && s.bytes + n > q.cfg.maxbytes {
-                return Appended::Stopped;
+                return (Appended::Stopped, Some(p));
             }
             let room = s.bytes == 0 || s.bytes + n <= q.cfg.maxbytes;
             let wrote = if room {
-                match self.write(&mut s, ts, p.records as u64) {
-                    Ok(()) => true,
+                let (r, back) = Self::write(&q, &self.buf, &self.heads, &p.bytes, n, s);
+                s = back;
+                match r {
+                    Ok(at) => Some(at),
                     Err(e) => {
                         if !s.full {
                             tracing::error!(queue = %q.dir.display(), "disk queue write failed, treated as full until a write succeeds: {e}");
                         }
-                        false
+                        None
                     }
                 }
             } else {
                 if !s.full {
                     tracing::warn!(queue = %q.dir.display(), bytes = s.bytes, maxbytes = q.cfg.maxbytes, "disk queue full (queue.maxbytes)");
                 }
-                false
+                None
             };
-            if wrote {
+            if let Some((seg, start)) = wrote {
                 if s.full {
                     tracing::info!(queue = %q.dir.display(), "disk queue accepts records again");
                     s.full = false;
                 }
+                if s.records == 0 {
+                    q.stats.oldest_ms.store(ts, Ordering::Relaxed);
+                }
+                s.records += p.records as u64;
+                if s.hot.len() >= HOT_MAX {
+                    s.hot.pop_front();
+                }
+                s.hot.push_back(Hot {
+                    ts,
+                    seg,
+                    start,
+                    end: start + n,
+                    payload: p,
+                });
                 q.publish(&s);
                 drop(s);
                 q.appended.notify_all();
                 if q.cfg.sync == SyncPolicy::Always {
                     q.sync_if_due(true);
                 }
-                return Appended::Yes;
+                return (Appended::Yes, None);
             }
             s.full = true;
             q.stats.full_events.fetch_add(1, Ordering::Relaxed);
             if !block {
-                return Appended::Dropped;
+                return (Appended::Dropped, Some(p));
             }
             // Room comes from acknowledgements; a failing disk is tried again now and then.
             s = q
@@ -406,38 +561,51 @@ impl DiskWriter {
         }
     }
 
-    /// Writes `self.buf` at the end of the current segment, starting one when needed. A
-    /// failed write is cut back to where it started.
-    fn write(&mut self, s: &mut State, ts: u64, records: u64) -> io::Result<()> {
-        let q = self.q.clone();
+    /// Writes `self.buf` at the end of the current segment (starting one when needed) and
+    /// returns where it went. The write itself runs without the lock: this is the only writer,
+    /// and the reader reads a segment only up to its published length. A failed write is cut
+    /// back to where it started.
+    fn write<'a>(
+        q: &'a Shared,
+        heads: &[u8],
+        spans: &[(usize, usize, usize, usize)],
+        records: &[u8],
+        n: u64,
+        mut s: MutexGuard<'a, State>,
+    ) -> (io::Result<(u64, u64)>, MutexGuard<'a, State>) {
         let need_new = match (&s.writer, s.segs.back()) {
             (Some(_), Some(last)) => last.len >= q.cfg.segment_bytes(),
             _ => true,
         };
         if need_new {
-            self.rotate(s)?;
+            if let Err(e) = Self::rotate(q, &mut s) {
+                return (Err(e), s);
+            }
         }
-        let (Some(f), Some(last)) = (s.writer.clone(), s.segs.back_mut()) else {
-            return Err(io::Error::other("no segment to append to"));
+        let (Some(f), Some(last)) = (s.writer.clone(), s.segs.back()) else {
+            return (Err(io::Error::other("no segment to append to")), s);
         };
-        if let Err(e) = f.write_all_at(&self.buf, last.len) {
+        let (seg, at) = (last.id, last.len);
+        drop(s);
+        let r = write_frames(&f, at, heads, spans, records);
+        if r.is_err() {
             // Leave no partial frame behind.
-            let _ = f.set_len(last.len);
-            return Err(e);
+            let _ = f.set_len(at);
         }
-        last.len += self.buf.len() as u64;
-        s.bytes += self.buf.len() as u64;
-        if s.records == 0 {
-            q.stats.oldest_ms.store(ts, Ordering::Relaxed);
+        let mut s = q.lock();
+        if let Err(e) = r {
+            return (Err(e), s);
         }
-        s.records += records;
+        if let Some(last) = s.segs.back_mut() {
+            last.len += n;
+        }
+        s.bytes += n;
         s.dirty = true;
-        Ok(())
+        (Ok((seg, at)), s)
     }
 
     /// Starts a new segment (the previous one is synced first unless `sync: never`).
-    fn rotate(&self, s: &mut State) -> io::Result<()> {
-        let q = &self.q;
+    fn rotate(q: &Shared, s: &mut State) -> io::Result<()> {
         let id = s.next_id;
         let path = segment_path(&q.dir, id);
         let f = OpenOptions::new()
@@ -452,8 +620,10 @@ impl DiskWriter {
             return Err(e);
         }
         if q.cfg.sync != SyncPolicy::Never {
-            if let Some(old) = &s.writer {
-                let _ = old.sync_data();
+            // The previous segment is synced with the next sync, unless its records were
+            // delivered by then (then there is nothing left in it to keep).
+            if let (Some(old), Some(last)) = (s.writer.take(), s.segs.back()) {
+                s.unsynced.push((last.id, old));
             }
             sync_dir(&q.dir);
         }
@@ -492,7 +662,11 @@ impl DiskReader {
         let until = Instant::now() + wait;
         let mut out = Payload::default();
         loop {
-            self.q.sync_if_due(false);
+            if out.records == 0 {
+                if let Some(p) = self.take_hot() {
+                    return Ok(p);
+                }
+            }
             match self.read_some(&mut out, max_bytes) {
                 Ok(more) => {
                     if out.records > 0 && (!more || out.bytes.len() >= max_bytes) {
@@ -522,13 +696,45 @@ impl DiskReader {
                 if now >= until {
                     return Err(ReadError::Timeout);
                 }
-                let mut left = until - now;
-                if let SyncPolicy::Every(d) = q.cfg.sync {
-                    left = left.min(d);
-                }
-                let _ = q.appended.wait_timeout(s, left);
+                let _ = q.appended.wait_timeout(s, until - now);
             }
         }
+    }
+
+    /// The payload that starts at the read position, if it is still in memory; entries the
+    /// reader has passed are dropped.
+    fn take_hot(&mut self) -> Option<Payload> {
+        let mut s = self.q.lock();
+        while s
+            .hot
+            .front()
+            .is_some_and(|h| (h.seg, h.end) <= self.read && h.seg <= self.read.0)
+        {
+            s.hot.pop_front();
+        }
+        let h = s.hot.front()?;
+        let at_start = h.seg == self.read.0 && h.start == self.read.1;
+        // A reader at the very end of the previous segment goes on with the next one.
+        let next_seg = h.start == frame::SEGMENT_HEADER
+            && h.seg > self.read.0
+            && s.segs
+                .iter()
+                .position(|g| g.id == self.read.0)
+                .is_some_and(|i| {
+                    s.segs[i].len <= self.read.1 && s.segs.get(i + 1).is_some_and(|g| g.id == h.seg)
+                });
+        if !at_start && !next_seg {
+            return None;
+        }
+        let h = s.hot.pop_front()?;
+        drop(s);
+        if self.unacked == 0 {
+            self.q.stats.oldest_ms.store(h.ts, Ordering::Relaxed);
+        }
+        self.read = (h.seg, h.end);
+        self.scan = None;
+        self.unacked += h.payload.records as u64;
+        Some(h.payload)
     }
 
     /// Whether everything appended so far was read.
@@ -542,7 +748,7 @@ impl DiskReader {
     /// Reads frames into `out`; `Ok(true)` when more may be read at once.
     fn read_some(&mut self, out: &mut Payload, max_bytes: usize) -> io::Result<bool> {
         // Which segment, and how far it may be read.
-        let (end, next) = {
+        let (end, seg_len, next) = {
             let s = self.q.lock();
             let Some(front) = s.segs.front() else {
                 return Ok(false);
@@ -554,7 +760,14 @@ impl DiskReader {
             let Some(idx) = s.segs.iter().position(|g| g.id == self.read.0) else {
                 return Ok(false);
             };
-            (s.segs[idx].len, s.segs.get(idx + 1).map(|g| g.id))
+            // Up to the first payload still in memory: that one is taken as is.
+            let mut end = s.segs[idx].len;
+            if let Some(h) = s.hot.front() {
+                if h.seg == self.read.0 && h.start >= self.read.1 {
+                    end = end.min(h.start);
+                }
+            }
+            (end, s.segs[idx].len, s.segs.get(idx + 1).map(|g| g.id))
         };
         let id = self.read.0;
         if self.scan.is_none() {
@@ -611,7 +824,7 @@ impl DiskReader {
         if !more {
             // At the end of a sealed segment (a newer one exists): go on with the next.
             if let Some(n) = next {
-                if self.read.1 >= end {
+                if self.read.1 >= seg_len {
                     self.read = (n, frame::SEGMENT_HEADER);
                     self.scan = None;
                     return Ok(true);

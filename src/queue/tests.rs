@@ -54,7 +54,7 @@ fn records_come_back_in_order_with_keys_and_ids() {
     let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
     for k in 0..10 {
         assert_eq!(
-            q.writer.append(&payload(k * 100, k * 100 + 100), true),
+            q.writer.append(payload(k * 100, k * 100 + 100), true).0,
             Appended::Yes
         );
     }
@@ -73,8 +73,8 @@ fn unacknowledged_records_go_out_first_after_a_restart() {
     let d = tempfile::tempdir().unwrap();
     {
         let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
-        q.writer.append(&payload(0, 50), true);
-        q.writer.append(&payload(50, 100), true);
+        q.writer.append(payload(0, 50), true).0;
+        q.writer.append(payload(50, 100), true).0;
         // 50 read and delivered, the rest read but not acknowledged: a crash now.
         for _ in 0..50 {
             let p = q.reader.recv_timeout(Duration::from_millis(20), 1).unwrap();
@@ -86,7 +86,7 @@ fn unacknowledged_records_go_out_first_after_a_restart() {
     }
     let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
     assert_eq!(q.stats.recovered.load(Ordering::Relaxed), 50);
-    q.writer.append(&payload(100, 120), true);
+    q.writer.append(payload(100, 120), true).0;
     let got: Vec<u64> = read_all(&mut q.reader).iter().map(|g| g.0).collect();
     assert_eq!(got, (50..120).collect::<Vec<_>>());
 }
@@ -100,7 +100,7 @@ fn delivered_segments_are_deleted_and_the_cap_holds() {
     let mut next = 0;
     // Fill until full (drop_newest refuses).
     loop {
-        match q.writer.append(&payload(next, next + 20), false) {
+        match q.writer.append(payload(next, next + 20), false).0 {
             Appended::Yes => next += 20,
             Appended::Dropped => break,
             Appended::Stopped => unreachable!(),
@@ -119,7 +119,7 @@ fn delivered_segments_are_deleted_and_the_cap_holds() {
         "delivered segments deleted, the one appended to kept"
     );
     assert_eq!(
-        q.writer.append(&payload(next, next + 20), false),
+        q.writer.append(payload(next, next + 20), false).0,
         Appended::Yes
     );
 }
@@ -138,7 +138,7 @@ fn a_blocked_writer_goes_on_when_the_reader_acknowledges() {
         // Several times the cap: blocks until the reader makes room.
         for k in 0..300 {
             assert_eq!(
-                writer.append(&payload(k * 20, k * 20 + 20), true),
+                writer.append(payload(k * 20, k * 20 + 20), true).0,
                 Appended::Yes
             );
         }
@@ -167,7 +167,7 @@ fn a_torn_tail_is_cut_and_reported() {
     let d = tempfile::tempdir().unwrap();
     {
         let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
-        q.writer.append(&payload(0, 10), true);
+        q.writer.append(payload(0, 10), true).0;
     }
     let seg = segment_path(d.path(), 1);
     let len = std::fs::metadata(&seg).unwrap().len();
@@ -180,7 +180,7 @@ fn a_torn_tail_is_cut_and_reported() {
     let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
     assert_eq!(q.stats.torn.load(Ordering::Relaxed), 1);
     assert_eq!(q.stats.recovered.load(Ordering::Relaxed), 9);
-    q.writer.append(&payload(10, 12), true);
+    q.writer.append(payload(10, 12), true).0;
     let got: Vec<u64> = read_all(&mut q.reader).iter().map(|g| g.0).collect();
     assert_eq!(got, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11]);
 }
@@ -190,7 +190,7 @@ fn a_damaged_segment_is_set_aside_and_its_good_records_kept() {
     let d = tempfile::tempdir().unwrap();
     {
         let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
-        q.writer.append(&payload(0, 30), true);
+        q.writer.append(payload(0, 30), true).0;
     }
     let seg = segment_path(d.path(), 1);
     let len = std::fs::metadata(&seg).unwrap().len();
@@ -233,7 +233,7 @@ fn an_unknown_segment_version_is_refused_not_misread() {
     let d = tempfile::tempdir().unwrap();
     {
         let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
-        q.writer.append(&payload(0, 3), true);
+        q.writer.append(payload(0, 3), true).0;
     }
     let seg = segment_path(d.path(), 1);
     OpenOptions::new()
@@ -255,13 +255,13 @@ fn a_failing_disk_leaves_no_torn_record() {
     // writer is pointed at a read-only handle by replacing the file it appends to.
     let d = tempfile::tempdir().unwrap();
     let mut q = DiskQueue::open(&cfg(d.path())).unwrap();
-    q.writer.append(&payload(0, 5), true);
+    q.writer.append(payload(0, 5), true).0;
     {
         let mut s = q.writer.q.lock();
         let ro = File::open(segment_path(d.path(), 1)).unwrap();
         s.writer = Some(Arc::new(ro));
     }
-    assert_eq!(q.writer.append(&payload(5, 10), false), Appended::Dropped);
+    assert_eq!(q.writer.append(payload(5, 10), false).0, Appended::Dropped);
     assert_eq!(q.stats.full_events.load(Ordering::Relaxed), 1);
     let got: Vec<u64> = read_all(&mut q.reader).iter().map(|g| g.0).collect();
     assert_eq!(got, vec![0, 1, 2, 3, 4]);

@@ -1,7 +1,7 @@
 //! `sfbench`: records/s and peak RSS per stage configuration, each stage in a fresh process so
 //! its peak RSS is its own.
 //!
-//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|engine|alert|ruleprof|kafka-bare|kafka|es|syslog|socket|socket-vs-file|soak|latency|live-cpu|all]
+//! Usage: sfbench [-records N] [-trace FILE] [-stage decode|cache|encode|pipeline|queue-drain|engine|alert|ruleprof|kafka-bare|kafka|es|syslog|socket|socket-vs-file|soak|latency|live-cpu|all]
 //!                [-policies P1,P2] [-rules N] [-repeat N] [-rate N] [-seconds N] [-warmup N] [-agent PATH] [-latency]
 //!
 //! `live-cpu` (`live.rs`): the agent binary (`-agent`, default the `sfprocessor` beside this
@@ -36,6 +36,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 mod live;
+mod queue;
 
 use sfactors::StopFlag;
 use sfprocessor::cache::EntityCache;
@@ -212,8 +213,17 @@ fn records_in_memory(
 }
 
 fn pipeline_stage(trace: &Path) -> Result<u64, String> {
+    // SFBENCH_QUEUE=disk[:SYNC]: the exporter's queue on disk (issue 28's benchmark).
+    let qdir = queue::QueueDir::new("pipeline");
+    let cfg = match queue::pipeline_queue_keys(&qdir.0) {
+        Some(keys) => PIPELINE.replace(
+            r#""format":"json"}"#,
+            &format!(r#""format":"json"{keys}}}"#),
+        ),
+        None => PIPELINE.to_string(),
+    };
     // Records read by the driver (entities included), for records/s like the other stages.
-    Ok(run_pipeline(PIPELINE, "bench-pipeline.json", trace)?.0)
+    Ok(run_pipeline(&cfg, "bench-pipeline.json", trace)?.0)
 }
 
 fn policy_set(policies: &str, rules: usize) -> Result<sfprocessor::policy::set::PolicySet, String> {
@@ -558,6 +568,7 @@ fn run_child(
         "cache" => (decode_stage(trace, true, false)?, t.elapsed().as_secs_f64()),
         "encode" => (decode_stage(trace, true, true)?, t.elapsed().as_secs_f64()),
         "pipeline" => (pipeline_stage(trace)?, t.elapsed().as_secs_f64()),
+        "queue-drain" => queue::drain_stage(trace, la.records)?,
         "engine" => engine_stage(trace, policies, rules)?,
         "alert" => (alert_stage(trace, policies)?, t.elapsed().as_secs_f64()),
         "ruleprof" => rule_profile(trace, policies, rules)?,
