@@ -176,7 +176,7 @@ const RECYCLED: usize = 2;
 /// Larger buffers are not handed back (the node encodes into chunks of well under this).
 const RECYCLE_MAX_BYTES: usize = 4 << 20;
 /// Bytes the worker reads from a disk queue at a time (as the node's chunks in memory).
-const DISK_READ_BYTES: usize = 512 << 10;
+const DISK_READ_BYTES: usize = 1 << 20;
 
 impl Delivery {
     /// Starts the worker thread for `transport`. `shutdown` is the run's end-of-input clock

@@ -40,10 +40,12 @@ pub enum TailWhy {
 /// A forward reader over the frames of one segment file, from `start` up to `end`.
 pub struct SegmentScan {
     file: File,
-    /// File offset of `buf[0]`.
+    /// File offset of `store[0]`.
     base: u64,
-    buf: Vec<u8>,
-    /// Parse position within `buf`.
+    /// Bytes read from the file: `store[..hi]` holds the file from `base`.
+    store: Vec<u8>,
+    hi: usize,
+    /// Parse position within `store`.
     pos: usize,
     /// How far the file may be read (the writer's committed length).
     end: u64,
@@ -54,7 +56,8 @@ impl SegmentScan {
         SegmentScan {
             file,
             base: start,
-            buf: Vec::new(),
+            store: Vec::new(),
+            hi: 0,
             pos: 0,
             end,
         }
@@ -73,44 +76,48 @@ impl SegmentScan {
     /// The record of the frame the last step returned.
     pub fn record(&self, at: u64, f: &Frame) -> &[u8] {
         let s = (at - self.base) as usize + f.record_at;
-        &self.buf[s..s + f.record_len]
+        &self.store[s..s + f.record_len]
     }
 
-    /// Makes sure `buf[pos..]` holds `need` bytes, or everything up to `end` if fewer.
+    /// Makes sure `store[pos..hi]` holds `need` bytes, or everything up to `end` if fewer.
+    /// The store keeps its size between windows (no zeroing per read).
     fn fill(&mut self, need: usize) -> io::Result<()> {
-        let have = self.buf.len() - self.pos;
-        let left = self.end.saturating_sub(self.base + self.buf.len() as u64);
+        let have = self.hi - self.pos;
+        let left = self.end.saturating_sub(self.base + self.hi as u64);
         if have >= need || left == 0 {
             return Ok(());
         }
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.store.copy_within(self.pos..self.hi, 0);
             self.base += self.pos as u64;
+            self.hi -= self.pos;
             self.pos = 0;
         }
-        let want = need.max(WINDOW).saturating_sub(self.buf.len()) as u64;
-        let n = want.min(left) as usize;
-        let old = self.buf.len();
-        self.buf.resize(old + n, 0);
+        let size = need.max(WINDOW);
+        if self.store.len() < size {
+            self.store.resize(size, 0);
+        }
+        let n = ((self.store.len() - self.hi) as u64).min(left) as usize;
+        let old = self.hi;
         let mut got = 0;
         while got < n {
-            match self
-                .file
-                .read_at(&mut self.buf[old + got..], self.base + (old + got) as u64)
-            {
+            match self.file.read_at(
+                &mut self.store[old + got..old + n],
+                self.base + (old + got) as u64,
+            ) {
                 Ok(0) => break,
                 Ok(k) => got += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.buf.truncate(old + got);
+                    self.hi = old + got;
                     return Err(e);
                 }
             }
         }
+        self.hi = old + got;
         // A file shorter than its recorded length (cut behind our back) reads as a short end.
-        self.buf.truncate(old + got);
         if got < n {
-            self.end = self.base + self.buf.len() as u64;
+            self.end = self.base + self.hi as u64;
         }
         Ok(())
     }
@@ -118,25 +125,25 @@ impl SegmentScan {
     /// The next step.
     pub fn next_step(&mut self) -> io::Result<Step> {
         self.fill(frame::FRAME_HEADER)?;
-        if self.pos == self.buf.len() {
+        if self.pos == self.hi {
             return Ok(Step::End);
         }
         let offset = self.position();
-        match frame::parse(&self.buf[self.pos..]) {
+        match frame::parse(&self.store[self.pos..self.hi]) {
             Parse::Frame(f) => {
                 self.pos += f.size;
                 Ok(Step::Frame { offset, frame: f })
             }
             Parse::Incomplete { need } => {
                 self.fill(need)?;
-                match frame::parse(&self.buf[self.pos..]) {
+                match frame::parse(&self.store[self.pos..self.hi]) {
                     Parse::Frame(f) => {
                         self.pos += f.size;
                         Ok(Step::Frame { offset, frame: f })
                     }
                     Parse::Incomplete { .. } => {
                         let bytes = self.end - offset;
-                        self.pos = self.buf.len();
+                        self.pos = self.hi;
                         self.skip_to_end();
                         Ok(Step::Tail {
                             offset,
@@ -153,7 +160,7 @@ impl SegmentScan {
 
     fn skip_to_end(&mut self) {
         self.base = self.end;
-        self.buf.clear();
+        self.hi = 0;
         self.pos = 0;
     }
 
@@ -162,9 +169,9 @@ impl SegmentScan {
         self.pos += 1;
         loop {
             self.fill(frame::FRAME_HEADER)?;
-            let Some(i) = memchr::memmem::find(&self.buf[self.pos..], &FRAME_MAGIC) else {
+            let Some(i) = memchr::memmem::find(&self.store[self.pos..self.hi], &FRAME_MAGIC) else {
                 // Keep the last byte: it may be the first half of a marker.
-                if self.base + self.buf.len() as u64 >= self.end {
+                if self.base + self.hi as u64 >= self.end {
                     let bytes = self.end - offset;
                     self.skip_to_end();
                     return Ok(Step::Tail {
@@ -173,10 +180,10 @@ impl SegmentScan {
                         why: TailWhy::Damaged(why),
                     });
                 }
-                self.pos = self.buf.len().saturating_sub(1).max(self.pos);
+                self.pos = self.hi.saturating_sub(1).max(self.pos);
                 let before = self.position();
                 self.fill(WINDOW)?;
-                if self.position() == before && self.buf.len() - self.pos < 2 {
+                if self.position() == before && self.hi - self.pos < 2 {
                     // Nothing more could be read.
                     let bytes = self.end.saturating_sub(offset);
                     self.skip_to_end();
@@ -189,10 +196,10 @@ impl SegmentScan {
                 continue;
             };
             self.pos += i;
-            let mut p = frame::parse(&self.buf[self.pos..]);
+            let mut p = frame::parse(&self.store[self.pos..self.hi]);
             if let Parse::Incomplete { need } = p {
                 self.fill(need)?;
-                p = frame::parse(&self.buf[self.pos..]);
+                p = frame::parse(&self.store[self.pos..self.hi]);
             }
             match p {
                 Parse::Frame(_) => {

@@ -47,8 +47,17 @@ pub fn pipeline_queue_keys(dir: &Path) -> Option<String> {
 /// seconds of the delivery).
 pub fn drain_stage(trace: &Path, records: u64) -> Result<(u64, f64), String> {
     let dir = QueueDir::new("drain");
-    let out = std::env::temp_dir().join(format!("sfbench-drain-{}.json", std::process::id()));
-    let _ = std::fs::remove_file(&out);
+    // SFBENCH_DRAIN_OUT=PATH: the file target (default a temporary file; `/dev/null` times
+    // the queue's side alone, without the disk writing the output).
+    let out = std::env::var_os("SFBENCH_DRAIN_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("sfbench-drain-{}.json", std::process::id()))
+        });
+    let scratch = !out.starts_with("/dev");
+    if scratch {
+        let _ = std::fs::remove_file(&out);
+    }
     let (recs, _) = super::records_in_memory(trace, 100_000)?;
     if recs.is_empty() {
         return Err("no records in the trace".into());
@@ -116,7 +125,9 @@ pub fn drain_stage(trace: &Path, records: u64) -> Result<(u64, f64), String> {
     super::run_pipeline(&cfg, "bench-drain.json", &empty)?;
     let secs = t.elapsed().as_secs_f64();
     let written = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let _ = std::fs::remove_file(&out);
+    if scratch {
+        let _ = std::fs::remove_file(&out);
+    }
     let _ = std::fs::remove_file(&empty);
     let left = sfprocessor::queue::inspect::inspect(&dir.0)
         .map_err(|e| e.to_string())?
