@@ -35,6 +35,36 @@ fn file_disk_cfg(dir: &Path, name: &str, out: &Path, queue: &Path) -> PathBuf {
     )
 }
 
+/// A generated trace, what it exports, and an rsyslog that is stopped: a target that is down.
+struct Outage {
+    dir: tempfile::TempDir,
+    trace: PathBuf,
+    expected: Vec<String>,
+    rs: common::rsyslog::Rsyslog,
+    queue: PathBuf,
+}
+
+impl Outage {
+    fn new(seed: u64, records: u64) -> Outage {
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("t.sf");
+        write_trace(&trace, seed, records, "deflate", SchemaVersion::V5);
+        let expected = expected_lines(dir.path(), &trace);
+        let rs_dir = dir.path().join("rs");
+        std::fs::create_dir(&rs_dir).unwrap();
+        let mut rs = common::rsyslog::Rsyslog::new(&rs_dir);
+        rs.stop();
+        let queue = dir.path().join("queue");
+        Outage {
+            dir,
+            trace,
+            expected,
+            rs,
+            queue,
+        }
+    }
+}
+
 fn sfprint_queue(queue: &Path) -> (i32, String) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_sfprint"))
         .arg("--queue")
@@ -64,15 +94,13 @@ fn a_backlog_survives_kill_9_and_goes_out_when_the_target_is_back() {
     if !common::rsyslog::peers_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.sf");
-    write_trace(&trace, 281, 3_000, "deflate", SchemaVersion::V5);
-    let expected = expected_lines(dir.path(), &trace);
-    let rs_dir = dir.path().join("rs");
-    std::fs::create_dir(&rs_dir).unwrap();
-    let mut rs = common::rsyslog::Rsyslog::new(&rs_dir);
-    rs.stop();
-    let queue = dir.path().join("queue");
+    let Outage {
+        dir,
+        trace,
+        expected,
+        mut rs,
+        queue,
+    } = Outage::new(281, 3_000);
     let cfg = syslog_disk_cfg(dir.path(), "s.json", rs.tcp, &queue, "");
     let mut agent = Agent::start(dir.path(), &cfg);
     let sim = simulator(&agent.sock, &["-trace", trace.to_str().unwrap()]);
@@ -115,15 +143,13 @@ fn sigterm_leaves_the_backlog_on_disk_and_the_next_start_sends_it_first() {
     if !common::rsyslog::peers_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.sf");
-    write_trace(&trace, 282, 2_000, "deflate", SchemaVersion::V5);
-    let expected = expected_lines(dir.path(), &trace);
-    let rs_dir = dir.path().join("rs");
-    std::fs::create_dir(&rs_dir).unwrap();
-    let mut rs = common::rsyslog::Rsyslog::new(&rs_dir);
-    rs.stop();
-    let queue = dir.path().join("queue");
+    let Outage {
+        dir,
+        trace,
+        expected,
+        mut rs,
+        queue,
+    } = Outage::new(282, 2_000);
     let cfg = syslog_disk_cfg(
         dir.path(),
         "s.json",

@@ -202,76 +202,45 @@ impl Delivery {
         queue: Option<DiskQueue>,
     ) -> Delivery {
         let (recycle, recycled) = sync_channel::<Vec<u8>>(RECYCLED);
-        if let Some(q) = queue {
-            let DiskQueue { writer, reader, .. } = q;
-            let worker_cfg = cfg.clone();
-            let m = metrics.clone();
-            let t = target.clone();
-            let sd = shutdown.clone();
-            let worker = std::thread::Builder::new()
-                .name(format!("delivery {target}"))
-                .spawn(move || {
-                    let mut w = Worker::new(transport, worker_cfg, m, t, sd, recycle);
-                    w.disk = Some(reader);
-                    w.run(None)
-                })
-                .ok();
-            return Delivery {
-                tx: None,
-                inline: None,
-                shutdown,
-                worker,
-                when_full: cfg.when_full,
-                metrics,
-                target,
-                recycled,
-                disk: Some(writer),
-                spare: None,
-            };
-        }
-        if transport.inline() {
-            let worker = Worker::new(
-                transport,
-                cfg.clone(),
-                metrics.clone(),
-                target.clone(),
-                shutdown.clone(),
-                recycle,
-            );
-            return Delivery {
-                tx: None,
-                inline: Some(Box::new(worker)),
-                shutdown,
-                worker: None,
-                when_full: cfg.when_full,
-                metrics,
-                target,
-                recycled,
-                disk: None,
-                spare: None,
-            };
-        }
-        let (tx, rx) = handoff::bounded::<Payload>(cfg.queue.max(1));
-        let worker_cfg = cfg.clone();
-        let m = metrics.clone();
-        let t = target.clone();
-        let sd = shutdown.clone();
-        let worker = std::thread::Builder::new()
-            .name(format!("delivery {target}"))
-            .spawn(move || Worker::new(transport, worker_cfg, m, t, sd, recycle).run(Some(rx)))
-            .ok();
-        Delivery {
-            tx: Some(tx),
+        let mut d = Delivery {
+            tx: None,
             inline: None,
-            shutdown,
-            worker,
+            shutdown: shutdown.clone(),
+            worker: None,
             when_full: cfg.when_full,
-            metrics,
-            target,
+            metrics: metrics.clone(),
+            target: target.clone(),
             recycled,
             disk: None,
             spare: None,
-        }
+        };
+        let mut worker = Worker::new(
+            transport,
+            cfg.clone(),
+            metrics,
+            target.clone(),
+            shutdown,
+            recycle,
+        );
+        // Where the worker's payloads come from: the disk queue, the node's own thread (a
+        // transport that never waits), or the in-memory hand-off.
+        let rx = if let Some(q) = queue {
+            d.disk = Some(q.writer);
+            worker.disk = Some(q.reader);
+            None
+        } else if worker.transport.inline() {
+            d.inline = Some(Box::new(worker));
+            return d;
+        } else {
+            let (tx, rx) = handoff::bounded::<Payload>(cfg.queue.max(1));
+            d.tx = Some(tx);
+            Some(rx)
+        };
+        d.worker = std::thread::Builder::new()
+            .name(format!("delivery {target}"))
+            .spawn(move || worker.run(rx))
+            .ok();
+        d
     }
 
     /// An empty buffer with room for `capacity` bytes, reusing one the worker has finished

@@ -93,27 +93,8 @@ pub fn encode_head(
 
 /// Appends one frame to `out`.
 pub fn encode(out: &mut Vec<u8>, ts_ms: u64, key: Option<u64>, id: Option<u64>, record: &[u8]) {
-    let flags = if key.is_some() { F_KEY } else { 0 } | if id.is_some() { F_ID } else { 0 };
-    let body = 8 + 8 * (key.is_some() as usize + id.is_some() as usize) + record.len();
-    let start = out.len();
-    out.extend_from_slice(&FRAME_MAGIC);
-    out.push(flags);
-    out.push(0);
-    out.extend_from_slice(&(body as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&ts_ms.to_le_bytes());
-    if let Some(k) = key {
-        out.extend_from_slice(&k.to_le_bytes());
-    }
-    if let Some(i) = id {
-        out.extend_from_slice(&i.to_le_bytes());
-    }
+    encode_head(out, ts_ms, key, id, record);
     out.extend_from_slice(record);
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&out[start..start + 8]),
-        &out[start + FRAME_HEADER..],
-    );
-    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A frame read back.
@@ -233,13 +214,17 @@ mod tests {
     }
 
     #[test]
-    fn a_head_and_its_record_make_the_same_frame() {
-        let mut whole = Vec::new();
-        encode(&mut whole, 5, Some(6), Some(7), b"the record");
-        let mut split = Vec::new();
-        encode_head(&mut split, 5, Some(6), Some(7), b"the record");
-        split.extend_from_slice(b"the record");
-        assert_eq!(whole, split);
+    fn the_layout_is_the_documented_one() {
+        let mut b = Vec::new();
+        encode(&mut b, 5, Some(6), None, b"rec");
+        assert_eq!(&b[..4], b"SQ\x01\x00", "magic, flags (key), zero");
+        assert_eq!(&b[4..8], &(8u32 + 8 + 3).to_le_bytes(), "body length");
+        assert_eq!(&b[12..20], &5u64.to_le_bytes(), "append time");
+        assert_eq!(&b[20..28], &6u64.to_le_bytes(), "key");
+        assert_eq!(&b[28..], b"rec");
+        let mut crc_input = b[..8].to_vec();
+        crc_input.extend_from_slice(&b[12..]);
+        assert_eq!(&b[8..12], &crc32c::crc32c(&crc_input).to_le_bytes());
     }
 
     #[test]
