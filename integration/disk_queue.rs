@@ -276,27 +276,36 @@ fn a_torn_and_a_damaged_queue_are_reported_and_the_rest_delivered() {
     }
 }
 
-/// Test d: `queue.maxbytes` with `drop_newest`: the queue stops at the cap, the rest is
-/// counted dropped, nothing is torn.
-#[test]
-fn the_cap_drops_newest_and_counts_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.sf");
-    write_trace(&trace, 285, 6_000, "deflate", SchemaVersion::V5);
-    let total = expected_lines(dir.path(), &trace).len() as u64;
-    let queue = dir.path().join("queue");
+/// Runs 6,000 generated records into a disk queue of `maxbytes` with `drop_newest` and a
+/// syslog target that is not there; returns the events the trace holds and the run's output.
+fn overfill(dir: &Path, seed: u64, queue: &Path, maxbytes: &str) -> (u64, std::process::Output) {
+    let trace = dir.join("t.sf");
+    write_trace(&trace, seed, 6_000, "deflate", SchemaVersion::V5);
+    let total = expected_lines(dir, &trace).len() as u64;
     let down = common::peers::free_tcp_port();
     let cfg = syslog_disk_cfg(
-        dir.path(),
+        dir,
         "s.json",
         down,
-        &queue,
-        r#","retry.drain_timeout":"300ms","queue.maxbytes":"1MiB","when_full":"drop_newest""#,
+        queue,
+        &format!(
+            r#","retry.drain_timeout":"300ms","queue.maxbytes":"{maxbytes}","when_full":"drop_newest""#
+        ),
     );
     let o = sfprocessor(
         &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
         &[],
     );
+    (total, o)
+}
+
+/// Test d: `queue.maxbytes` with `drop_newest`: the queue stops at the cap, the rest is
+/// counted dropped, nothing is torn.
+#[test]
+fn the_cap_drops_newest_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    let (total, o) = overfill(dir.path(), 285, &queue, "1MiB");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         o.status.code(),
@@ -349,22 +358,8 @@ fn a_full_file_system_is_a_full_queue_and_leaves_nothing_torn() {
         }
     }
     let _u = Unmount(mnt.clone());
-    let trace = dir.path().join("t.sf");
-    write_trace(&trace, 286, 6_000, "deflate", SchemaVersion::V5);
-    let total = expected_lines(dir.path(), &trace).len() as u64;
     let queue = mnt.join("queue");
-    let down = common::peers::free_tcp_port();
-    let cfg = syslog_disk_cfg(
-        dir.path(),
-        "s.json",
-        down,
-        &queue,
-        r#","retry.drain_timeout":"300ms","queue.maxbytes":"64MiB","when_full":"drop_newest""#,
-    );
-    let o = sfprocessor(
-        &["-config", cfg.to_str().unwrap(), trace.to_str().unwrap()],
-        &[],
-    );
+    let (total, o) = overfill(dir.path(), 286, &queue, "64MiB");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     // Logged once per episode (an episode ends when a smaller write fits again).
