@@ -331,6 +331,22 @@ fn the_cap_drops_newest_and_counts_them() {
     );
 }
 
+/// Runs `cmd path` as root: directly when we are root, else through `sudo -n` (a password-less
+/// sudo, as `.ci/run` uses for its packages).
+fn privileged(cmd: &[&str], path: &Path) -> bool {
+    let run = |words: &[&str]| {
+        std::process::Command::new(words[0])
+            .args(&words[1..])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut sudo = vec!["sudo", "-n"];
+    sudo.extend_from_slice(cmd);
+    run(cmd) || run(&sudo)
+}
+
 /// Test d, the disk itself full: a 2 MiB tmpfs (needs root to mount; CI runs as root here).
 /// `drop_newest` counts what did not fit; the queue holds no torn record.
 #[test]
@@ -338,11 +354,7 @@ fn a_full_file_system_is_a_full_queue_and_leaves_nothing_torn() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
+    let mounted = privileged(&["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs"], &mnt);
     if !mounted {
         assert!(
             !common::peers::ci(),
@@ -354,7 +366,7 @@ fn a_full_file_system_is_a_full_queue_and_leaves_nothing_torn() {
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            privileged(&["umount"], &self.0);
         }
     }
     let _u = Unmount(mnt.clone());
