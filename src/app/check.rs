@@ -68,6 +68,11 @@ fn checks(cfg: &PipelineConfig, plan: &pipeline::PipelinePlan, paths: &[Option<P
     let mut unhealthy = 0;
     for sp in &plan.stages {
         if let pipeline::StageKind::Exporter(ec) = &sp.kind {
+            if let Some(q) = &ec.delivery.disk {
+                if let Err(code) = check_queue(sp.config.index, &q.path) {
+                    return code;
+                }
+            }
             if !ec.is_network() {
                 continue;
             }
@@ -97,6 +102,47 @@ fn checks(cfg: &PipelineConfig, plan: &pipeline::PipelinePlan, paths: &[Option<P
         }
     }
     Exit::Ok
+}
+
+/// A disk queue's directory: what it holds (read-only: an agent may be running on it), or
+/// why it cannot be used (exit 2).
+fn check_queue(index: usize, dir: &Path) -> Result<(), Exit> {
+    if !dir.exists() {
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        if parent.is_some_and(|p| !p.is_dir()) {
+            eprintln!(
+                "sfprocessor: pipeline[{index}] (exporter): queue.path {}: its parent directory does not exist",
+                dir.display()
+            );
+            return Err(Exit::Config);
+        }
+        println!(
+            "pipeline[{index}] (exporter): disk queue {} (created at start)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    match crate::queue::inspect::inspect(dir) {
+        Ok(i) => {
+            println!(
+                "pipeline[{index}] (exporter): disk queue {}: {} records queued in {} segment(s){}{}",
+                dir.display(),
+                i.records,
+                i.segments,
+                if i.locked { ", in use by a running agent" } else { "" },
+                if i.damage.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} damaged place(s) (see sfprint --queue)", i.damage.len())
+                }
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("sfprocessor: pipeline[{index}] (exporter): {e}");
+            Err(Exit::Config)
+        }
+    }
 }
 
 /// What would stop a driver from reading `path`.
