@@ -175,7 +175,10 @@ fn sigterm_leaves_the_backlog_on_disk_and_the_next_start_sends_it_first() {
     let t = sfprocessor(&["-test", "-config", cfg.to_str().unwrap()], &[]);
     let out = String::from_utf8_lossy(&t.stdout);
     assert!(
-        out.contains(&format!("{} records queued in 1 segment(s)", expected.len())),
+        out.contains(&format!(
+            "{} records queued in 1 segment(s)",
+            expected.len()
+        )),
         "{out}"
     );
     // The second run: the target is up; the previous run's records come first.

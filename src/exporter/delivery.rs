@@ -515,7 +515,17 @@ impl Worker {
     /// Hands an emptied buffer back to the node, unless it is unused or much larger than the
     /// node's chunks (a gathered Kafka/ES batch): those are freed.
     fn recycle(&mut self, mut bytes: Vec<u8>) {
-        if bytes.capacity() > 0 && bytes.capacity() <= RECYCLE_MAX_BYTES {
+        if bytes.capacity() == 0 {
+            return;
+        }
+        // With a disk queue, the reader's next read from the files takes it first.
+        if let Some(d) = self.disk.as_mut() {
+            match d.give_back(bytes) {
+                None => return,
+                Some(b) => bytes = b,
+            }
+        }
+        if bytes.capacity() <= RECYCLE_MAX_BYTES {
             bytes.clear();
             let _ = self.recycle.try_send(bytes);
         }

@@ -353,6 +353,8 @@ pub struct DiskReader {
     scan: Option<SegmentScan>,
     /// Records read since the last acknowledgement.
     unacked: u64,
+    /// A buffer for the next read from the files.
+    spare: Option<Vec<u8>>,
 }
 
 /// What became of an append.
@@ -462,6 +464,7 @@ impl DiskQueue {
                 q,
                 scan: None,
                 unacked: 0,
+                spare: None,
             },
             stats,
         })
@@ -661,9 +664,17 @@ impl DiskReader {
     pub fn recv_timeout(&mut self, wait: Duration, max_bytes: usize) -> Result<Payload, ReadError> {
         let until = Instant::now() + wait;
         let mut out = Payload::default();
+        // Records read back go into a buffer sized for the whole read at once (and reused:
+        // see `give_back`): growing one from empty per batch reallocated and faulted fresh
+        // pages in every time.
+        let mut spare = self.spare.take().unwrap_or_default();
+        spare.clear();
+        spare.reserve(max_bytes + (64 << 10));
+        out.bytes = spare;
         loop {
             if out.records == 0 {
                 if let Some(p) = self.take_hot() {
+                    self.spare = Some(std::mem::take(&mut out.bytes));
                     return Ok(p);
                 }
             }
@@ -690,10 +701,12 @@ impl DiskReader {
             let s = q.lock();
             if self.caught_up(&s) {
                 if s.writer_closed {
+                    self.spare = Some(std::mem::take(&mut out.bytes));
                     return Err(ReadError::Closed);
                 }
                 let now = Instant::now();
                 if now >= until {
+                    self.spare = Some(std::mem::take(&mut out.bytes));
                     return Err(ReadError::Timeout);
                 }
                 let _ = q.appended.wait_timeout(s, until - now);
@@ -735,6 +748,16 @@ impl DiskReader {
         self.scan = None;
         self.unacked += h.payload.records as u64;
         Some(h.payload)
+    }
+
+    /// A delivered batch's buffer, for the next read from the files; `None` if one is kept
+    /// already (the caller reuses or frees it).
+    pub fn give_back(&mut self, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        if self.spare.is_some() {
+            return Some(bytes);
+        }
+        self.spare = Some(bytes);
+        None
     }
 
     /// Whether everything appended so far was read.
