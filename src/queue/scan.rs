@@ -170,7 +170,6 @@ impl SegmentScan {
         loop {
             self.fill(frame::FRAME_HEADER)?;
             let Some(i) = memchr::memmem::find(&self.store[self.pos..self.hi], &FRAME_MAGIC) else {
-                // Keep the last byte: it may be the first half of a marker.
                 if self.base + self.hi as u64 >= self.end {
                     let bytes = self.end - offset;
                     self.skip_to_end();
@@ -180,19 +179,10 @@ impl SegmentScan {
                         why: TailWhy::Damaged(why),
                     });
                 }
+                // Keep the last byte: it may be the first half of a marker. `fill` either
+                // reads more or, on a file shorter than `end`, moves `end` to what is there.
                 self.pos = self.hi.saturating_sub(1).max(self.pos);
-                let before = self.position();
                 self.fill(WINDOW)?;
-                if self.position() == before && self.hi - self.pos < 2 {
-                    // Nothing more could be read.
-                    let bytes = self.end.saturating_sub(offset);
-                    self.skip_to_end();
-                    return Ok(Step::Tail {
-                        offset,
-                        bytes,
-                        why: TailWhy::Damaged(why),
-                    });
-                }
                 continue;
             };
             self.pos += i;
