@@ -494,7 +494,7 @@ fn test_flag_reports_bad_credentials_and_an_unreachable_server() {
     let (port, _) = fake_server(Script {
         auth: Some(format!(
             "Basic {}",
-            sfprocessor::exporter::es::http::base64(b"elastic:right")
+            sfprocessor::exporter::httpc::base64(b"elastic:right")
         )),
         ..Default::default()
     });

@@ -838,6 +838,12 @@ fn finish(w: &mut W, rec: &Record) {
     w.out.push(b'}');
 }
 
+/// `format: json` in the format registry.
+pub static SPEC: crate::exporter::registry::FormatSpec = crate::exporter::registry::FormatSpec {
+    names: &["json", ""],
+    new: || Box::new(JsonEncoder::new()),
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::handoff::{self, RecvError, SendError};
+pub use super::payload::Payload;
 use super::{Transport, TransportError};
 use crate::counters::Counters;
 use crate::queue::{Appended, DiskQueue, DiskReader, DiskWriter, ReadError};
@@ -76,78 +77,6 @@ impl Default for DeliveryConfig {
             drain_timeout: Duration::from_secs(30),
             disk: None,
         }
-    }
-}
-
-/// Encoded records: newline-terminated, `records` of them, with what some transports need
-/// per record (empty when the transport does not use them).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Payload {
-    pub bytes: Vec<u8>,
-    pub records: usize,
-    /// Partition keys (Kafka): one process's records share a key, so they stay in order in
-    /// one partition.
-    pub keys: Vec<u64>,
-    /// Document ids (Elasticsearch `create`): a retried bulk cannot index a record twice.
-    pub ids: Vec<u64>,
-}
-
-impl Payload {
-    /// Records without keys or ids.
-    pub fn plain(bytes: Vec<u8>, records: usize) -> Self {
-        Payload {
-            bytes,
-            records,
-            ..Default::default()
-        }
-    }
-
-    /// The encoded records, without their newline terminators.
-    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        let b = &self.bytes;
-        let mut start = 0;
-        memchr::memchr_iter(b'\n', b)
-            .take(self.records)
-            .map(move |end| {
-                let line = &b[start..end];
-                start = end + 1;
-                line
-            })
-    }
-
-    /// The records at `idx` (ascending), with their keys and ids.
-    pub fn select(&self, idx: &[usize]) -> Payload {
-        let mut out = Payload::default();
-        let mut want = idx.iter().copied().peekable();
-        for (i, line) in self.lines().enumerate() {
-            if want.peek() != Some(&i) {
-                continue;
-            }
-            want.next();
-            out.bytes.extend_from_slice(line);
-            out.bytes.push(b'\n');
-            out.records += 1;
-            if let Some(k) = self.keys.get(i) {
-                out.keys.push(*k);
-            }
-            if let Some(k) = self.ids.get(i) {
-                out.ids.push(*k);
-            }
-        }
-        out
-    }
-
-    /// Adds `other`'s records; gives back whichever byte buffer is left over (empty), for reuse.
-    fn append(&mut self, mut other: Payload) -> Vec<u8> {
-        if self.records == 0 {
-            let spare = std::mem::replace(self, other).bytes;
-            return spare;
-        }
-        self.bytes.append(&mut other.bytes);
-        self.records += other.records;
-        self.keys.append(&mut other.keys);
-        self.ids.append(&mut other.ids);
-        other.bytes
     }
 }
 
@@ -265,7 +194,7 @@ impl Delivery {
     /// Queues encoded records (waits or drops when the queue is full, per `when_full`).
     pub fn submit(&mut self, p: Payload) -> Result<(), String> {
         if let Some(d) = self.disk.as_mut() {
-            let n = p.records as u64;
+            let n = p.records() as u64;
             let (r, back) = d.append(p, self.when_full == WhenFull::Block);
             match r {
                 Appended::Yes => {}
@@ -294,7 +223,7 @@ impl Delivery {
         let Some(tx) = &self.tx else {
             return Err(format!("{}: delivery already finished", self.target));
         };
-        let n = p.records as u64;
+        let n = p.records() as u64;
         let bytes = p.bytes.len() as i64;
         let r = match self.when_full {
             WhenFull::Block => tx
@@ -440,7 +369,7 @@ impl Worker {
                     let old = self
                         .batch_started
                         .is_some_and(|t| t.elapsed() >= self.cfg.idle_flush);
-                    if self.batch.records >= self.cfg.buffer
+                    if self.batch.records() >= self.cfg.buffer
                         || self.batch.bytes.len() >= self.cfg.buffer_bytes
                         || old
                     {
@@ -462,7 +391,7 @@ impl Worker {
     /// Adds a payload to the batch.
     fn take(&mut self, p: Payload) {
         self.last_arrival = Instant::now();
-        if self.batch.records == 0 {
+        if self.batch.records() == 0 {
             self.batch_started = Some(Instant::now());
         }
         let spare = self.batch.append(p);
@@ -554,7 +483,7 @@ impl Worker {
 
     /// Counts the batch failed without an attempt.
     fn give_up(&mut self, why: &str) {
-        let n = self.batch.records;
+        let n = self.batch.records();
         self.metrics.add_failed(n as u64);
         self.metrics.add_error();
         tracing::error!(target = %self.target, records = n, "records not delivered: {why}");
@@ -566,7 +495,7 @@ impl Worker {
     /// and only the rest is retried.
     fn ship(&mut self) {
         self.batch_started = None;
-        if self.batch.records == 0 {
+        if self.batch.records() == 0 {
             return;
         }
         if self
@@ -590,7 +519,7 @@ impl Worker {
         let mut delay = self.cfg.backoff_initial.min(self.cfg.backoff_max);
         let mut failures = 0u32;
         loop {
-            let n = self.batch.records;
+            let n = self.batch.records();
             self.metrics.attempt_in_progress(true);
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.transport.send_batch(&self.batch)
@@ -629,7 +558,7 @@ impl Worker {
                         self.metrics.add_failed(failed as u64);
                         self.metrics.add_error();
                     }
-                    if rest.records == 0 {
+                    if rest.records() == 0 {
                         self.healthy = true;
                         break;
                     }
@@ -640,7 +569,7 @@ impl Worker {
             };
             self.healthy = false;
             self.metrics.attempt_failed();
-            let n = self.batch.records;
+            let n = self.batch.records();
             let give_up = !err.retryable()
                 || self
                     .drain_deadline()
@@ -703,7 +632,8 @@ mod tests {
     }
 
     impl Transport for Flaky {
-        fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+        fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+            let payload = &batch.bytes;
             let c = self.calls.fetch_add(1, Ordering::SeqCst);
             if c < self.fail {
                 return Err(if self.retryable {
@@ -753,7 +683,7 @@ mod tests {
             Shutdown::new(),
         );
         for i in 0..3 {
-            d.submit(Payload::plain(format!("r{i}\n").into_bytes(), 1))
+            d.submit(Payload::lines(format!("r{i}\n").into_bytes()))
                 .unwrap();
         }
         d.finish();
@@ -831,7 +761,7 @@ mod tests {
     #[test]
     fn a_partial_batch_is_sent_after_the_idle_interval() {
         let (mut d, m) = idle_flushing(1000);
-        d.submit(Payload::plain(b"only\n".to_vec(), 1)).unwrap();
+        d.submit(Payload::lines(b"only\n".to_vec())).unwrap();
         // Not finished: only the idle flush can deliver it.
         // Up to 500 polls of 10 ms.
         let mut polls = 0;
@@ -851,7 +781,8 @@ mod tests {
     }
 
     impl Transport for Gated {
-        fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+        fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+            let payload = &batch.bytes;
             let _ = self.entered.send(());
             let (open, cv) = &*self.gate;
             let mut o = open.lock().unwrap();
@@ -922,7 +853,7 @@ mod tests {
     }
 
     fn rec(i: usize) -> Payload {
-        Payload::plain(format!("r{i}\n").into_bytes(), 1)
+        Payload::lines(format!("r{i}\n").into_bytes())
     }
 
     #[test]
@@ -1002,7 +933,8 @@ mod tests {
     struct Panicky;
 
     impl Transport for Panicky {
-        fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+        fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+            let payload = &batch.bytes;
             if payload.starts_with(b"boom") {
                 panic!("transport bug");
             }
@@ -1028,9 +960,9 @@ mod tests {
             "panicky".into(),
             Shutdown::new(),
         );
-        d.submit(Payload::plain(b"ok\n".to_vec(), 1)).unwrap();
-        d.submit(Payload::plain(b"boom\n".to_vec(), 1)).unwrap();
-        d.submit(Payload::plain(b"ok\nok\n".to_vec(), 2)).unwrap();
+        d.submit(Payload::lines(b"ok\n".to_vec())).unwrap();
+        d.submit(Payload::lines(b"boom\n".to_vec())).unwrap();
+        d.submit(Payload::lines(b"ok\nok\n".to_vec())).unwrap();
         d.finish();
         let s = m.snapshot();
         assert_eq!((s.sent_records, s.failed_records), (3, 1));
@@ -1044,7 +976,7 @@ mod tests {
         let cap = b.capacity();
         assert!(cap >= 1000);
         b.extend_from_slice(b"r0\n");
-        d.submit(Payload::plain(b, 1)).unwrap();
+        d.submit(Payload::lines(b)).unwrap();
         // Up to 500 polls of 10 ms for the worker to send it and hand the buffer back.
         let mut polls = 0;
         while peer.metrics.snapshot().sent_records == 0 && polls < 500 {
@@ -1071,7 +1003,8 @@ mod tests {
     }
 
     impl Transport for Slow {
-        fn send(&mut self, _payload: &[u8], records: usize) -> Result<(), TransportError> {
+        fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+            let records = batch.records();
             std::thread::sleep(Duration::from_millis(30));
             self.got.fetch_add(records, Ordering::SeqCst);
             Ok(())

@@ -10,7 +10,7 @@ use super::driver::{self, DriverPlan};
 use super::policy;
 use crate::cache::CacheLimits;
 use crate::config::{ConfigError, KeyFindings, PipelineConfig, StageConfig};
-use crate::exporter::{ExporterConfig, KNOWN_KEYS as EXPORTER_KEYS};
+use crate::exporter::ExporterConfig;
 use crate::policy::engine::{load_policies, Language, LoadOptions, Mode};
 use crate::sysflow::ocf::BlockLimits;
 
@@ -466,7 +466,7 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
             }
             "exporter" => {
                 let e = ExporterConfig::from_stage(cfg, st, &mut warnings)?;
-                keys(st, EXPORTER_KEYS, strict, &mut warnings)?;
+                keys(st, crate::exporter::registry::known_keys(), strict, &mut warnings)?;
                 StageKind::Exporter(Box::new(e))
             }
             "example" => {

@@ -28,6 +28,9 @@ pub const MAX_BODY: usize = 256 << 20;
 
 const F_KEY: u8 = 1;
 const F_ID: u8 = 2;
+/// The record is binary (no newline after it when read back); text records, the only kind
+/// before binary formats existed, leave it clear.
+const F_BIN: u8 = 4;
 
 /// The segment header this build writes.
 pub fn segment_header() -> [u8; SEGMENT_HEADER as usize] {
@@ -64,9 +67,12 @@ pub fn encode_head(
     ts_ms: u64,
     key: Option<u64>,
     id: Option<u64>,
+    binary: bool,
     record: &[u8],
 ) {
-    let flags = if key.is_some() { F_KEY } else { 0 } | if id.is_some() { F_ID } else { 0 };
+    let flags = if key.is_some() { F_KEY } else { 0 }
+        | if id.is_some() { F_ID } else { 0 }
+        | if binary { F_BIN } else { 0 };
     let body = 8 + 8 * (key.is_some() as usize + id.is_some() as usize) + record.len();
     let start = out.len();
     out.extend_from_slice(&FRAME_MAGIC);
@@ -93,7 +99,7 @@ pub fn encode_head(
 
 /// Appends one frame to `out`.
 pub fn encode(out: &mut Vec<u8>, ts_ms: u64, key: Option<u64>, id: Option<u64>, record: &[u8]) {
-    encode_head(out, ts_ms, key, id, record);
+    encode_head(out, ts_ms, key, id, false, record);
     out.extend_from_slice(record);
 }
 
@@ -105,6 +111,8 @@ pub struct Frame {
     pub ts_ms: u64,
     pub key: Option<u64>,
     pub id: Option<u64>,
+    /// A binary record (no newline after it when read back).
+    pub binary: bool,
     /// Where the record starts within the parsed bytes, and its length.
     pub record_at: usize,
     pub record_len: usize,
@@ -154,7 +162,7 @@ pub fn parse(buf: &[u8]) -> Parse {
     let flags = buf[2];
     let body = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
     let fixed = 8 + 8 * ((flags & F_KEY != 0) as usize + (flags & F_ID != 0) as usize);
-    if flags & !(F_KEY | F_ID) != 0 || buf[3] != 0 || body < fixed || body > MAX_BODY {
+    if flags & !(F_KEY | F_ID | F_BIN) != 0 || buf[3] != 0 || body < fixed || body > MAX_BODY {
         return Parse::Bad(Bad::Header);
     }
     let size = FRAME_HEADER + body;
@@ -187,6 +195,7 @@ pub fn parse(buf: &[u8]) -> Parse {
         ts_ms,
         key,
         id,
+        binary: flags & F_BIN != 0,
         record_at: at,
         record_len: size - at,
     })

@@ -477,7 +477,7 @@ impl DiskWriter {
     /// count. An appended payload is also kept in memory for the reader (see [`Hot`]); a
     /// refused one is handed back.
     pub fn append(&mut self, p: Payload, block: bool) -> (Appended, Option<Payload>) {
-        if p.records == 0 {
+        if p.records() == 0 {
             return (Appended::Yes, Some(p));
         }
         let ts = now_ms();
@@ -485,13 +485,14 @@ impl DiskWriter {
         self.buf.clear();
         self.heads.clear();
         let mut n = 0u64;
-        for (i, rec) in p.lines().enumerate() {
+        for (i, rec) in p.iter().enumerate() {
             let at = self.buf.len();
             frame::encode_head(
                 &mut self.buf,
                 ts,
                 p.keys.get(i).copied(),
                 p.ids.get(i).copied(),
+                !p.is_text(),
                 rec,
             );
             let off = rec.as_ptr() as usize - p.bytes.as_ptr() as usize;
@@ -531,7 +532,7 @@ impl DiskWriter {
                 if s.records == 0 {
                     q.stats.oldest_ms.store(ts, Ordering::Relaxed);
                 }
-                s.records += p.records as u64;
+                s.records += p.records() as u64;
                 if s.hot.len() >= HOT_MAX {
                     s.hot.pop_front();
                 }
@@ -672,7 +673,7 @@ impl DiskReader {
         spare.reserve(max_bytes + (64 << 10));
         out.bytes = spare;
         loop {
-            if out.records == 0 {
+            if out.records() == 0 {
                 if let Some(p) = self.take_hot() {
                     self.spare = Some(std::mem::take(&mut out.bytes));
                     return Ok(p);
@@ -680,7 +681,7 @@ impl DiskReader {
             }
             match self.read_some(&mut out, max_bytes) {
                 Ok(more) => {
-                    if out.records > 0 && (!more || out.bytes.len() >= max_bytes) {
+                    if out.records() > 0 && (!more || out.bytes.len() >= max_bytes) {
                         return Ok(out);
                     }
                     if more {
@@ -693,7 +694,7 @@ impl DiskReader {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
-            if out.records > 0 {
+            if out.records() > 0 {
                 return Ok(out);
             }
             // Nothing to read now: wait for an append (or the writer's end).
@@ -746,7 +747,7 @@ impl DiskReader {
         }
         self.read = (h.seg, h.end);
         self.scan = None;
-        self.unacked += h.payload.records as u64;
+        self.unacked += h.payload.records() as u64;
         Some(h.payload)
     }
 
@@ -805,17 +806,19 @@ impl DiskReader {
             return Ok(false);
         };
         scan.extend_to(end);
-        let first = self.unacked == 0 && out.records == 0;
+        let first = self.unacked == 0 && out.records() == 0;
         let mut more = true;
         while out.bytes.len() < max_bytes {
             match scan.next_step()? {
                 Step::Frame { offset, frame } => {
-                    if first && out.records == 0 {
-                        self.q.stats.oldest_ms.store(frame.ts_ms, Ordering::Relaxed);
+                    if out.records() == 0 {
+                        if first {
+                            self.q.stats.oldest_ms.store(frame.ts_ms, Ordering::Relaxed);
+                        }
+                        // (A payload keeps its first record's kind: the bounds hold either way.)
+                        out.set_text(!frame.binary);
                     }
-                    out.bytes.extend_from_slice(scan.record(offset, &frame));
-                    out.bytes.push(b'\n');
-                    out.records += 1;
+                    out.push(scan.record(offset, &frame));
                     if let Some(k) = frame.key {
                         out.keys.push(k);
                     }

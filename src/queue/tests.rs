@@ -18,12 +18,9 @@ fn cfg(dir: &Path) -> QueueConfig {
 
 /// Records `from..to` as one payload, each with a key and an id derived from its number.
 fn payload(from: u64, to: u64) -> Payload {
-    let mut p = Payload::default();
+    let mut p = Payload::new(Vec::new(), true);
     for i in from..to {
-        p.bytes.extend_from_slice(
-            format!("{{\"seq\":{i},\"pad\":\"{}\"}}\n", "x".repeat(200)).as_bytes(),
-        );
-        p.records += 1;
+        p.push(format!("{{\"seq\":{i},\"pad\":\"{}\"}}", "x".repeat(200)).as_bytes());
         p.keys.push(i * 3);
         p.ids.push(i * 7);
     }
@@ -41,7 +38,7 @@ fn seq(line: &[u8]) -> u64 {
 fn read_all(r: &mut DiskReader) -> Vec<(u64, u64, u64)> {
     let mut out = Vec::new();
     while let Ok(p) = r.recv_timeout(Duration::from_millis(20), 64 << 10) {
-        for (i, l) in p.lines().enumerate() {
+        for (i, l) in p.iter().enumerate() {
             out.push((seq(l), p.keys[i], p.ids[i]));
         }
     }
@@ -78,7 +75,7 @@ fn unacknowledged_records_go_out_first_after_a_restart() {
         // 50 read and delivered, the rest read but not acknowledged: a crash now.
         // The first payload comes as appended (from memory), the rest as well.
         let p = q.reader.recv_timeout(Duration::from_millis(20), 1).unwrap();
-        assert_eq!(p.records, 50);
+        assert_eq!(p.records(), 50);
         q.reader.ack();
         assert_eq!(read_all(&mut q.reader).len(), 50);
         // Dropped without close: as a kill -9 leaves it.
@@ -147,7 +144,7 @@ fn a_blocked_writer_goes_on_when_the_reader_acknowledges() {
     loop {
         match reader.recv_timeout(Duration::from_secs(5), 64 << 10) {
             Ok(p) => {
-                for l in p.lines() {
+                for l in p.iter() {
                     assert_eq!(seq(l), n);
                     n += 1;
                 }

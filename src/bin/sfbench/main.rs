@@ -422,14 +422,14 @@ fn encoded_batches(trace: &Path, ecs: bool) -> Result<Vec<sfprocessor::exporter:
     let mut e = EcsEncoder::new();
     let mut out = Vec::new();
     for chunk in recs.chunks(1000) {
-        let mut p = sfprocessor::exporter::Payload::plain(Vec::new(), chunk.len());
+        let mut p = sfprocessor::exporter::Payload::new(Vec::new(), true);
         for r in chunk {
             if ecs {
                 e.encode(r, &mut p.bytes);
             } else {
                 json.encode(r, &mut p.bytes);
             }
-            p.bytes.push(b'\n');
+            p.end_record();
             p.keys
                 .push(sfprocessor::pipeline::exporter::partition_key(r));
             p.ids.push(doc_id_hash(r));
@@ -460,7 +460,7 @@ fn kafka_bare_stage(trace: &Path) -> Result<(u64, f64), String> {
     let t = Instant::now();
     let mut n = 0u64;
     for b in &batches {
-        for (i, line) in b.lines().enumerate() {
+        for (i, line) in b.iter().enumerate() {
             let key = format!("{:016x}", b.keys[i]);
             let mut rec = BaseRecord::to("sfbench").payload(line).key(key.as_bytes());
             loop {

@@ -80,22 +80,19 @@ pub fn drain_stage(trace: &Path, records: u64) -> Result<(u64, f64), String> {
             sync: SyncPolicy::Never,
         })
         .map_err(|e| e.to_string())?;
-        let mut p = Payload::default();
+        let mut p = Payload::new(Vec::new(), true);
         let mut n = 0u64;
         let mut i = 0usize;
         while n < records {
-            p.bytes.extend_from_slice(&lines[i]);
-            p.bytes.push(b'\n');
-            p.records += 1;
+            p.push(&lines[i]);
             n += 1;
             i = (i + 1) % lines.len();
             if p.bytes.len() >= 512 << 10 || n == records {
-                let full = std::mem::take(&mut p);
+                let full = std::mem::replace(&mut p, Payload::new(Vec::new(), true));
                 if let (_, Some(back)) = q.writer.append(full, true) {
                     p = back;
                 }
-                p.bytes.clear();
-                p.records = 0;
+                p.clear();
             }
         }
         q.writer.close();

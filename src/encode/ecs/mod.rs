@@ -734,3 +734,9 @@ pub fn doc_id_hash(rec: &Record) -> u64 {
     }
     h.digest()
 }
+
+/// `format: ecs` in the format registry.
+pub static SPEC: crate::exporter::registry::FormatSpec = crate::exporter::registry::FormatSpec {
+    names: &["ecs"],
+    new: || Box::new(EcsEncoder::new()),
+};

@@ -8,7 +8,10 @@
 //! delivery worker to be retried (only them), anything else (a mapping error, say) is
 //! counted as failed and logged with the server's reason.
 
+mod config;
 pub mod http;
+
+pub use config::SPEC;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -119,20 +122,20 @@ impl EsTransport {
                 .join(","),
             cfg.index
         );
-        let tls = if cfg.addresses.iter().any(|u| u.tls) {
-            Some(
-                super::tls::connector_with(cfg.ca_file.as_deref(), cfg.verify).map_err(|e| {
-                    TransportError::Rejected {
-                        target: target.clone(),
-                        reason: format!("es.cafile {e}"),
-                    }
-                })?,
-            )
-        } else {
-            None
+        let tls = super::httpc::Tls {
+            ca_file: cfg.ca_file.as_deref(),
+            client_cert: None,
+            verify: cfg.verify,
         };
-        let workers = (0..cfg.workers.max(1))
-            .map(|_| Worker {
+        // One client per worker: each keeps its own connection per address.
+        let mut workers = Vec::new();
+        for _ in 0..cfg.workers.max(1) {
+            let agent =
+                super::httpc::agent(tls, cfg.timeout).map_err(|e| TransportError::Rejected {
+                    target: target.clone(),
+                    reason: format!("es.cafile {e}"),
+                })?;
+            workers.push(Worker {
                 clients: cfg
                     .addresses
                     .iter()
@@ -141,14 +144,14 @@ impl EsTransport {
                             u.clone(),
                             cfg.username.as_ref().map(Secret::expose),
                             cfg.password.as_ref().map(Secret::expose),
-                            tls.clone(),
+                            agent.clone(),
                             cfg.timeout,
                         )
                     })
                     .collect(),
                 current: 0,
-            })
-            .collect();
+            });
+        }
         Ok(EsTransport {
             cfg,
             workers,
@@ -215,7 +218,7 @@ impl Worker {
     /// needs, and writes each record's outcome. Returns the first reason something was not
     /// delivered.
     fn send(&mut self, sh: &Shared, batch: &Payload, idx: &[usize], out: &mut [Outcome]) -> String {
-        let lines: Vec<&[u8]> = batch.lines().collect();
+        let lines: Vec<&[u8]> = batch.iter().collect();
         let mut body = Vec::with_capacity(batch.bytes.len() / 4 + idx.len() * 80);
         let mut part: Vec<usize> = Vec::new();
         let mut reason = String::new();
@@ -267,7 +270,7 @@ impl Worker {
         if resp.status == 413 && idx.len() > 1 {
             // Request too large for the server: send each half on its own.
             tracing::warn!(target = %sh.target, records = idx.len(), bytes = body.len(), "bulk request too large (HTTP 413): splitting it; consider a smaller es.bulk.flushBuffer");
-            let lines: Vec<&[u8]> = batch.lines().collect();
+            let lines: Vec<&[u8]> = batch.iter().collect();
             let (a, b) = idx.split_at(idx.len() / 2);
             let mut reason = String::new();
             for half in [a, b] {
@@ -361,15 +364,11 @@ impl Transport for EsTransport {
         self.deadline = deadline;
     }
 
-    fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError> {
-        self.send_batch(&Payload::plain(payload.to_vec(), records))
-    }
-
     fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
-        let mut out = vec![Outcome::Retry; batch.records];
+        let mut out = vec![Outcome::Retry; batch.records()];
         let n = self.workers.len().max(1);
         let mut parts: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for i in 0..batch.records {
+        for i in 0..batch.records() {
             parts[worker_of(batch, i, n)].push(i);
         }
         let sh = Shared {
@@ -377,9 +376,9 @@ impl Transport for EsTransport {
             target: &self.target,
             deadline: self.deadline,
         };
-        let reason = if n == 1 || batch.records < 2 * n {
+        let reason = if n == 1 || batch.records() < 2 * n {
             // One worker (or too few records to share): no thread.
-            let all: Vec<usize> = (0..batch.records).collect();
+            let all: Vec<usize> = (0..batch.records()).collect();
             self.workers[0].send(&sh, batch, &all, &mut out)
         } else {
             // Every worker sends its share at once, on a thread of its own; outcomes are
@@ -392,7 +391,7 @@ impl Transport for EsTransport {
                     .map(|(w, idx)| {
                         let sh = &sh;
                         scope.spawn(move || {
-                            let mut local = vec![Outcome::Retry; batch.records];
+                            let mut local = vec![Outcome::Retry; batch.records()];
                             let r = w.send(sh, batch, idx, &mut local);
                             (idx.iter().map(|i| (*i, local[*i])).collect::<Vec<_>>(), r)
                         })
@@ -418,11 +417,11 @@ impl Transport for EsTransport {
             reason
         };
         let delivered = out.iter().filter(|o| **o == Outcome::Delivered).count();
-        if delivered == batch.records {
+        if delivered == batch.records() {
             return Ok(());
         }
         let failed = out.iter().filter(|o| **o == Outcome::Failed).count();
-        let retry: Vec<usize> = (0..batch.records)
+        let retry: Vec<usize> = (0..batch.records())
             .filter(|i| out[*i] == Outcome::Retry)
             .collect();
         Err(TransportError::Partial {
@@ -486,12 +485,8 @@ mod tests {
 
     #[test]
     fn a_document_always_goes_through_the_same_worker() {
-        let p = Payload {
-            bytes: b"a\nb\nc\n".to_vec(),
-            records: 3,
-            keys: vec![],
-            ids: vec![7, 8, 7],
-        };
+        let mut p = Payload::lines(b"a\nb\nc\n".to_vec());
+        p.ids = vec![7, 8, 7];
         assert_eq!(worker_of(&p, 0, 4), worker_of(&p, 2, 4));
         assert_eq!(worker_of(&p, 1, 4), 0);
         assert!(

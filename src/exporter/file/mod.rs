@@ -13,7 +13,77 @@
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 
+use std::sync::Arc;
+
+use super::registry::{Ctx, Key, TransportConfig, TransportSpec};
 use super::{Transport, TransportError};
+use crate::config::ConfigError;
+
+pub static SPEC: TransportSpec = TransportSpec {
+    names: &["file"],
+    keys: &[Key {
+        names: &["file.path"],
+        default: "`./export.out`",
+        doc: "the file records are appended to (never truncated); it must not be a directory, and its directory must exist (checked at validation).",
+    }],
+    parse: |ctx| {
+        let path = ctx.st.get("file.path").unwrap_or("./export.out").to_string();
+        check_file_path(ctx, &path)?;
+        Ok(Arc::new(FileConfig { path }))
+    },
+};
+
+/// `export: file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    pub path: String,
+}
+
+impl TransportConfig for FileConfig {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn open(&self) -> Result<Box<dyn Transport>, TransportError> {
+        Ok(Box::new(FileTransport::open(&self.path)?))
+    }
+
+    fn target(&self) -> String {
+        format!("file {}", self.path)
+    }
+}
+
+/// `file.path` must name a file in an existing directory: found now (exit 2 at validation)
+/// rather than when the exporter opens it mid-run.
+fn check_file_path(ctx: &Ctx, path: &str) -> Result<(), ConfigError> {
+    let (cfg, st) = (ctx.cfg, ctx.st);
+    if path.trim().is_empty() {
+        return Err(cfg.error(st, Some("file.path"), "must not be empty".into()));
+    }
+    let p = std::path::Path::new(path);
+    if p.is_dir() {
+        return Err(cfg.error(
+            st,
+            Some("file.path"),
+            format!("`{path}` is a directory (expected a file to append to)"),
+        ));
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(cfg.error(
+            st,
+            Some("file.path"),
+            format!(
+                "the directory `{}` does not exist (the exporter does not create it)",
+                parent.display()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 pub struct FileTransport {
     path: String,
@@ -131,7 +201,8 @@ impl Transport for FileTransport {
     /// A batch counts as sent once the OS has it. A failed write is cut back off the file, so
     /// a retry (or the next batch) does not follow half a line; a full disk or quota is
     /// retried (space can be freed), other errors fail the batch.
-    fn send(&mut self, payload: &[u8], _records: usize) -> Result<(), TransportError> {
+    fn send_batch(&mut self, batch: &super::Payload) -> Result<(), TransportError> {
+        let payload = &batch.bytes;
         if self.generation != crate::reopen::current() {
             // Everything written so far is in the old file; the new one starts here.
             let _ = self.out.sync_data();
@@ -177,7 +248,8 @@ mod tests {
             Some(TornTail { offset: 8, len: 5 })
         );
         let mut t = FileTransport::open(p.to_str().unwrap()).unwrap();
-        t.send(b"{\"c\":3}\n", 1).unwrap();
+        t.send_batch(&crate::exporter::Payload::lines(b"{\"c\":3}\n".to_vec()))
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             "{\"a\":1}\n{\"b\":\n{\"c\":3}\n"
@@ -198,12 +270,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("events.json");
         let mut t = FileTransport::open(p.to_str().unwrap()).unwrap();
-        t.send(b"{\"a\":1}\n", 1).unwrap();
+        t.send_batch(&crate::exporter::Payload::lines(b"{\"a\":1}\n".to_vec()))
+            .unwrap();
         let rotated = dir.path().join("events.json.1");
         std::fs::rename(&p, &rotated).unwrap();
-        t.send(b"{\"b\":2}\n", 1).unwrap();
+        t.send_batch(&crate::exporter::Payload::lines(b"{\"b\":2}\n".to_vec()))
+            .unwrap();
         crate::reopen::request();
-        t.send(b"{\"c\":3}\n", 1).unwrap();
+        t.send_batch(&crate::exporter::Payload::lines(b"{\"c\":3}\n".to_vec()))
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&rotated).unwrap(),
             "{\"a\":1}\n{\"b\":2}\n"

@@ -11,6 +11,9 @@
 //! The message key is a hash of the record's node and process identity, so one process's
 //! alerts land in one partition, in order.
 
+mod config;
+pub use config::SPEC;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -291,10 +294,6 @@ impl Transport for KafkaTransport {
         self.deadline = deadline;
     }
 
-    fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError> {
-        self.send_batch(&Payload::plain(payload.to_vec(), records))
-    }
-
     fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
         let topic = self.cfg.topic.clone();
         let target = self.target.clone();
@@ -306,7 +305,7 @@ impl Transport for KafkaTransport {
         // Messages librdkafka refused to queue at all (too large, ...).
         let mut refused: Vec<(usize, KafkaError)> = Vec::new();
         let mut key = [0u8; 16];
-        for (i, line) in batch.lines().enumerate() {
+        for (i, line) in batch.iter().enumerate() {
             let mut rec = BaseRecord::with_opaque_to(&topic, Box::new(i)).payload(line);
             if let Some(k) = batch.keys.get(i) {
                 hex16(*k, &mut key);
@@ -346,7 +345,7 @@ impl Transport for KafkaTransport {
         r.failed.append(&mut refused);
         if stuck {
             tracing::warn!(target = %target, "delivery reports overdue; starting a new producer");
-            let mut reported = vec![false; batch.records];
+            let mut reported = vec![false; batch.records()];
             for i in r.acked.iter().chain(r.failed.iter().map(|(i, _)| i)) {
                 if let Some(x) = reported.get_mut(*i) {
                     *x = true;
@@ -396,7 +395,7 @@ impl Transport for KafkaTransport {
                 reason = format!(
                     "{} of {} messages not delivered: {e}",
                     r.failed.len(),
-                    batch.records
+                    batch.records()
                 );
             }
         }

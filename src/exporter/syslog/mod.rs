@@ -11,7 +11,10 @@
 //! the server may not have read yet are kept and written again after a reconnect (see
 //! `replay`). The price is that a server restart duplicates records (at-least-once).
 
+mod config;
 mod replay;
+
+pub use config::SPEC;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
@@ -294,10 +297,10 @@ impl SyslogTransport {
     }
 
     /// Frames every line of `payload` into `self.frame`.
-    fn frame_lines(&mut self, payload: &[u8]) {
+    fn frame_lines(&mut self, batch: &Payload) {
         self.frame.clear();
         let ts = crate::timefmt::rfc3339_now();
-        for line in payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        for line in batch.iter() {
             let start = self.frame.len();
             if self.cfg.framing == Framing::OctetCounting {
                 // Placeholder; the length is known after the message.
@@ -324,76 +327,8 @@ impl SyslogTransport {
         }
     }
 
-    /// One datagram per record. A record too large for a datagram fails alone (counted,
-    /// logged); on a send error only the records not yet sent are handed back for a retry.
-    fn send_udp(&mut self, batch: &Payload) -> Result<(), TransportError> {
-        if self.conn.is_none() {
-            self.connect()?;
-        }
-        let ts = crate::timefmt::rfc3339_now();
-        let mut msg = Vec::new();
-        let mut too_large = 0usize;
-        for (i, line) in batch.lines().enumerate() {
-            msg.clear();
-            push_message(&mut msg, &ts, &self.host_app_pid_tag, line);
-            let r = match &self.conn {
-                Some(Conn::Udp(s)) => s.send(&msg).map(drop),
-                _ => Err(std::io::Error::other("not connected")),
-            };
-            match r {
-                Ok(()) => {}
-                // EMSGSIZE: this record can never go out as one datagram.
-                Err(e) if e.raw_os_error() == Some(90) => {
-                    too_large += 1;
-                    tracing::error!(target = %self.target, bytes = msg.len(), "record too large for a UDP datagram: not delivered");
-                }
-                Err(e) => {
-                    self.conn = None;
-                    let rest: Vec<usize> = (i..batch.records).collect();
-                    return Err(TransportError::Partial {
-                        target: self.target.clone(),
-                        reason: e.to_string(),
-                        delivered: i - too_large,
-                        failed: too_large,
-                        rest: Box::new(batch.select(&rest)),
-                    });
-                }
-            }
-        }
-        if too_large == 0 {
-            return Ok(());
-        }
-        Err(TransportError::Partial {
-            target: self.target.clone(),
-            reason: "records too large for UDP".into(),
-            delivered: batch.records - too_large,
-            failed: too_large,
-            rest: Box::default(),
-        })
-    }
-
-    /// The kernel's view of the stream connection, for the replay's bound.
-    fn kernel(&self) -> Option<replay::Kernel> {
-        match &self.conn {
-            Some(Conn::Tcp(s)) => replay::kernel(s),
-            Some(Conn::Tls(s)) => replay::kernel(s.get_ref()),
-            _ => None,
-        }
-    }
-}
-
-impl Transport for SyslogTransport {
-    fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
-        match self.cfg.proto {
-            Proto::Udp => self.send_udp(batch),
-            _ => self.send(&batch.bytes, batch.records),
-        }
-    }
-
-    fn send(&mut self, payload: &[u8], records: usize) -> Result<(), TransportError> {
-        if self.cfg.proto == Proto::Udp {
-            return self.send_udp(&Payload::plain(payload.to_vec(), records));
-        }
+    /// TCP/TLS: the batch's messages in one write (replayed after a reconnect).
+    fn send_stream(&mut self, batch: &Payload) -> Result<(), TransportError> {
         if self.conn.is_some() && self.peer_closed() {
             tracing::warn!(target = %self.target, "server closed the connection; reconnecting");
             self.conn = None;
@@ -416,7 +351,7 @@ impl Transport for SyslogTransport {
             }
             self.lost = false;
         }
-        self.frame_lines(payload);
+        self.frame_lines(batch);
         let frame = std::mem::take(&mut self.frame);
         let r = self.write_all(&frame);
         self.frame = frame;
@@ -431,6 +366,72 @@ impl Transport for SyslogTransport {
                 self.lost = true;
                 Err(self.unavailable(e))
             }
+        }
+    }
+
+    /// One datagram per record. A record too large for a datagram fails alone (counted,
+    /// logged); on a send error only the records not yet sent are handed back for a retry.
+    fn send_udp(&mut self, batch: &Payload) -> Result<(), TransportError> {
+        if self.conn.is_none() {
+            self.connect()?;
+        }
+        let ts = crate::timefmt::rfc3339_now();
+        let mut msg = Vec::new();
+        let mut too_large = 0usize;
+        for (i, line) in batch.iter().enumerate() {
+            msg.clear();
+            push_message(&mut msg, &ts, &self.host_app_pid_tag, line);
+            let r = match &self.conn {
+                Some(Conn::Udp(s)) => s.send(&msg).map(drop),
+                _ => Err(std::io::Error::other("not connected")),
+            };
+            match r {
+                Ok(()) => {}
+                // EMSGSIZE: this record can never go out as one datagram.
+                Err(e) if e.raw_os_error() == Some(90) => {
+                    too_large += 1;
+                    tracing::error!(target = %self.target, bytes = msg.len(), "record too large for a UDP datagram: not delivered");
+                }
+                Err(e) => {
+                    self.conn = None;
+                    let rest: Vec<usize> = (i..batch.records()).collect();
+                    return Err(TransportError::Partial {
+                        target: self.target.clone(),
+                        reason: e.to_string(),
+                        delivered: i - too_large,
+                        failed: too_large,
+                        rest: Box::new(batch.select(&rest)),
+                    });
+                }
+            }
+        }
+        if too_large == 0 {
+            return Ok(());
+        }
+        Err(TransportError::Partial {
+            target: self.target.clone(),
+            reason: "records too large for UDP".into(),
+            delivered: batch.records() - too_large,
+            failed: too_large,
+            rest: Box::default(),
+        })
+    }
+
+    /// The kernel's view of the stream connection, for the replay's bound.
+    fn kernel(&self) -> Option<replay::Kernel> {
+        match &self.conn {
+            Some(Conn::Tcp(s)) => replay::kernel(s),
+            Some(Conn::Tls(s)) => replay::kernel(s.get_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl Transport for SyslogTransport {
+    fn send_batch(&mut self, batch: &Payload) -> Result<(), TransportError> {
+        match self.cfg.proto {
+            Proto::Udp => self.send_udp(batch),
+            _ => self.send_stream(batch),
         }
     }
 
@@ -525,7 +526,9 @@ mod tests {
                 framing,
                 ..Default::default()
             });
-            t.frame_lines(b"{\"a\":1}\n{\"b\":\"\xc3\xa9\"}\n");
+            t.frame_lines(&Payload::lines(
+                b"{\"a\":1}\n{\"b\":\"\xc3\xa9\"}\n".to_vec(),
+            ));
             let text = String::from_utf8(t.frame.clone()).unwrap();
             let mut msgs = Vec::new();
             match framing {

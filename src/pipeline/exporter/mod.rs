@@ -10,19 +10,16 @@ use sfactors::{Node, NodeError};
 use super::batch::{Nothing, Records};
 use super::reclaim::Reclaim;
 use crate::counters::Counters;
-use crate::encode::{EcsEncoder, JsonEncoder};
+use crate::encode::RecordEncoder;
 use crate::exporter::delivery::{Delivery, Payload};
-use crate::exporter::{ExporterConfig, Format, Transport};
+use crate::exporter::{ExporterConfig, Transport};
 use crate::record::Record;
 use crate::shutdown::Shutdown;
 
-enum Encoder {
-    Json(JsonEncoder),
-    Ecs(EcsEncoder),
-}
-
 pub struct ExporterNode {
-    encoder: Encoder,
+    encoder: Box<dyn RecordEncoder>,
+    /// The encoder's records are text lines.
+    text: bool,
     keys: bool,
     ids: bool,
     delivery: Delivery,
@@ -38,11 +35,10 @@ impl ExporterNode {
         shutdown: Arc<Shutdown>,
         queue: Option<crate::queue::DiskQueue>,
     ) -> Self {
+        let encoder = (cfg.format.new)();
         ExporterNode {
-            encoder: match cfg.format {
-                Format::Json => Encoder::Json(JsonEncoder::new()),
-                Format::Ecs => Encoder::Ecs(EcsEncoder::new()),
-            },
+            text: encoder.text(),
+            encoder,
             keys: cfg.needs_keys(),
             ids: cfg.needs_ids(),
             delivery: Delivery::start_with(
@@ -86,7 +82,7 @@ const CHUNK_BYTES: usize = 512 << 10;
 
 impl ExporterNode {
     fn payload(&mut self) -> Payload {
-        Payload::plain(self.delivery.buffer(CHUNK_BYTES + (64 << 10)), 0)
+        Payload::new(self.delivery.buffer(CHUNK_BYTES + (64 << 10)), self.text)
     }
 }
 
@@ -104,12 +100,8 @@ impl Node for ExporterNode {
                 let full = std::mem::replace(&mut p, self.payload());
                 self.delivery.submit(full).map_err(NodeError::new)?;
             }
-            match &mut self.encoder {
-                Encoder::Json(e) => e.encode(rec, &mut p.bytes),
-                Encoder::Ecs(e) => e.encode(rec, &mut p.bytes),
-            }
-            p.bytes.push(b'\n');
-            p.records += 1;
+            self.encoder.encode(rec, &mut p.bytes);
+            p.end_record();
             if self.keys {
                 p.keys.push(partition_key(rec));
             }
