@@ -242,7 +242,7 @@ fn open_input(driver: &DriverPlan, path: &Path) -> Result<pipeline::Input, (Exit
     match driver {
         DriverPlan::File { .. } => list_traces(path)
             .map(pipeline::Input::Files)
-            .map_err(|e| (Exit::Config, e)),
+            .map_err(|e| (Exit::Config, e.to_string())),
         DriverPlan::Socket(settings) => {
             let listener = Listener::bind_with(path, 16, &settings.access).map_err(|e| {
                 let code = if e.kind() == std::io::ErrorKind::AddrInUse {

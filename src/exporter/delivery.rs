@@ -80,6 +80,15 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// Records could not be handed to the delivery worker.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{target}: delivery already finished")]
+    Finished { target: String },
+    #[error("{target}: delivery worker stopped")]
+    Stopped { target: String },
+}
+
 /// The producer side, held by the exporter node.
 pub struct Delivery {
     tx: Option<handoff::Sender<Payload>>,
@@ -192,7 +201,7 @@ impl Delivery {
     }
 
     /// Queues encoded records (waits or drops when the queue is full, per `when_full`).
-    pub fn submit(&mut self, p: Payload) -> Result<(), String> {
+    pub fn submit(&mut self, p: Payload) -> Result<(), SubmitError> {
         if let Some(d) = self.disk.as_mut() {
             let n = p.records() as u64;
             let (r, back) = d.append(p, self.when_full == WhenFull::Block);
@@ -221,14 +230,16 @@ impl Delivery {
             return Ok(());
         }
         let Some(tx) = &self.tx else {
-            return Err(format!("{}: delivery already finished", self.target));
+            return Err(SubmitError::Finished {
+                target: self.target.clone(),
+            });
         };
         let n = p.records() as u64;
         let bytes = p.bytes.len() as i64;
         let r = match self.when_full {
-            WhenFull::Block => tx
-                .send(p)
-                .map_err(|_| format!("{}: delivery worker stopped", self.target)),
+            WhenFull::Block => tx.send(p).map_err(|_| SubmitError::Stopped {
+                target: self.target.clone(),
+            }),
             WhenFull::DropNewest => match tx.try_send(p) {
                 Ok(()) => Ok(()),
                 Err(SendError::Full(_)) => {
@@ -236,9 +247,9 @@ impl Delivery {
                     tracing::warn!(target = %self.target, records = n, "delivery queue full: records dropped (when_full: drop_newest)");
                     return Ok(());
                 }
-                Err(SendError::Closed(_)) => {
-                    Err(format!("{}: delivery worker stopped", self.target))
-                }
+                Err(SendError::Closed(_)) => Err(SubmitError::Stopped {
+                    target: self.target.clone(),
+                }),
             },
         };
         if r.is_ok() {

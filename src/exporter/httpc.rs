@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use super::tls::TlsError;
+
 /// TLS settings of one target.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tls<'a> {
@@ -24,8 +26,16 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-fn certs(path: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+/// A request that got no answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct HttpError(#[source] pub ureq::Error);
+
+fn certs(path: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        file: path.into(),
+        source,
+    })?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|i| match i {
             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -33,7 +43,10 @@ fn certs(path: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
         })
         .collect();
     if certs.is_empty() {
-        return Err(format!("{path}: no PEM certificate"));
+        return Err(TlsError::Pem {
+            file: path.into(),
+            reason: "no PEM certificate".into(),
+        });
     }
     Ok(certs)
 }
@@ -43,7 +56,7 @@ const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A client with `tls` and a default per-request `timeout` (connection included). Errors
 /// name the file at fault.
-pub fn agent(tls: Tls, timeout: Duration) -> Result<ureq::Agent, String> {
+pub fn agent(tls: Tls, timeout: Duration) -> Result<ureq::Agent, TlsError> {
     use ureq::tls::{ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
     let mut b = TlsConfig::builder()
         .provider(TlsProvider::NativeTls)
@@ -58,8 +71,14 @@ pub fn agent(tls: Tls, timeout: Duration) -> Result<ureq::Agent, String> {
     };
     if let Some((cert, key)) = tls.client_cert {
         let chain = certs(cert)?;
-        let pem = std::fs::read(key).map_err(|e| format!("{key}: {e}"))?;
-        let key = PrivateKey::from_pem(&pem).map_err(|e| format!("{key}: {e}"))?;
+        let pem = std::fs::read(key).map_err(|source| TlsError::Read {
+            file: key.into(),
+            source,
+        })?;
+        let key = PrivateKey::from_pem(&pem).map_err(|e| TlsError::Pem {
+            file: key.into(),
+            reason: e.to_string(),
+        })?;
         b = b.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
     }
     Ok(ureq::Agent::config_builder()
@@ -87,7 +106,7 @@ fn dropped(e: &ureq::Error) -> bool {
 }
 
 /// What an error says, with a TLS handshake named as such.
-fn describe(e: ureq::Error) -> String {
+fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::NativeTls(t) => format!("TLS handshake: {t}"),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
@@ -108,7 +127,7 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
     body_limit: u64,
-) -> Result<Response, String> {
+) -> Result<Response, HttpError> {
     let once = || -> Result<Response, ureq::Error> {
         let mut req = ureq::http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
@@ -144,9 +163,9 @@ pub fn request(
                 url,
                 "connection dropped under the request ({e}); trying once more"
             );
-            once().map_err(describe)
+            once().map_err(HttpError)
         }
-        r => r.map_err(describe),
+        r => r.map_err(HttpError),
     }
 }
 
@@ -241,7 +260,8 @@ mod tests {
             },
             Duration::from_secs(1),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }

@@ -3,24 +3,34 @@
 
 use native_tls::{Certificate, TlsConnector};
 
-/// A connector trusting the system roots and, if given, the PEM certificates in `ca_file`.
-/// Errors name the file.
-pub fn connector(ca_file: Option<&str>) -> Result<TlsConnector, String> {
-    connector_with(ca_file, true)
+/// TLS settings that cannot be used; errors name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {reason}")]
+    Pem { file: String, reason: String },
+    #[error("{0}")]
+    Build(#[from] native_tls::Error),
 }
 
-/// [`connector`]; with `verify` false the server certificate and host name are not checked
-/// (an explicit opt-out, warned by the configuration at every start).
-pub fn connector_with(ca_file: Option<&str>, verify: bool) -> Result<TlsConnector, String> {
+/// A connector trusting the system roots and, if given, the PEM certificates in `ca_file`.
+pub fn connector(ca_file: Option<&str>) -> Result<TlsConnector, TlsError> {
     let mut b = TlsConnector::builder();
-    if !verify {
-        b.danger_accept_invalid_certs(true);
-        b.danger_accept_invalid_hostnames(true);
-    }
     if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("{ca}: {e}"))?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| format!("{ca}: {e}"))?;
+        let pem = std::fs::read(ca).map_err(|source| TlsError::Read {
+            file: ca.into(),
+            source,
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| TlsError::Pem {
+            file: ca.into(),
+            reason: e.to_string(),
+        })?;
         b.add_root_certificate(cert);
     }
-    b.build().map_err(|e| e.to_string())
+    Ok(b.build()?)
 }

@@ -114,6 +114,30 @@ pub(super) struct Builder<'a> {
     pub shared: Option<ArbiterHandle>,
 }
 
+/// A pipeline that could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the channel graph has a cycle")]
+    Cycle,
+    #[error("{stage}: {source}")]
+    Transport {
+        stage: String,
+        #[source]
+        source: crate::exporter::TransportError,
+    },
+    #[error("{stage}: {source}")]
+    Queue {
+        stage: String,
+        #[source]
+        source: crate::queue::QueueError,
+    },
+    /// The built-in stream schemas did not compile (a bug, never input).
+    #[error("socket driver: built-in schemas: {0}")]
+    Schemas(#[from] crate::sysflow::SchemaError),
+    #[error("nested driver inputs")]
+    NestedInputs,
+}
+
 impl Builder<'_> {
     /// A new arbiter (thread) and metrics for a node named `name`, registered in the live
     /// view under `stage` (and `exporter`).
@@ -189,7 +213,7 @@ impl Builder<'_> {
     /// hand-offs are queue pushes. (Two threads, decoding and assembly on one, policies and
     /// exporters on the other, cost twice the CPU at 100 to 10,000 records/s and were no
     /// faster on a burst.) Files, read as fast as the disk allows, keep a thread per node.
-    pub fn build(&mut self, input: Input) -> Result<(), String> {
+    pub fn build(&mut self, input: Input) -> Result<(), BuildError> {
         let plan = self.plan;
         if input.is_live() {
             let a = Arbiter::new();
@@ -211,7 +235,7 @@ impl Builder<'_> {
                     .all(|d| entries.contains_key(d))
             });
             if ready.is_empty() {
-                return Err("the channel graph has a cycle".to_string());
+                return Err(BuildError::Cycle);
             }
             for i in ready {
                 let entry = self.stage(i, &entries)?;
@@ -227,7 +251,7 @@ impl Builder<'_> {
         &mut self,
         i: usize,
         entries: &HashMap<usize, RecordsDown>,
-    ) -> Result<RecordsDown, String> {
+    ) -> Result<RecordsDown, BuildError> {
         let plan = self.plan;
         let sp = &plan.stages[i];
         let down: Vec<RecordsDown> = sp.downstream.iter().map(|d| entries[d].clone()).collect();
@@ -240,11 +264,17 @@ impl Builder<'_> {
         let (arb, metrics) = self.spawn(name.clone(), processor, exporter_kind);
         let recipient = match &sp.kind {
             StageKind::Exporter(ec) => {
-                let mut transport = ec.open().map_err(|e| format!("{name}: {e}"))?;
+                let mut transport = ec.open().map_err(|source| BuildError::Transport {
+                    stage: name.clone(),
+                    source,
+                })?;
                 let queue = match &ec.delivery.disk {
-                    Some(qc) => Some(
-                        crate::queue::DiskQueue::open(qc).map_err(|e| format!("{name}: {e}"))?,
-                    ),
+                    Some(qc) => Some(crate::queue::DiskQueue::open(qc).map_err(|source| {
+                        BuildError::Queue {
+                            stage: name.clone(),
+                            source,
+                        }
+                    })?),
                     None => None,
                 };
                 let stats = Arc::new(ExporterStats::default());
@@ -338,7 +368,7 @@ impl Builder<'_> {
         entries: &HashMap<usize, RecordsDown>,
         input: Input,
         reclaimer: Reclaimer,
-    ) -> Result<(), String> {
+    ) -> Result<(), BuildError> {
         let plan = self.plan;
         let rp = &plan.stages[plan.entry];
         let reader_stage = rp.config.processor.as_str();
@@ -462,7 +492,7 @@ impl Builder<'_> {
                         self.stop.clone(),
                     );
                 }
-                Input::Many(_) => return Err("nested driver inputs".to_string()),
+                Input::Many(_) => return Err(BuildError::NestedInputs),
             }
         }
         Ok(())

@@ -671,11 +671,18 @@ pub fn plan_with(cfg: &PipelineConfig, strict: bool) -> Result<PipelinePlan, Con
     })
 }
 
+/// `-driver NAME` names no driver of this build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown driver `{name}` (expected {})", driver::DRIVERS.join(" or "))]
+pub struct UnknownDriver {
+    pub name: String,
+}
+
 impl PipelinePlan {
     /// Applies the command line's `-driver NAME`: only the `drivers` entries of that name
     /// run (with their settings), or one such driver with default settings when there is
     /// none.
-    pub fn with_cli_driver(&mut self, name: &str) -> Result<(), String> {
+    pub fn with_cli_driver(&mut self, name: &str) -> Result<(), UnknownDriver> {
         let keep: Vec<DriverPlan> = self
             .drivers
             .iter()
@@ -689,10 +696,9 @@ impl PipelinePlan {
                 "file" => DriverPlan::File { path: None },
                 "socket" => DriverPlan::Socket(driver::SocketSettings::default()),
                 other => {
-                    return Err(format!(
-                        "unknown driver `{other}` (expected {})",
-                        driver::DRIVERS.join(" or ")
-                    ))
+                    return Err(UnknownDriver {
+                        name: other.to_string(),
+                    })
                 }
             }]
         };

@@ -137,7 +137,7 @@ pub fn run_live(
                 reclaim: None,
                 shared: None,
             };
-            b.build(input)?;
+            b.build(input).map_err(|e| e.to_string())?;
             let nodes = b.nodes;
             live.running.store(true, Ordering::Relaxed);
             // SIGHUP reopens output files (logrotate), for as long as the run lasts.

@@ -56,14 +56,11 @@ pub fn list_local(paths: &[PathBuf], damage: &mut Vec<Damage>) -> Vec<PathBuf> {
                 }));
             }
             Err(e) => {
-                // The listing's message names the path already: said once.
-                let file = p.display().to_string();
-                let message = e
-                    .strip_prefix(&format!("`{file}`: "))
-                    .or_else(|| e.strip_prefix(&format!("{file}: ")))
-                    .unwrap_or(&e)
-                    .to_string();
-                damage.push(Damage { file, message })
+                // The damage line names the path: the message is the cause alone.
+                damage.push(Damage {
+                    file: p.display().to_string(),
+                    message: e.reason(),
+                })
             }
         }
     }

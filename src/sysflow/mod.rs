@@ -58,6 +58,52 @@ impl SchemaError {
     }
 }
 
+/// A trace file or directory that cannot be read at all (damage inside a readable trace is
+/// reported per block instead: `trace::Damage`).
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Container {
+        path: std::path::PathBuf,
+        #[source]
+        source: FrameError,
+    },
+    #[error("{}: writer schema: {source}", path.display())]
+    Schema {
+        path: std::path::PathBuf,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("{}: not a regular file or directory ({kind})", path.display())]
+    NotATrace {
+        path: std::path::PathBuf,
+        kind: &'static str,
+    },
+    #[error("{}: the directory is empty", path.display())]
+    EmptyDirectory { path: std::path::PathBuf },
+}
+
+impl TraceError {
+    /// The cause without the path (for messages that name the file already).
+    pub fn reason(&self) -> String {
+        match self {
+            TraceError::Io { source, .. } => source.to_string(),
+            TraceError::Container { source, .. } => source.to_string(),
+            TraceError::Schema { source, .. } => format!("writer schema: {source}"),
+            TraceError::NotATrace { kind, .. } => {
+                format!("not a regular file or directory ({kind})")
+            }
+            TraceError::EmptyDirectory { .. } => "the directory is empty".into(),
+        }
+    }
+}
+
 /// Damage in the container framing.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {

@@ -6,7 +6,7 @@ use super::cursor::Cursor;
 use super::model::{Kind, SysFlow};
 use super::ocf::{BlockLimits, Codec, Frame, OcfReader, RawBlock};
 use super::plan::{DatumPlan, Decoded};
-use super::DecodeError;
+use super::{DecodeError, TraceError};
 
 /// The result of decoding one block: the records before any damage, and the damage.
 #[derive(Debug, Default)]
@@ -129,14 +129,37 @@ pub struct TraceSummary {
     pub branch_names: Vec<String>,
 }
 
+/// Opens a trace: its container reader (with `limits`, buffered by `buffer` bytes) and the
+/// decoding plan of its writer schema.
+pub fn open_trace(
+    path: &Path,
+    limits: BlockLimits,
+    buffer: usize,
+) -> Result<(OcfReader<std::io::BufReader<std::fs::File>>, DatumPlan), TraceError> {
+    let f = std::fs::File::open(path).map_err(|source| TraceError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let mut r =
+        OcfReader::open(std::io::BufReader::with_capacity(buffer, f)).map_err(|source| {
+            TraceError::Container {
+                path: path.into(),
+                source,
+            }
+        })?;
+    r.set_limits(limits);
+    let plan = DatumPlan::compile(r.schema_json()).map_err(|source| TraceError::Schema {
+        path: path.into(),
+        source,
+    })?;
+    Ok((r, plan))
+}
+
 /// Reads a whole trace, calling `each` for every decoded record, and reports damage instead of
 /// stopping at it.
-pub fn read_trace(path: &Path, mut each: impl FnMut(SysFlow)) -> Result<TraceSummary, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut r = OcfReader::open(std::io::BufReader::new(f))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let plan = DatumPlan::compile(r.schema_json())
-        .map_err(|e| format!("{}: writer schema: {e}", path.display()))?;
+pub fn read_trace(path: &Path, mut each: impl FnMut(SysFlow)) -> Result<TraceSummary, TraceError> {
+    let (r, plan) = open_trace(path, BlockLimits::default(), 64 << 10)?;
+    let mut r = r;
     let mut s = TraceSummary {
         branch_names: plan.branch_names().to_vec(),
         ..Default::default()

@@ -208,7 +208,8 @@ fn records_in_memory(
                 recs.push(rec);
             }
         }
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     Ok((recs, total))
 }
 
@@ -500,7 +501,8 @@ fn transport_stage(stage: &str, trace: &Path) -> Result<(u64, f64), String> {
         }
         "es" => Box::new(
             sfprocessor::exporter::es::EsTransport::new(sfprocessor::exporter::es::EsConfig {
-                addresses: vec![sfprocessor::exporter::es::http::Url::parse(&target)?],
+                addresses: vec![sfprocessor::exporter::es::http::Url::parse(&target)
+                    .map_err(|e| e.to_string())?],
                 index: "sfbench".into(),
                 ..Default::default()
             })
@@ -535,7 +537,7 @@ fn transport_stage(stage: &str, trace: &Path) -> Result<(u64, f64), String> {
     );
     let t = Instant::now();
     for b in batches {
-        d.submit(b)?;
+        d.submit(b).map_err(|e| e.to_string())?;
     }
     d.finish();
     let s = m.snapshot();
@@ -656,7 +658,7 @@ fn generate(path: &Path, records: u64) -> Result<(), String> {
 /// the content of a real one, for pipeline benchmarks.
 fn write_repeated(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
     let mut recs = Vec::new();
-    sfprocessor::sysflow::trace::read_trace(src, |r| recs.push(r))?;
+    sfprocessor::sysflow::trace::read_trace(src, |r| recs.push(r)).map_err(|e| e.to_string())?;
     write_records(dst, std::iter::repeat_n(&recs, times).flatten())
 }
 

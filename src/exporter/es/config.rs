@@ -109,8 +109,10 @@ fn parse(ctx: &mut Ctx) -> Result<Arc<dyn TransportConfig>, ConfigError> {
     let mut c = EsConfig::default();
     let addrs = st.get("es.addresses").unwrap_or("");
     for a in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        c.addresses
-            .push(super::http::Url::parse(a).map_err(|e| cfg.error(st, Some("es.addresses"), e))?);
+        c.addresses.push(
+            super::http::Url::parse(a)
+                .map_err(|e| cfg.error(st, Some("es.addresses"), e.to_string()))?,
+        );
     }
     if c.addresses.is_empty() {
         return Err(cfg.error(

@@ -6,6 +6,19 @@ use std::time::Duration;
 use crate::exporter::httpc;
 pub use httpc::Response;
 
+/// An `es.addresses` entry that is not a server URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{url}`: only http:// and https:// are supported")]
+    Scheme { url: String },
+    #[error("`{url}`: unclosed `[` in the host")]
+    Bracket { url: String },
+    #[error("`{url}`: no host")]
+    NoHost { url: String },
+    #[error("`{url}`: `{port}` is not a port number")]
+    Port { url: String, port: String },
+}
+
 /// One server address: `http://host:port/prefix` or `https://...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
@@ -17,14 +30,14 @@ pub struct Url {
 }
 
 impl Url {
-    pub fn parse(s: &str) -> Result<Url, String> {
+    pub fn parse(s: &str) -> Result<Url, UrlError> {
         let s = s.trim();
         let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = s.strip_prefix("http://") {
             (false, r)
         } else if s.contains("://") {
-            return Err(format!("`{s}`: only http:// and https:// are supported"));
+            return Err(UrlError::Scheme { url: s.into() });
         } else {
             (false, s)
         };
@@ -35,7 +48,7 @@ impl Url {
         let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
             let (h, p) = h
                 .split_once(']')
-                .ok_or_else(|| format!("`{s}`: unclosed `[` in the host"))?;
+                .ok_or_else(|| UrlError::Bracket { url: s.into() })?;
             (h.to_string(), p.strip_prefix(':'))
         } else {
             match hostport.rsplit_once(':') {
@@ -44,14 +57,17 @@ impl Url {
             }
         };
         if host.is_empty() {
-            return Err(format!("`{s}`: no host"));
+            return Err(UrlError::NoHost { url: s.into() });
         }
         let port = match port {
             Some(p) => p
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("`{s}`: `{p}` is not a port number"))?,
+                .ok_or_else(|| UrlError::Port {
+                    url: s.into(),
+                    port: p.into(),
+                })?,
             None if tls => 443,
             None => 80,
         };
@@ -114,7 +130,7 @@ impl Client {
         path: &str,
         content_type: &str,
         body: &[u8],
-    ) -> Result<Response, String> {
+    ) -> Result<Response, httpc::HttpError> {
         let url = format!("{}{path}", self.url);
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
         if !content_type.is_empty() {

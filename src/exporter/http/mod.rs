@@ -167,7 +167,7 @@ impl Transport for HttpTransport {
             timeout,
             BODY_IN_LOG,
         )
-        .map_err(|e| self.unavailable(e))?;
+        .map_err(|e| self.unavailable(e.to_string()))?;
         if (200..300).contains(&resp.status) {
             return Ok(());
         }

@@ -14,7 +14,8 @@ use crate::diagnostics::{Diagnostics, Skipped};
 use crate::pipeline::batch::{BlockJob, Blocks, TraceSource};
 use crate::shutdown::Shutdown;
 use crate::sysflow::ocf::{resume_note, BlockLimits, Frame, OcfReader};
-use crate::sysflow::DatumPlan;
+use crate::sysflow::trace::open_trace;
+use crate::sysflow::TraceError;
 
 /// What a file input holds: the traces to read, and what was left out (named in the run's
 /// summary, which then exits 1).
@@ -37,25 +38,28 @@ impl From<Vec<PathBuf>> for Listing {
 /// by name (not recursive). Symbolic links are followed; anything else in the directory (a
 /// subdirectory, a FIFO, a socket, a device, a dangling link) is listed as skipped rather
 /// than read (a FIFO could block the run for ever) or ignored without a word.
-pub fn list_traces(path: &Path) -> Result<Listing, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn list_traces(path: &Path) -> Result<Listing, TraceError> {
+    let io = |source| TraceError::Io {
+        path: path.into(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()].into());
     }
     if !meta.is_dir() {
-        return Err(format!(
-            "{}: not a regular file or directory ({})",
-            path.display(),
-            kind_of(&meta)
-        ));
+        return Err(TraceError::NotATrace {
+            path: path.into(),
+            kind: kind_of(&meta),
+        });
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(io)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(io)?;
     if entries.is_empty() {
-        return Err(format!("{}: the directory is empty", path.display()));
+        return Err(TraceError::EmptyDirectory { path: path.into() });
     }
     entries.sort();
     let mut listing = Listing::default();
@@ -155,14 +159,9 @@ impl FileDriver {
         self
     }
 
-    fn open(&self, path: &Path) -> Result<OpenTrace, String> {
-        let f = File::open(path).map_err(|e| e.to_string())?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut reader =
-            OcfReader::open(BufReader::with_capacity(256 << 10, f)).map_err(|e| e.to_string())?;
-        reader.set_limits(self.limits);
-        let plan =
-            DatumPlan::compile(reader.schema_json()).map_err(|e| format!("writer schema: {e}"))?;
+    fn open(&self, path: &Path) -> Result<OpenTrace, TraceError> {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let (reader, plan) = open_trace(path, self.limits, 256 << 10)?;
         tracing::debug!(file = %path.display(), codec = ?reader.codec(), "opened trace");
         Ok(OpenTrace {
             source: Arc::new(TraceSource {
@@ -196,7 +195,7 @@ impl Source for FileDriver {
                             block: None,
                             offset: None,
                             records_lost: None,
-                            reason: format!("file skipped: {reason}"),
+                            reason: format!("file skipped: {}", reason.reason()),
                         });
                         continue;
                     }

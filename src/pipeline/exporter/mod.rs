@@ -98,7 +98,9 @@ impl Node for ExporterNode {
         for rec in &input.0 {
             if p.bytes.len() >= CHUNK_BYTES {
                 let full = std::mem::replace(&mut p, self.payload());
-                self.delivery.submit(full).map_err(NodeError::new)?;
+                self.delivery
+                    .submit(full)
+                    .map_err(|e| NodeError::new(e.to_string()))?;
             }
             self.encoder.encode(rec, &mut p.bytes);
             p.end_record();
@@ -113,7 +115,9 @@ impl Node for ExporterNode {
             r.give(input.0);
         }
         // The input was not empty, so `p` holds at least its last record.
-        self.delivery.submit(p).map_err(NodeError::new)
+        self.delivery
+            .submit(p)
+            .map_err(|e| NodeError::new(e.to_string()))
     }
 
     fn finish(&mut self, _out: &mut Vec<Nothing>) -> Result<(), NodeError> {

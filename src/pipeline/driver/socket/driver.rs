@@ -95,8 +95,8 @@ impl SocketDriver {
         shutdown: Arc<Shutdown>,
         stats: Arc<SocketStats>,
         batch_records: usize,
-    ) -> Result<Self, String> {
-        let schemas = StreamSchemas::builtin().map_err(|e| e.to_string())?;
+    ) -> Result<Self, crate::sysflow::SchemaError> {
+        let schemas = StreamSchemas::builtin()?;
         stats.listening.fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %listener.path().display(), "listening for the collector");
         Ok(SocketDriver {
