@@ -1030,3 +1030,38 @@ pub fn str_getter(field: Field) -> Option<StrGetter> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_to_fields_and_blank_records_hold_nothing() {
+        assert_eq!(lookup("sf.proc.exe"), Some(Field::ProcExe));
+        assert_eq!(lookup("sf.no.such"), None);
+        for k in [Kind::ProcessEvent, Kind::FileFlow, Kind::NetworkFlow] {
+            let r = blank_record(k);
+            assert_eq!(r.kind(), k);
+            assert!(!value(Field::ProcExe, &r).is_set());
+        }
+        assert!(populated(Field::ProcExe, Kind::FileFlow));
+        assert!(!populated(Field::Type, Kind::FileFlow));
+        assert!(populated(Field::Ts, Kind::K8sEvent));
+    }
+
+    #[test]
+    fn values_split_into_comma_parts() {
+        let mut r = blank_record(Kind::ProcessEvent);
+        r.process = Some(std::sync::Arc::new(crate::sysflow::model::Process {
+            exe_args: "a,b".into(),
+            ..Default::default()
+        }));
+        let f = lookup_ref("sf.proc.args").unwrap();
+        let mut parts = Vec::new();
+        any_part(&f, &r, &mut |s| {
+            parts.push(s.to_string());
+            false
+        });
+        assert_eq!(parts, ["a", "b"]);
+    }
+}

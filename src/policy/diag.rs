@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::loader::{PolicyError, Pos};
+use super::source::{PolicyError, Pos};
 
 /// What a warning is about. The code is stable text, shown in brackets and usable in scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

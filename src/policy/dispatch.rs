@@ -23,11 +23,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use rustc_hash::FxHashMap;
 
 use super::attr::{self, Field, Kind2, StrGetter, Value};
+use super::eval::MacroCache;
 use super::ir::Pred;
-use super::memo::Memo;
 use super::parser::BinOp;
 use super::passes::is_entity_macro;
-use super::set::EntityGate;
 use crate::record::Record;
 
 /// Fewest rules sharing a requirement for an index group to pay off.
@@ -230,7 +229,7 @@ impl RuleIndex {
 
     /// Positions of the rules to evaluate for `rec`, sorted, without duplicates (`memo`: the
     /// record's macro values, which gates read and fill).
-    pub fn candidates(&self, rec: &Record, memo: &mut Memo, out: &mut Vec<u32>) {
+    pub fn candidates<C: MacroCache>(&self, rec: &Record, memo: &mut C, out: &mut Vec<u32>) {
         out.clear();
         out.extend_from_slice(&self.always);
         for g in &self.groups {
@@ -318,7 +317,7 @@ impl Group {
         }
     }
 
-    fn candidates(&self, rec: &Record, memo: &mut Memo, out: &mut Vec<u32>) {
+    fn candidates<C: MacroCache>(&self, rec: &Record, memo: &mut C, out: &mut Vec<u32>) {
         match self {
             Group::Gate { pred, rules, .. } => {
                 if pred.eval_memo(rec, memo) {
@@ -371,5 +370,117 @@ impl Group {
                 }
             }
         }
+    }
+}
+
+/// The gate over entity-only rules: upstream's Sigma rules (their logsource is ignored, so
+/// each applies to every record) test only the process, and without the gate every record
+/// paid one memo lookup per rule. With it, a record of a process none of them matches pays
+/// one. Built when at least [`EntityGate::MIN_RULES`] rules qualify.
+#[derive(Debug, Clone)]
+pub struct EntityGate {
+    /// The memo slot of `pred`.
+    pub slot: usize,
+    /// `Pred::Macro(slot, Or(conditions))`.
+    pub pred: Pred,
+    /// By rule index: whether the rule is behind the gate.
+    pub member: Vec<bool>,
+}
+
+impl EntityGate {
+    pub const MIN_RULES: usize = 4;
+}
+
+/// The filters and rules of a policy set specialised for one dispatch key: what is left to
+/// evaluate for a record with that key (rules that cannot match are gone).
+#[derive(Debug)]
+pub struct Bucket {
+    /// A filter is true for every record with this key.
+    pub drop: bool,
+    pub filters: Vec<Pred>,
+    /// (rule index, residual condition), in file order.
+    pub rules: Vec<(usize, Pred)>,
+    /// Value-based preselection of `rules`.
+    pub index: RuleIndex,
+}
+
+/// The dispatch key of a record: type bit (with its op-flag naming class in the top bit),
+/// op flags, open flags (file flows).
+pub fn dispatch_key(bit: u8, rec: &Record) -> (u8, i32, i32) {
+    let open = match &rec.event {
+        crate::record::Event::FileFlow(f) => f.open_flags,
+        _ => 0,
+    };
+    (
+        bit | (u8::from(rec.op_names_net) << 7),
+        rec.event.op_flags(),
+        open,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::attr::{blank_record, str_getter};
+    use crate::policy::eval::MacroValues;
+    use crate::sysflow::model::{Kind, Process};
+    use std::sync::Arc;
+
+    fn proc_rec(exe: &str) -> Record {
+        let mut r = blank_record(Kind::ProcessEvent);
+        r.process = Some(Arc::new(Process {
+            exe: exe.into(),
+            ..Default::default()
+        }));
+        r
+    }
+
+    #[test]
+    fn dispatch_keys_hold_the_type_bit_op_flags_and_open_flags() {
+        let mut r = blank_record(Kind::FileFlow);
+        if let crate::record::Event::FileFlow(f) = &mut r.event {
+            f.open_flags = 0o101;
+        }
+        let k = dispatch_key(3, &r);
+        assert_eq!(k.0 & 0x7f, 3);
+        assert_eq!(k.2, 0o101);
+        assert_eq!(dispatch_key(3, &blank_record(Kind::ProcessEvent)).2, 0);
+    }
+
+    #[test]
+    fn a_value_index_selects_the_rules_a_record_can_match() {
+        let g = str_getter(Field::ProcExe).unwrap();
+        let set = |v: &[&str]| {
+            Arc::new(
+                v.iter()
+                    .map(|s| s.to_string())
+                    .collect::<rustc_hash::FxHashSet<String>>(),
+            )
+        };
+        let rules: Vec<(usize, Pred)> = ["/bin/sh", "/bin/bash", "/usr/bin/python3", "/bin/dash"]
+            .iter()
+            .enumerate()
+            .map(|(i, exe)| (i, Pred::StrIn(Field::ProcExe, g, set(&[exe]))))
+            .chain([(4, Pred::Const(true))])
+            .collect();
+        let idx = RuleIndex::build(&rules, None);
+        assert!(idx.is_active());
+        let mut out = Vec::new();
+        idx.candidates(
+            &proc_rec("/bin/bash"),
+            &mut MacroValues::default(),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [1, 4],
+            "the matching value's rule and the unindexed one"
+        );
+        idx.candidates(
+            &proc_rec("/sbin/init"),
+            &mut MacroValues::default(),
+            &mut out,
+        );
+        assert_eq!(out, [4]);
     }
 }

@@ -9,7 +9,8 @@ use super::collector::compile_with;
 use super::diag::{Diags, LoadErrors};
 use super::ir::Pred;
 use super::ir::TypeSet;
-use super::loader::{load_path, LoadedFiles};
+use super::language::{Falco, RuleLanguage};
+use super::loader::LoadedFiles;
 use super::memo::{Memo, TIME_SAMPLE};
 use super::set::PolicySet;
 use crate::record::{PolicyMatch, Record};
@@ -202,22 +203,19 @@ impl Engine {
 pub fn load_policy_paths(paths: &[&Path], opts: &LoadOptions) -> Result<PolicySet, LoadErrors> {
     let mut diags = Diags::new(opts.strict);
     let mut all = LoadedFiles::default();
-    match &opts.language {
-        Language::Falco => {
-            for p in paths {
-                load_path(p, &mut all, &mut diags);
-            }
-        }
+    let language: Box<dyn RuleLanguage> = match &opts.language {
+        Language::Falco => Box::new(Falco),
         Language::Sigma { config } => {
             let mut cfg = match config {
                 Some(c) => super::sigma::SigmaConfig::load(c)?,
                 None => super::sigma::SigmaConfig::default(),
             };
             cfg.upstream = !opts.fixed_quirks;
-            for p in paths {
-                super::sigma::load_sigma_path(p, &cfg, &mut all, &mut diags);
-            }
+            Box::new(cfg)
         }
+    };
+    for p in paths {
+        language.load(p, &mut all, &mut diags);
     }
     compile_loaded(&all, diags, opts)
 }

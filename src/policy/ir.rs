@@ -1,16 +1,15 @@
-//! The predicate IR and its evaluation: what a compiled condition is (a tree over fields
-//! resolved at compile time, with literals prepared for their comparison), and how a record
-//! is tested against it. Falco-style conditions and Sigma detections both compile to it.
+//! The predicate IR: what a compiled condition is (a tree over fields resolved at compile
+//! time, with literals prepared for their comparison). Data only: how a record is tested
+//! against it is `eval`, what is derived from it (types, specialisations) is `passes`.
+//! Falco-style conditions and Sigma detections both compile to it.
 
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashSet;
 
-use super::attr::{self, ref_value, Field, FieldRef, Kind2, Value};
-use super::memo::{key_field, Memo};
+use super::attr::{self, Field, FieldRef};
 use super::parser::BinOp;
-use crate::record::Record;
 use crate::sysflow::model::Kind;
 
 /// Record types a rule can apply to, as a bit set over [`TYPES`].
@@ -175,248 +174,7 @@ pub enum Pred {
 /// Patterns above this count are matched with Aho-Corasick.
 pub(crate) const AC_MIN: usize = 2;
 
-fn int_op(op: BinOp, a: i64, b: i64) -> bool {
-    match op {
-        BinOp::Lt => a < b,
-        BinOp::Le => a <= b,
-        BinOp::Gt => a > b,
-        BinOp::Ge => a >= b,
-        _ => false,
-    }
-}
-
 impl Pred {
-    /// Evaluates on one record (no memo: for tests and compile-time folding).
-    pub fn eval(&self, r: &Record) -> bool {
-        self.eval_memo(r, &mut Memo::default())
-    }
-
-    /// Evaluates with `memo` holding the macro values already computed for this record.
-    pub fn eval_memo(&self, r: &Record, memo: &mut Memo) -> bool {
-        match self {
-            Pred::Const(b) => *b,
-            Pred::And(v) => v.iter().all(|p| p.eval_memo(r, memo)),
-            Pred::Or(v) => v.iter().any(|p| p.eval_memo(r, memo)),
-            Pred::Not(p) => !p.eval_memo(r, memo),
-            Pred::Macro(id, inner) => match memo.get(*id) {
-                Some(v) => v,
-                None => {
-                    let v = inner.eval_memo(r, memo);
-                    memo.set(*id, v);
-                    v
-                }
-            },
-            Pred::Exists(f) => ref_value(f, r).is_set(),
-            Pred::Cmp(f, op, lit) => match op {
-                BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                    int_op(*op, ref_value(f, r).as_int(), lit.int)
-                }
-                BinOp::Eq | BinOp::Ne => {
-                    let eq = match lit.canonical_int {
-                        Some(l) if f.path.is_none() && f.field.kind() == Kind2::Int => {
-                            match ref_value(f, r) {
-                                Value::Int(i) => i == l,
-                                v => v.any_part(|s| lit.any(BinOp::Eq, s)),
-                            }
-                        }
-                        _ => attr::any_part(f, r, &mut |s| lit.any(BinOp::Eq, s)),
-                    };
-                    eq == (*op == BinOp::Eq)
-                }
-                _ => attr::any_part(f, r, &mut |s| lit.any(*op, s)),
-            },
-            Pred::FieldCmp(l, op, rf) => {
-                let (a, b) = (ref_value(l, r), ref_value(rf, r));
-                match op {
-                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                        int_op(*op, a.as_int(), b.as_int())
-                    }
-                    BinOp::Ne => !a.any_part(|x| b.any_part(|y| x == y)),
-                    BinOp::Eq => a.any_part(|x| b.any_part(|y| x == y)),
-                    BinOp::Contains => a.any_part(|x| b.any_part(|y| x.contains(y))),
-                    BinOp::IContains => a.any_part(|x| {
-                        let lx = x.to_lowercase();
-                        b.any_part(|y| lx.contains(&y.to_lowercase()))
-                    }),
-                    BinOp::StartsWith => a.any_part(|x| b.any_part(|y| x.starts_with(y))),
-                    BinOp::EndsWith => a.any_part(|x| b.any_part(|y| x.ends_with(y))),
-                }
-            }
-            Pred::In(f, set) => attr::any_part(f, r, &mut |s| set.contains(s)),
-            Pred::Type(set) => set.contains(r.kind()),
-            Pred::StrCmp(_, get, op, lit) => {
-                let v = get(r);
-                let hit = if v.contains(',') {
-                    v.split(',').any(|p| lit.any(BinOp::Eq.max_op(*op), p))
-                } else {
-                    lit.any(BinOp::Eq.max_op(*op), v)
-                };
-                if *op == BinOp::Ne {
-                    !hit
-                } else {
-                    hit
-                }
-            }
-            Pred::StrIn(_, get, set) => {
-                let v = get(r);
-                if v.contains(',') {
-                    v.split(',').any(|p| set.contains(p))
-                } else {
-                    set.contains(v)
-                }
-            }
-            Pred::StrPmatch(_, get, pats, ac) => {
-                let v = get(r);
-                let one = |s: &str| match ac {
-                    Some(ac) => ac.is_match(s),
-                    None => pats.iter().any(|p| s.contains(p.as_str())),
-                };
-                if v.contains(',') {
-                    v.split(',').any(one)
-                } else {
-                    one(v)
-                }
-            }
-            Pred::OpMask(net, other) => {
-                let mask = if r.kind() == Kind::NetworkFlow {
-                    *net
-                } else {
-                    *other
-                };
-                r.event.op_flags() & mask != 0
-            }
-            Pred::Match(f, m) => attr::any_part(f, r, &mut |s| m.is_match(s)),
-            Pred::OpMaskNames(net, other) => {
-                let mask = if r.op_names_net { *net } else { *other };
-                r.event.op_flags() & mask != 0
-            }
-            Pred::Pmatch(f, pats, ac) => match ac {
-                Some(ac) => attr::any_part(f, r, &mut |s| ac.is_match(s)),
-                None => attr::any_part(f, r, &mut |s| pats.iter().any(|p| s.contains(p.as_str()))),
-            },
-        }
-    }
-
-    /// Record types for which this predicate can be true (`pos`) or false (`neg`).
-    ///
-    /// A leaf over fields that a record type does not populate has the same truth value on
-    /// every record of that type (see [`attr::populated`]); it is evaluated once on a blank
-    /// record of the type at compile time. This covers `sf.type` leaves and also, e.g.,
-    /// `sf.file.is_open_write = true` (only file flows) or `sf.net.dport = 22`.
-    pub(crate) fn types(&self) -> (TypeSet, TypeSet) {
-        match self {
-            Pred::Const(true) => (TypeSet::ALL, TypeSet::NONE),
-            Pred::Const(false) => (TypeSet::NONE, TypeSet::ALL),
-            Pred::And(v) => v.iter().fold((TypeSet::ALL, TypeSet::NONE), |(p, n), x| {
-                let (xp, xn) = x.types();
-                (p.and(xp), n.or(xn))
-            }),
-            Pred::Or(v) => v.iter().fold((TypeSet::NONE, TypeSet::ALL), |(p, n), x| {
-                let (xp, xn) = x.types();
-                (p.or(xp), n.and(xn))
-            }),
-            Pred::Not(x) => {
-                let (p, n) = x.types();
-                (n, p)
-            }
-            Pred::Macro(_, inner) => inner.types(),
-            leaf => {
-                let fields = leaf.leaf_fields();
-                let (mut pos, mut neg) = (TypeSet::NONE, TypeSet::NONE);
-                for (b, k) in TYPES.iter().enumerate() {
-                    let bit = TypeSet(1 << b);
-                    if fields.iter().any(|f| attr::populated(*f, *k)) {
-                        pos = pos.or(bit);
-                        neg = neg.or(bit);
-                    } else if leaf.eval(&attr::blank_record(*k)) {
-                        pos = pos.or(bit);
-                    } else {
-                        neg = neg.or(bit);
-                    }
-                }
-                (pos, neg)
-            }
-        }
-    }
-
-    /// This predicate simplified for records of type `kind`: leaves over fields the type does
-    /// not populate become constants, and constants fold away. Evaluating the result on a
-    /// record of that type gives the same answer as evaluating `self`.
-    pub fn specialise_for(&self, kind: Kind) -> Pred {
-        self.fold(&|leaf: &Pred| {
-            let fields = leaf.leaf_fields();
-            if fields.iter().any(|f| attr::populated(*f, kind)) {
-                None
-            } else {
-                Some(leaf.eval(&attr::blank_record(kind)))
-            }
-        })
-    }
-
-    /// This predicate simplified for records with the same dispatch key as `probe` (see
-    /// [`dispatch_key`]): leaves that read only fields the key determines (type, op flags,
-    /// open flags and what derives from them) are evaluated once on `probe` and fold away.
-    pub fn specialise_for_key(&self, probe: &Record) -> Pred {
-        self.fold(&|leaf: &Pred| {
-            let fields = leaf.leaf_fields();
-            let kind = probe.kind();
-            if !fields.is_empty() && fields.iter().all(|f| key_field(*f, kind)) {
-                Some(leaf.eval(probe))
-            } else {
-                None
-            }
-        })
-    }
-
-    /// Replaces the leaves `decide` settles by constants and folds constants away.
-    pub(crate) fn fold(&self, decide: &dyn Fn(&Pred) -> Option<bool>) -> Pred {
-        match self {
-            Pred::And(v) => {
-                let mut out = Vec::with_capacity(v.len());
-                for x in v {
-                    match x.fold(decide) {
-                        Pred::Const(false) => return Pred::Const(false),
-                        Pred::Const(true) => {}
-                        p => out.push(p),
-                    }
-                }
-                match out.len() {
-                    0 => Pred::Const(true),
-                    1 => out.pop().unwrap_or(Pred::Const(true)),
-                    _ => Pred::And(out),
-                }
-            }
-            Pred::Or(v) => {
-                let mut out = Vec::with_capacity(v.len());
-                for x in v {
-                    match x.fold(decide) {
-                        Pred::Const(true) => return Pred::Const(true),
-                        Pred::Const(false) => {}
-                        p => out.push(p),
-                    }
-                }
-                match out.len() {
-                    0 => Pred::Const(false),
-                    1 => out.pop().unwrap_or(Pred::Const(false)),
-                    _ => Pred::Or(out),
-                }
-            }
-            Pred::Not(x) => match x.fold(decide) {
-                Pred::Const(b) => Pred::Const(!b),
-                p => Pred::Not(Box::new(p)),
-            },
-            Pred::Macro(id, inner) => match inner.fold(decide) {
-                Pred::Const(b) => Pred::Const(b),
-                p => Pred::Macro(*id, Arc::new(p)),
-            },
-            Pred::Const(b) => Pred::Const(*b),
-            leaf => match decide(leaf) {
-                Some(b) => Pred::Const(b),
-                None => leaf.clone(),
-            },
-        }
-    }
-
     /// The fields a leaf reads.
     pub(crate) fn leaf_fields(&self) -> Vec<Field> {
         match self {
@@ -435,24 +193,31 @@ impl Pred {
             _ => Vec::new(),
         }
     }
+}
 
-    /// The record types this predicate can match.
-    pub fn possible_types(&self) -> TypeSet {
-        self.types().0
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_sets_are_bit_sets_over_the_event_and_flow_types() {
+        let f = TypeSet::of(Kind::FileFlow);
+        let p = TypeSet::of(Kind::ProcessEvent);
+        assert!(f.contains(Kind::FileFlow) && !f.contains(Kind::ProcessEvent));
+        assert_eq!(f.or(p).and(p), p);
+        assert_eq!(f.complement().and(f), TypeSet::NONE);
+        assert_eq!(f.or(f.complement()), TypeSet::ALL);
+        assert_eq!(TypeSet::from_short("FF"), Some(f));
     }
-}
 
-trait OpExt {
-    fn max_op(self, op: BinOp) -> BinOp;
-}
-
-impl OpExt for BinOp {
-    /// The positive operator a leaf tests (`!=` tests `=` and negates).
-    fn max_op(self, op: BinOp) -> BinOp {
-        if op == BinOp::Ne {
-            BinOp::Eq
-        } else {
-            op
-        }
+    #[test]
+    fn literals_keep_their_comma_parts_and_leaves_name_their_fields() {
+        let l = Lit::new("a,b", true);
+        assert!(l.any(BinOp::Eq, "b"));
+        assert!(!l.any(BinOp::Eq, "a,b,c"));
+        let exe = attr::lookup_ref("sf.proc.exe").unwrap();
+        let leaf = Pred::Cmp(exe, BinOp::Eq, Lit::new("/bin/sh", false));
+        assert_eq!(leaf.leaf_fields(), vec![Field::ProcExe]);
+        assert!(Pred::And(vec![]).leaf_fields().is_empty());
     }
 }

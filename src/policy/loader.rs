@@ -16,6 +16,21 @@ use super::files::{policy_files, read_policy_file};
 use super::leniency::leniency;
 pub use super::source::{CondText, PolicyError, Pos};
 
+/// A rule a rule language other than Falco's produced with its condition already parsed
+/// (a Sigma detection): the collector compiles it beside the Falco-style rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AstRule {
+    /// The rule's name (upstream names a Sigma rule by its `id`, else its title).
+    pub name: String,
+    pub desc: String,
+    pub priority: i64,
+    pub tags: Vec<String>,
+    pub condition: Arc<super::parser::Expr>,
+    /// Where the condition's text starts (positions of the compiled condition).
+    pub at: CondText,
+    pub pos: Pos,
+}
+
 /// One entry of a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -24,8 +39,8 @@ pub enum Entry {
     List(RawList),
     /// `filter:` or `drop:` entries remove matching records before rules run.
     Filter(RawFilter),
-    /// A Sigma rule (`language: sigma`), its detection already an AST.
-    Sigma(Box<super::sigma::SigmaEntry>),
+    /// A rule of another rule language (Sigma), its condition already an AST.
+    Ast(Box<AstRule>),
 }
 
 /// How an entry changes an earlier one of the same name (Falco `append`/`override`).

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use super::attr::Field;
-use super::ir::Pred;
+pub use super::dispatch::{dispatch_key, Bucket};
+use super::eval::MacroCache;
 use super::set::PolicySet;
 use crate::record::Record;
 
@@ -41,57 +41,6 @@ pub(crate) const MAX_BUCKETS: usize = 4096;
 /// One record in this many has each rule evaluation timed (the time, scaled by this factor,
 /// goes to the rule's `eval_nanos`): timing every evaluation would cost more than most rules.
 pub const TIME_SAMPLE: u64 = 1024;
-
-/// The filters and rules of a policy set specialised for one dispatch key: what is left to
-/// evaluate for a record with that key (rules that cannot match are gone).
-#[derive(Debug)]
-pub struct Bucket {
-    /// A filter is true for every record with this key.
-    pub drop: bool,
-    pub filters: Vec<Pred>,
-    /// (rule index, residual condition), in file order.
-    pub rules: Vec<(usize, Pred)>,
-    /// Value-based preselection of `rules`.
-    pub index: super::dispatch::RuleIndex,
-}
-
-/// Fields whose value is fixed by a record's dispatch key.
-pub(crate) const KEY_FIELDS: [Field; 8] = [
-    Field::Type,
-    Field::OpFlags,
-    Field::EvtType,
-    Field::QOpFlags,
-    Field::EvtDir,
-    Field::FileIsOpenWrite,
-    Field::FileIsOpenRead,
-    Field::FileOpenFlags,
-];
-
-/// Whether records of type `kind` with the same dispatch key have the same `field` value:
-/// the key fields, and upstream's quirk reads of the open flags on file flows (on network
-/// flows they read the source address, which the key does not hold).
-pub(crate) fn key_field(field: Field, kind: crate::sysflow::model::Kind) -> bool {
-    KEY_FIELDS.contains(&field)
-        || (kind == crate::sysflow::model::Kind::FileFlow
-            && matches!(
-                field,
-                Field::QFileIsOpenRead | Field::QFileIsOpenWrite | Field::QFileOpenFlags
-            ))
-}
-
-/// The dispatch key of a record: type bit (with its op-flag naming class in the top bit),
-/// op flags, open flags (file flows).
-pub fn dispatch_key(bit: u8, rec: &Record) -> (u8, i32, i32) {
-    let open = match &rec.event {
-        crate::record::Event::FileFlow(f) => f.open_flags,
-        _ => 0,
-    };
-    (
-        bit | (u8::from(rec.op_names_net) << 7),
-        rec.event.op_flags(),
-        open,
-    )
-}
 
 #[derive(Debug)]
 struct Entities {
@@ -196,20 +145,6 @@ impl Memo {
         }
     }
 
-    pub(crate) fn get(&self, id: usize) -> Option<bool> {
-        match self.values.get(id) {
-            Some(1) => Some(false),
-            Some(2) => Some(true),
-            _ => None,
-        }
-    }
-    pub(crate) fn set(&mut self, id: usize, v: bool) {
-        if id >= self.values.len() {
-            self.values.resize(id + 1, 0);
-        }
-        self.values[id] = if v { 2 } else { 1 };
-    }
-
     /// The bucket of `rec`'s dispatch key in `set`, built on first use; `None` when the
     /// cache is full and the key is new.
     pub fn bucket(&mut self, set: &PolicySet, bit: u8, rec: &Record) -> Option<Arc<Bucket>> {
@@ -221,7 +156,7 @@ impl Memo {
         if self.buckets.len() >= MAX_BUCKETS {
             return None;
         }
-        let b = Arc::new(set.build_bucket(bit, rec));
+        let b = Arc::new(set.bucket_for(bit, rec));
         self.buckets.insert(key, b.clone());
         Some(b)
     }
@@ -236,5 +171,51 @@ impl Memo {
         let mut v: Vec<_> = self.buckets.iter().map(|(k, b)| (*k, b.clone())).collect();
         v.sort_by_key(|(k, _)| *k);
         v
+    }
+}
+
+/// The shard's macro values, kept across a record's rules (and entity-only ones across
+/// records of the same entities: [`Memo::start`]).
+impl MacroCache for Memo {
+    fn get(&self, id: usize) -> Option<bool> {
+        match self.values.get(id) {
+            Some(1) => Some(false),
+            Some(2) => Some(true),
+            _ => None,
+        }
+    }
+    fn set(&mut self, id: usize, v: bool) {
+        if id >= self.values.len() {
+            self.values.resize(id + 1, 0);
+        }
+        self.values[id] = if v { 2 } else { 1 };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macro_values_are_tristate_and_grow_on_demand() {
+        let mut m = Memo::default();
+        assert_eq!(MacroCache::get(&m, 5), None);
+        MacroCache::set(&mut m, 5, false);
+        MacroCache::set(&mut m, 1, true);
+        assert_eq!(MacroCache::get(&m, 5), Some(false));
+        assert_eq!(MacroCache::get(&m, 1), Some(true));
+        assert_eq!(MacroCache::get(&m, 0), None);
+        assert_eq!(m.buckets(), 0);
+    }
+
+    #[test]
+    fn records_of_the_same_entities_share_a_slot() {
+        let a = crate::policy::attr::blank_record(crate::sysflow::model::Kind::ProcessEvent);
+        let e = Entities::of(&a);
+        assert!(e.same_as(&a));
+        assert_eq!(e.slot(), Entities::slot_of(&a));
+        let mut b = a.clone();
+        b.process = Some(Arc::new(crate::sysflow::model::Process::default()));
+        assert!(!e.same_as(&b));
     }
 }

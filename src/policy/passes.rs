@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::attr::{self, Field, FieldRef, Kind2};
 use super::ir::{Pred, TypeSet, TYPES};
 use super::parser::BinOp;
+use crate::record::Record;
 use crate::sysflow::model::Kind;
 
 /// Rough evaluation cost, to test cheap conditions first (`and`/`or` are commutative for
@@ -256,4 +257,195 @@ fn op_mask(names: &[String], kind: Kind) -> i32 {
 /// `pred` specialised for each record type, in type-bit order.
 pub fn per_type(pred: &Pred) -> Arc<[Pred]> {
     TYPES.iter().map(|k| pred.specialise_for(*k)).collect()
+}
+
+/// Fields whose value is fixed by a record's dispatch key.
+pub(crate) const KEY_FIELDS: [Field; 8] = [
+    Field::Type,
+    Field::OpFlags,
+    Field::EvtType,
+    Field::QOpFlags,
+    Field::EvtDir,
+    Field::FileIsOpenWrite,
+    Field::FileIsOpenRead,
+    Field::FileOpenFlags,
+];
+
+/// Whether records of type `kind` with the same dispatch key have the same `field` value:
+/// the key fields, and upstream's quirk reads of the open flags on file flows (on network
+/// flows they read the source address, which the key does not hold).
+pub(crate) fn key_field(field: Field, kind: Kind) -> bool {
+    KEY_FIELDS.contains(&field)
+        || (kind == Kind::FileFlow
+            && matches!(
+                field,
+                Field::QFileIsOpenRead | Field::QFileIsOpenWrite | Field::QFileOpenFlags
+            ))
+}
+
+/// What is derived from a predicate: the record types it can match, and its specialisations
+/// for a record type or a dispatch key.
+impl Pred {
+    /// Record types for which this predicate can be true (`pos`) or false (`neg`).
+    ///
+    /// A leaf over fields that a record type does not populate has the same truth value on
+    /// every record of that type (see [`attr::populated`]); it is evaluated once on a blank
+    /// record of the type at compile time. This covers `sf.type` leaves and also, e.g.,
+    /// `sf.file.is_open_write = true` (only file flows) or `sf.net.dport = 22`.
+    pub(crate) fn types(&self) -> (TypeSet, TypeSet) {
+        match self {
+            Pred::Const(true) => (TypeSet::ALL, TypeSet::NONE),
+            Pred::Const(false) => (TypeSet::NONE, TypeSet::ALL),
+            Pred::And(v) => v.iter().fold((TypeSet::ALL, TypeSet::NONE), |(p, n), x| {
+                let (xp, xn) = x.types();
+                (p.and(xp), n.or(xn))
+            }),
+            Pred::Or(v) => v.iter().fold((TypeSet::NONE, TypeSet::ALL), |(p, n), x| {
+                let (xp, xn) = x.types();
+                (p.or(xp), n.and(xn))
+            }),
+            Pred::Not(x) => {
+                let (p, n) = x.types();
+                (n, p)
+            }
+            Pred::Macro(_, inner) => inner.types(),
+            leaf => {
+                let fields = leaf.leaf_fields();
+                let (mut pos, mut neg) = (TypeSet::NONE, TypeSet::NONE);
+                for (b, k) in TYPES.iter().enumerate() {
+                    let bit = TypeSet(1 << b);
+                    if fields.iter().any(|f| attr::populated(*f, *k)) {
+                        pos = pos.or(bit);
+                        neg = neg.or(bit);
+                    } else if leaf.eval(&attr::blank_record(*k)) {
+                        pos = pos.or(bit);
+                    } else {
+                        neg = neg.or(bit);
+                    }
+                }
+                (pos, neg)
+            }
+        }
+    }
+
+    /// This predicate simplified for records of type `kind`: leaves over fields the type does
+    /// not populate become constants, and constants fold away. Evaluating the result on a
+    /// record of that type gives the same answer as evaluating `self`.
+    pub fn specialise_for(&self, kind: Kind) -> Pred {
+        self.fold(&|leaf: &Pred| {
+            let fields = leaf.leaf_fields();
+            if fields.iter().any(|f| attr::populated(*f, kind)) {
+                None
+            } else {
+                Some(leaf.eval(&attr::blank_record(kind)))
+            }
+        })
+    }
+
+    /// This predicate simplified for records with the same dispatch key as `probe` (see
+    /// [`dispatch_key`]): leaves that read only fields the key determines (type, op flags,
+    /// open flags and what derives from them) are evaluated once on `probe` and fold away.
+    pub fn specialise_for_key(&self, probe: &Record) -> Pred {
+        self.fold(&|leaf: &Pred| {
+            let fields = leaf.leaf_fields();
+            let kind = probe.kind();
+            if !fields.is_empty() && fields.iter().all(|f| key_field(*f, kind)) {
+                Some(leaf.eval(probe))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Replaces the leaves `decide` settles by constants and folds constants away.
+    pub(crate) fn fold(&self, decide: &dyn Fn(&Pred) -> Option<bool>) -> Pred {
+        match self {
+            Pred::And(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                for x in v {
+                    match x.fold(decide) {
+                        Pred::Const(false) => return Pred::Const(false),
+                        Pred::Const(true) => {}
+                        p => out.push(p),
+                    }
+                }
+                match out.len() {
+                    0 => Pred::Const(true),
+                    1 => out.pop().unwrap_or(Pred::Const(true)),
+                    _ => Pred::And(out),
+                }
+            }
+            Pred::Or(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                for x in v {
+                    match x.fold(decide) {
+                        Pred::Const(true) => return Pred::Const(true),
+                        Pred::Const(false) => {}
+                        p => out.push(p),
+                    }
+                }
+                match out.len() {
+                    0 => Pred::Const(false),
+                    1 => out.pop().unwrap_or(Pred::Const(false)),
+                    _ => Pred::Or(out),
+                }
+            }
+            Pred::Not(x) => match x.fold(decide) {
+                Pred::Const(b) => Pred::Const(!b),
+                p => Pred::Not(Box::new(p)),
+            },
+            Pred::Macro(id, inner) => match inner.fold(decide) {
+                Pred::Const(b) => Pred::Const(b),
+                p => Pred::Macro(*id, Arc::new(p)),
+            },
+            Pred::Const(b) => Pred::Const(*b),
+            leaf => match decide(leaf) {
+                Some(b) => Pred::Const(b),
+                None => leaf.clone(),
+            },
+        }
+    }
+
+    /// The record types this predicate can match.
+    pub fn possible_types(&self) -> TypeSet {
+        self.types().0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::attr::{blank_record, lookup_ref};
+
+    #[test]
+    fn type_leaves_give_the_possible_types_and_fold_on_a_dispatch_key() {
+        let t = Pred::Type(TypeSet::of(Kind::FileFlow));
+        assert_eq!(t.possible_types(), TypeSet::of(Kind::FileFlow));
+        let exe = Pred::Exists(lookup_ref("sf.proc.exe").unwrap());
+        let p = Pred::And(vec![t.clone(), exe]);
+        assert_eq!(p.possible_types(), TypeSet::of(Kind::FileFlow));
+        // The type is part of the dispatch key: it folds away on a probe of that key.
+        assert!(matches!(
+            p.specialise_for_key(&blank_record(Kind::ProcessEvent)),
+            Pred::Const(false)
+        ));
+        assert!(matches!(
+            p.specialise_for_key(&blank_record(Kind::FileFlow)),
+            Pred::Exists(_)
+        ));
+        // `sf.proc.exe` is not populated on Kubernetes events: the leaf is constant there.
+        let k8s = Pred::Exists(lookup_ref("sf.proc.exe").unwrap());
+        assert!(matches!(
+            k8s.specialise_for(Kind::K8sEvent),
+            Pred::Const(false)
+        ));
+    }
+
+    #[test]
+    fn key_fields_follow_upstreams_quirk_reads_on_file_flows_only() {
+        assert!(key_field(Field::OpFlags, Kind::ProcessEvent));
+        assert!(key_field(Field::QFileOpenFlags, Kind::FileFlow));
+        assert!(!key_field(Field::QFileOpenFlags, Kind::NetworkFlow));
+        assert!(!key_field(Field::ProcExe, Kind::FileFlow));
+    }
 }

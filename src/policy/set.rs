@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use super::actions::Action;
 use super::diag::Warning;
+use super::dispatch::Bucket;
+pub use super::dispatch::EntityGate;
 use super::ir::{Pred, TypeSet};
-use super::loader::Pos;
-use super::memo::Bucket;
+use super::source::Pos;
 use crate::record::Record;
 
 /// A compiled rule.
@@ -87,24 +88,6 @@ pub struct PolicySet {
     pub entity_gate: Option<EntityGate>,
 }
 
-/// The gate over entity-only rules: upstream's Sigma rules (their logsource is ignored, so
-/// each applies to every record) test only the process, and without the gate every record
-/// paid one memo lookup per rule. With it, a record of a process none of them matches pays
-/// one. Built when at least [`EntityGate::MIN_RULES`] rules qualify.
-#[derive(Debug, Clone)]
-pub struct EntityGate {
-    /// The memo slot of `pred`.
-    pub slot: usize,
-    /// `Pred::Macro(slot, Or(conditions))`.
-    pub pred: Pred,
-    /// By rule index: whether the rule is behind the gate.
-    pub member: Vec<bool>,
-}
-
-impl EntityGate {
-    pub const MIN_RULES: usize = 4;
-}
-
 pub(crate) static NEXT_SET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl PolicySet {
@@ -129,8 +112,9 @@ impl PolicySet {
         ))
     }
 
-    /// The filters and rules for records with `probe`'s dispatch key (type bit `bit`).
-    pub fn build_bucket(&self, bit: u8, probe: &Record) -> Bucket {
+    /// The filters and rules for records with `probe`'s dispatch key (type bit `bit`): what
+    /// a shard caches per key (`memo::Memo::bucket`).
+    pub fn bucket_for(&self, bit: u8, probe: &Record) -> Bucket {
         let b = bit as usize;
         let kind = probe.kind();
         let mut out = Bucket {

@@ -49,7 +49,7 @@ impl Draft {
         }
     }
 
-    pub(super) fn sigma(s: &crate::policy::sigma::SigmaEntry) -> Draft {
+    pub(super) fn ast(s: &crate::policy::loader::AstRule) -> Draft {
         Draft {
             name: s.name.clone(),
             desc: s.desc.clone(),

@@ -158,9 +158,9 @@ pub fn compile_with(
                     drafts.push(d);
                     rules.push(rule);
                 }
-                Entry::Sigma(sg) => {
+                Entry::Ast(r) => {
                     counts.rules += 1;
-                    let d = Draft::sigma(sg);
+                    let d = Draft::ast(r);
                     let rule = build_rule(&mut c, &d, actions, None);
                     drafts.push(d);
                     rules.push(rule);

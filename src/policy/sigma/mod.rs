@@ -19,24 +19,10 @@ use rsigma_parser::{Level, Modifier, SigmaRule, SigmaString, SigmaValue, Special
 
 use crate::policy::diag::{Code, Diags};
 use crate::policy::files::read_policy_file;
-use crate::policy::loader::{Entry, LoadedFile, LoadedFiles};
+use crate::policy::loader::{AstRule, Entry, LoadedFile, LoadedFiles};
 use crate::policy::matcher::GlobTok;
 use crate::policy::parser::{Atom, Expr, Span};
 use crate::policy::source::{line_col, CondText, PolicyError, Pos};
-
-/// A Sigma rule ready for the collector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigmaEntry {
-    /// Upstream names the rule by the Sigma `id` (the title when there is none).
-    pub name: String,
-    pub desc: String,
-    pub priority: i64,
-    pub tags: Vec<String>,
-    pub condition: Arc<Expr>,
-    /// Where the detection starts (positions of the compiled condition).
-    pub at: CondText,
-    pub pos: Pos,
-}
 
 /// The `config:` file: Sigma field name → SysFlow attribute.
 #[derive(Debug, Clone, Default)]
@@ -186,7 +172,7 @@ pub fn load_sigma_text(
         };
         // Upstream makes one rule (named by the id) per condition of the list.
         for cond in conds {
-            loaded.entries.push(Entry::Sigma(Box::new(SigmaEntry {
+            loaded.entries.push(Entry::Ast(Box::new(AstRule {
                 name: rule.id.clone().unwrap_or_else(|| rule.title.clone()),
                 desc: rule
                     .description
