@@ -22,11 +22,15 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// An empty payload writing into `bytes` (cleared); `newline` for a text format.
+    /// An empty payload writing into `bytes` (cleared); `newline` for a text format. The
+    /// bounds get room for a record per 512 bytes of `bytes`' capacity at once, so a chunk
+    /// does not grow them step by step.
     pub fn new(mut bytes: Vec<u8>, newline: bool) -> Self {
         bytes.clear();
+        let ends = Vec::with_capacity((bytes.capacity() / 512).clamp(16, 4096));
         Payload {
             bytes,
+            ends,
             newline,
             ..Default::default()
         }
