@@ -413,3 +413,27 @@ mod datum_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod upstream_schema {
+    use super::*;
+
+    /// The v5 writer schema is upstream's `SysFlow.avsc`, read in place from the shared
+    /// upstream tree: the same Parsing Canonical Form (names, types, field order, symbols;
+    /// defaults and logical-type annotations aside, which the form leaves out).
+    #[test]
+    fn the_v5_writer_schema_is_upstreams_avsc() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/upstream/sf-apis/avro/avsc/SysFlow.avsc"
+        );
+        let text = std::fs::read_to_string(path).expect("upstream's SysFlow.avsc");
+        let upstream = Schema::parse_str(&text).expect("upstream's schema parses");
+        let ours = schema(SchemaVersion::V5).expect("our schema parses");
+        assert_eq!(ours.canonical_form(), upstream.canonical_form());
+        // v4 differs exactly by Process.cwd and Process.env.
+        let v4 = schema(SchemaVersion::V4).unwrap().canonical_form();
+        assert_ne!(v4, upstream.canonical_form());
+        assert!(!v4.contains("\"cwd\""));
+    }
+}
