@@ -256,23 +256,7 @@ fn bulk_workers_send_in_parallel_and_every_document_arrives_once() {
 
 /// A self-signed certificate for 127.0.0.1: (PKCS#8 key, certificate) as PEM.
 fn self_signed(dir: &Path) -> (Vec<u8>, Vec<u8>) {
-    let key = dir.join("key.pem");
-    let cert = dir.join("cert.pem");
-    let st = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(st.success());
+    let (key, cert) = common::self_signed(dir);
     (std::fs::read(key).unwrap(), std::fs::read(cert).unwrap())
 }
 

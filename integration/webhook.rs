@@ -490,33 +490,11 @@ fn configuration_errors_name_the_key() {
     }
 }
 
-/// A self-signed certificate for 127.0.0.1 made with openssl: (key, certificate) paths.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let key = dir.join("key.pem");
-    let cert = dir.join("cert.pem");
-    let st = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl (CI installs it)");
-    assert!(st.success());
-    (key, cert)
-}
-
 #[test]
 fn https_is_verified_against_the_ca_file_and_a_client_certificate_loads() {
     let dir = tempfile::tempdir().unwrap();
     let want = expected(dir.path());
-    let (key, cert) = self_signed(dir.path());
+    let (key, cert) = common::self_signed(dir.path());
     let id = native_tls::Identity::from_pkcs8(
         &std::fs::read(&cert).unwrap(),
         &std::fs::read(&key).unwrap(),

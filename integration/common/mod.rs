@@ -193,3 +193,26 @@ pub fn counts<'a>(
     }
     m
 }
+
+/// A self-signed certificate for 127.0.0.1 (and localhost) made with openssl, valid two days:
+/// `(key, certificate)`, PEM files `key.pem` and `cert.pem` in `dir` (the key is PKCS#8).
+pub fn self_signed(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let key = dir.join("key.pem");
+    let cert = dir.join("cert.pem");
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (.ci/run installs it)");
+    assert!(st.success(), "openssl could not make a certificate");
+    (key, cert)
+}

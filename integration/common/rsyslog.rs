@@ -52,23 +52,7 @@ pub struct Rsyslog {
 
 impl Rsyslog {
     pub fn new(dir: &Path) -> Rsyslog {
-        let ca = dir.join("cert.pem");
-        let key = dir.join("key.pem");
-        let st = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args(["-subj", "/CN=127.0.0.1"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&ca)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(st.success(), "openssl could not make a certificate");
+        let (key, ca) = super::self_signed(dir);
         let (tcp, udp, tls) = (free_tcp_port(), free_udp_port(), free_tcp_port());
         let out = dir.join("received.log");
         let work = dir.join("work");

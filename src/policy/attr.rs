@@ -1031,6 +1031,17 @@ pub fn str_getter(field: Field) -> Option<StrGetter> {
     })
 }
 
+/// A process event of a process running `exe` (the policy modules' unit tests).
+#[cfg(test)]
+pub(crate) fn process_record(exe: &str) -> Record {
+    let mut r = blank_record(Kind::ProcessEvent);
+    r.process = Some(std::sync::Arc::new(crate::sysflow::model::Process {
+        exe: exe.into(),
+        ..Default::default()
+    }));
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

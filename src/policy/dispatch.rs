@@ -423,17 +423,10 @@ mod tests {
     use super::*;
     use crate::policy::attr::{blank_record, str_getter};
     use crate::policy::eval::MacroValues;
-    use crate::sysflow::model::{Kind, Process};
+    use crate::sysflow::model::Kind;
     use std::sync::Arc;
 
-    fn proc_rec(exe: &str) -> Record {
-        let mut r = blank_record(Kind::ProcessEvent);
-        r.process = Some(Arc::new(Process {
-            exe: exe.into(),
-            ..Default::default()
-        }));
-        r
-    }
+    use crate::policy::attr::process_record as proc_rec;
 
     #[test]
     fn dispatch_keys_hold_the_type_bit_op_flags_and_open_flags() {

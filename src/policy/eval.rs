@@ -179,17 +179,9 @@ mod tests {
     use super::*;
     use crate::policy::attr::{blank_record, lookup_ref};
     use crate::policy::ir::Lit;
-    use crate::sysflow::model::Process;
     use std::sync::Arc;
 
-    fn proc_rec(exe: &str) -> Record {
-        let mut r = blank_record(Kind::ProcessEvent);
-        r.process = Some(Arc::new(Process {
-            exe: exe.into(),
-            ..Default::default()
-        }));
-        r
-    }
+    use crate::policy::attr::process_record as proc_rec;
 
     #[test]
     fn leaves_and_connectives() {
