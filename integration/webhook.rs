@@ -534,3 +534,31 @@ fn https_is_verified_against_the_ca_file_and_a_client_certificate_loads() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(srv.delivered(), want);
 }
+
+#[test]
+fn a_long_retry_after_does_not_hold_the_shutdown_past_the_drain_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(
+        (0..50)
+            .map(|_| Act::Status(429, Some(300), "come back in five minutes"))
+            .collect(),
+        Duration::ZERO,
+    );
+    let cfg = config(
+        dir.path(),
+        &format!(
+            r#""http.url":"{}","retry.drain_timeout":"1s""#,
+            srv.url("/")
+        ),
+    );
+    let t = Instant::now();
+    let o = run(&cfg);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "waited {:?} for a 300 s Retry-After",
+        t.elapsed()
+    );
+    assert!(err.contains("not delivered"), "{err}");
+}

@@ -20,6 +20,8 @@ use super::{httpc, Payload, Transport, TransportError};
 const BODY_IN_LOG: u64 = 512;
 /// The longest `Retry-After` honoured: a server asking for more is asked again then.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// How often a `Retry-After` wait looks at the drain clock.
+const RETRY_AFTER_SLICE: Duration = Duration::from_millis(200);
 
 pub struct HttpTransport {
     cfg: HttpConfig,
@@ -29,6 +31,9 @@ pub struct HttpTransport {
     not_before: Option<Instant>,
     /// The drain deadline, once the input has ended.
     deadline: Option<Instant>,
+    /// The run's end-of-input clock and drain timeout: a `Retry-After` wait looks at it, so
+    /// a signal during a long wait still stops within the drain timeout.
+    clock: Option<(std::sync::Arc<crate::shutdown::Shutdown>, Duration)>,
 }
 
 impl HttpTransport {
@@ -52,6 +57,7 @@ impl HttpTransport {
             target,
             not_before: None,
             deadline: None,
+            clock: None,
         })
     }
 
@@ -96,25 +102,34 @@ impl HttpTransport {
         }
     }
 
-    /// Waits out a `Retry-After`, at most until the drain deadline.
+    /// The drain deadline as of now: the shared clock's, else the last one passed in.
+    fn drain_deadline(&self) -> Option<Instant> {
+        match &self.clock {
+            Some((clock, timeout)) => clock.deadline(*timeout).or(self.deadline),
+            None => self.deadline,
+        }
+    }
+
+    /// Waits out a `Retry-After`, in slices, giving up once it would end past the drain
+    /// deadline (which a signal can set while it waits).
     fn wait_turn(&mut self) -> Result<(), TransportError> {
         let Some(t) = self.not_before else {
             return Ok(());
         };
-        let now = Instant::now();
-        if t <= now {
-            self.not_before = None;
-            return Ok(());
+        loop {
+            let now = Instant::now();
+            if t <= now {
+                self.not_before = None;
+                return Ok(());
+            }
+            if self.drain_deadline().is_some_and(|d| d < t) {
+                return Err(TransportError::Unavailable {
+                    target: self.target.clone(),
+                    reason: "the server asked to wait (Retry-After) past the drain deadline".into(),
+                });
+            }
+            std::thread::sleep((t - now).min(RETRY_AFTER_SLICE));
         }
-        if self.deadline.is_some_and(|d| d < t) {
-            return Err(TransportError::Unavailable {
-                target: self.target.clone(),
-                reason: "the server asked to wait (Retry-After) past the drain deadline".into(),
-            });
-        }
-        std::thread::sleep(t - now);
-        self.not_before = None;
-        Ok(())
     }
 
     fn unavailable(&self, reason: String) -> TransportError {
@@ -140,7 +155,7 @@ impl Transport for HttpTransport {
             Compression::Gzip => Some("gzip"),
             Compression::Zstd => Some("zstd"),
         };
-        let timeout = match self.deadline {
+        let timeout = match self.drain_deadline() {
             Some(d) => self.cfg.timeout.min(
                 d.saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(100)),
@@ -198,6 +213,14 @@ impl Transport for HttpTransport {
 
     fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
+    }
+
+    fn set_drain_clock(
+        &mut self,
+        clock: std::sync::Arc<crate::shutdown::Shutdown>,
+        timeout: Duration,
+    ) {
+        self.clock = Some((clock, timeout));
     }
 
     /// A TCP connection to the URL's host and port (a webhook need not answer anything but
