@@ -9,6 +9,7 @@
 
 mod config;
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -62,11 +63,13 @@ impl HttpTransport {
     }
 
     /// The request body of `batch` (compressed if configured).
-    fn build_body(&self, batch: &Payload) -> Result<Vec<u8>, TransportError> {
+    fn build_body<'a>(&self, batch: &'a Payload) -> Result<Cow<'a, [u8]>, TransportError> {
+        // A text payload is NDJSON already: sent (or compressed) as it is, not copied.
+        if self.cfg.body == BodyKind::Ndjson && batch.is_text() {
+            return self.compress(Cow::Borrowed(&batch.bytes));
+        }
         let mut body = Vec::with_capacity(batch.bytes.len() + 2);
         match self.cfg.body {
-            // A text payload is NDJSON already.
-            BodyKind::Ndjson if batch.is_text() => body.extend_from_slice(&batch.bytes),
             BodyKind::Ndjson => {
                 for r in batch.iter() {
                     body.extend_from_slice(r);
@@ -84,6 +87,11 @@ impl HttpTransport {
                 body.push(b']');
             }
         }
+        self.compress(Cow::Owned(body))
+    }
+
+    /// The body compressed as configured (as it is without compression).
+    fn compress<'a>(&self, body: Cow<'a, [u8]>) -> Result<Cow<'a, [u8]>, TransportError> {
         let fail = |e: std::io::Error| TransportError::Rejected {
             target: self.target.clone(),
             reason: format!("compressing the body: {e}"),
@@ -96,9 +104,9 @@ impl HttpTransport {
                     flate2::Compression::fast(),
                 );
                 z.write_all(&body).map_err(fail)?;
-                z.finish().map_err(fail)
+                z.finish().map(Cow::Owned).map_err(fail)
             }
-            Compression::Zstd => zstd::bulk::compress(&body, 3).map_err(fail),
+            Compression::Zstd => zstd::bulk::compress(&body, 3).map(Cow::Owned).map_err(fail),
         }
     }
 
